@@ -1,0 +1,71 @@
+"""The exceptions codedock_magic raises.
+
+Every error is a :class:`CodedockError`, and each message says what went wrong
+and what to do next::
+
+    CodedockError
+    ├── InvalidValueError (also a ValueError)  a limit, option or setting is malformed
+    └── EngineError                            the container engine failed us
+        ├── EngineUnavailableError             no engine answered
+        └── ImageNotFoundError                 the sandbox image is not built
+
+A sandboxed program that fails, times out or runs out of memory is not an
+exception: it is a :class:`~codedock_magic.result.RunResult` with that status.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CodedockError",
+    "EngineError",
+    "EngineUnavailableError",
+    "ImageNotFoundError",
+    "InvalidValueError",
+]
+
+BUILD_HINT = "bash images/pybuntu/build.sh (from a codedock-magic checkout)"
+
+
+class CodedockError(Exception):
+    """Base class of every error raised by codedock_magic."""
+
+
+class InvalidValueError(CodedockError, ValueError):
+    """A value given by the user (a limit, an option, a setting) is malformed.
+
+    Raised before anything starts, so nothing is created and nothing is lost.
+    """
+
+    def __init__(self, name: str, value: object, expected: str) -> None:
+        self.name = name
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{name} {value!r} is not {expected}")
+
+
+class EngineError(CodedockError):
+    """The container engine refused or failed an operation."""
+
+
+class EngineUnavailableError(EngineError):
+    """No container engine answered at the address we tried."""
+
+    def __init__(self, address: str, detail: str = "") -> None:
+        self.address = address
+        hint = (
+            "start one (as root on Debian: bash scripts/engine.sh, or systemctl start docker), "
+            "or point DOCKER_HOST at a running engine"
+        )
+        extra = f" ({detail})" if detail else ""
+        super().__init__(f"no Docker engine answered at {address}{extra}; {hint}")
+
+
+class ImageNotFoundError(EngineError):
+    """The image sandboxes run in does not exist on the engine."""
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+        super().__init__(
+            f"the sandbox image {image!r} is not on this Docker engine; build it with "
+            f"{BUILD_HINT}, or choose another image that has python3"
+        )

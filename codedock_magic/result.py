@@ -1,0 +1,105 @@
+"""What a run ended with, and how the engine's facts map to a status."""
+
+from __future__ import annotations
+
+import enum
+import signal as _signal
+from dataclasses import dataclass
+
+from .limits import Limits, format_size
+
+__all__ = ["RunResult", "RunStatus", "decide_status"]
+
+
+class RunStatus(str, enum.Enum):
+    """How a sandboxed run ended. Only the engine and the host decide it."""
+
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory limit"
+    SIGNALED = "killed by signal"
+    INTERRUPTED = "interrupted"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def decide_status(
+    *,
+    exit_code: int | None,
+    signal: int | None,
+    oom_killed: bool,
+    timed_out: bool,
+    interrupted: bool,
+) -> RunStatus:
+    """Map the facts of a finished run to its status.
+
+    The host's own knowledge (it interrupted the run, its deadline passed) wins over
+    what the container reports, since the kill it sent explains the exit. A memory
+    kill is only reported when the program did not succeed anyway.
+    """
+    if interrupted:
+        return RunStatus.INTERRUPTED
+    if timed_out:
+        return RunStatus.TIMEOUT
+    if oom_killed and exit_code != 0:
+        return RunStatus.MEMORY_LIMIT
+    if signal is not None:
+        return RunStatus.SIGNALED
+    if exit_code == 0:
+        return RunStatus.OK
+    return RunStatus.ERROR
+
+
+def signal_name(number: int) -> str:
+    """``9`` -> ``"SIGKILL"``; unknown numbers stay numeric."""
+    try:
+        return _signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult:
+    """Everything known about one finished run.
+
+    Attributes:
+        status: how it ended (see :class:`RunStatus`).
+        exit_code: the program's exit code, ``None`` when it did not exit by itself.
+        signal: the signal that killed the program, if one did.
+        stdout: what it printed, UTF-8 with bad bytes replaced; cut to a head and a
+            tail past ``limits.output``.
+        stderr: likewise for standard error.
+        duration: wall-clock seconds from start to the end of the run.
+        truncated: whether stdout or stderr was cut.
+        limits: the limits the run was given.
+        image: the image it ran in.
+    """
+
+    status: RunStatus
+    exit_code: int | None
+    signal: int | None
+    stdout: str
+    stderr: str
+    duration: float
+    truncated: bool
+    limits: Limits
+    image: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the program exited with code 0 within its limits."""
+        return self.status is RunStatus.OK
+
+    def describe(self) -> str:
+        """A short human phrase: ``ok``, ``error (exit 3)``, ``timeout after 2s`` ..."""
+        if self.status is RunStatus.ERROR:
+            return f"error (exit {self.exit_code})"
+        if self.status is RunStatus.TIMEOUT:
+            return f"timeout after {self.limits.timeout:g}s"
+        if self.status is RunStatus.MEMORY_LIMIT:
+            return f"memory limit ({format_size(self.limits.memory)}) exceeded"
+        if self.status is RunStatus.SIGNALED and self.signal is not None:
+            return f"killed by {signal_name(self.signal)}"
+        return str(self.status)
