@@ -93,7 +93,7 @@ def start_child(code: bytes, uid: int) -> tuple[int, int, int, int]:
             env.setdefault("LANG", "C.UTF-8")
             os.chdir("/sandbox")
             os.execve(sys.executable, [sys.executable, "-u", SCRIPT], env)
-        except BaseException as exc:  # noqa: BLE001 - report anything, then vanish
+        except BaseException as exc:
             os.write(2, b"codedock: could not start the program: " + repr(exc).encode() + b"\n")
         os._exit(126)
     os.close(in_r)
@@ -163,9 +163,9 @@ def main() -> None:
         number = os.WTERMSIG(status)
         emit(b"x", b"signal %d" % number)
         os._exit(128 + number)
-    code = os.WEXITSTATUS(status)
-    emit(b"x", b"exit %d" % code)
-    os._exit(code)
+    exit_code = os.WEXITSTATUS(status)
+    emit(b"x", b"exit %d" % exit_code)
+    os._exit(exit_code)
 
 
 main()

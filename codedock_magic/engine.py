@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 import docker
 import docker.errors
+import docker.utils
 import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
@@ -147,15 +148,13 @@ class DockerEngine:
     The address comes from ``DOCKER_HOST`` and friends, as for the docker CLI.
     """
 
-    def __init__(self, base_url: str | None = None, *, timeout: float = 60.0) -> None:
-        kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
+    def __init__(self, base_url: str | None = None, *, timeout: int = 60) -> None:
+        kwargs: dict[str, Any] = dict(docker.utils.kwargs_from_env())
         if base_url:
             kwargs["base_url"] = base_url
         self._address = str(kwargs.get("base_url") or "unix:///var/run/docker.sock")
         try:
-            self.api = docker.APIClient(
-                version="auto", timeout=timeout, max_pool_size=32, **kwargs
-            )
+            self.api = docker.APIClient(version="auto", timeout=timeout, max_pool_size=32, **kwargs)
         except docker.errors.DockerException as exc:
             raise EngineUnavailableError(self._address, _short(exc)) from None
 
@@ -248,6 +247,8 @@ class DockerEngine:
         def pump() -> None:
             with contextlib.suppress(Exception):
                 for event in stream:
+                    if not isinstance(event, dict):
+                        continue
                     actor = event.get("Actor") or {}
                     watch.record(str(event.get("Action", "")), actor.get("Attributes") or {})
                     if watch.removed.is_set():
@@ -258,7 +259,9 @@ class DockerEngine:
                 stream.close()
 
         watch._close = close
-        threading.Thread(target=pump, name=f"codedock-events-{container_id[:12]}", daemon=True).start()
+        threading.Thread(
+            target=pump, name=f"codedock-events-{container_id[:12]}", daemon=True
+        ).start()
         return watch
 
     def attach(self, container_id: str) -> socket.socket:
@@ -310,8 +313,11 @@ class DockerEngine:
             filters={"label": [f"{key}={value}" for key, value in wanted.items()]},
         )
         return [
-            ContainerInfo(id=str(c["Id"]), labels=dict(c.get("Labels") or {}), state=str(c.get("State", "")))
+            ContainerInfo(
+                id=str(c["Id"]), labels=dict(c.get("Labels") or {}), state=str(c.get("State", ""))
+            )
             for c in found
+            if isinstance(c, dict)
         ]
 
 
@@ -332,4 +338,3 @@ def default_engine() -> DockerEngine:
         if _default is None:
             _default = DockerEngine()
         return _default
-

@@ -9,6 +9,7 @@ its own (kind, big-endian length): ``o`` stdout, ``e`` stderr, ``x`` the end.
 from __future__ import annotations
 
 import struct
+
 __all__ = ["ENGINE_STDERR", "ENGINE_STDOUT", "EngineFrames", "SupervisorFrames", "encode_request"]
 
 ENGINE_STDOUT = 1

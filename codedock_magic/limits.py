@@ -61,13 +61,13 @@ def _number(value: Any, name: str, expected: str, *, integer: bool = False) -> f
     return number
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, init=False)
 class Limits:
-    """What one run may use. Every field is checked on construction.
+    """What one run may use. Every value is checked on construction.
 
-    Sizes accept bytes (``int``) or docker syntax (``"100m"``); after construction
-    they are always ``int`` bytes. Numbers may be given as strings, as they come
-    from a command line.
+    Sizes accept bytes (``int``) or docker syntax (``"100m"``); numbers may be
+    strings, as they come from a command line. After construction every field has
+    its canonical type (sizes in ``int`` bytes).
 
     Attributes:
         timeout: wall-clock seconds before the run is killed (status ``timeout``).
@@ -78,31 +78,41 @@ class Limits:
         workdir: size of the writable tmpfs work dir ``/sandbox``.
     """
 
-    timeout: float = 10.0
-    memory: int = 256 * 1024**2
-    cpus: float = 1.0
-    pids: int = 64
-    output: int = 1024**2
-    workdir: int = 64 * 1024**2
+    timeout: float
+    memory: int
+    cpus: float
+    pids: int
+    output: int
+    workdir: int
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float | str = 10.0,
+        memory: int | str = "256m",
+        cpus: float | str = 1.0,
+        pids: int | str = 64,
+        output: int | str = "1m",
+        workdir: int | str = "64m",
+    ) -> None:
         checked = {
-            "timeout": _number(self.timeout, "timeout", "a number of seconds such as 2 or 0.5"),
-            "memory": parse_size(self.memory, "memory"),
-            "cpus": _number(self.cpus, "cpus", "a positive number of CPUs such as 1 or 0.5"),
-            "pids": int(_number(self.pids, "pids", "a whole number such as 64", integer=True)),
-            "output": parse_size(self.output, "output"),
-            "workdir": parse_size(self.workdir, "workdir"),
+            "timeout": _number(timeout, "timeout", "a number of seconds such as 2 or 0.5"),
+            "memory": parse_size(memory, "memory"),
+            "cpus": _number(cpus, "cpus", "a positive number of CPUs such as 1 or 0.5"),
+            "pids": int(_number(pids, "pids", "a whole number such as 64", integer=True)),
+            "output": parse_size(output, "output"),
+            "workdir": parse_size(workdir, "workdir"),
         }
-        if checked["memory"] < MIN_MEMORY:
-            raise InvalidValueError("memory", self.memory, "at least 16m")
-        if checked["workdir"] < MIN_WORKDIR:
-            raise InvalidValueError("workdir", self.workdir, "at least 1m")
-        if checked["output"] < MIN_OUTPUT:
-            raise InvalidValueError("output", self.output, "at least 1k")
-        if checked["pids"] < 4:
+        given = {"memory": memory, "workdir": workdir, "output": output, "pids": pids}
+        for name, least, shown in [
+            ("memory", MIN_MEMORY, "16m"),
+            ("workdir", MIN_WORKDIR, "1m"),
+            ("output", MIN_OUTPUT, "1k"),
             # The init process and the supervisor count too.
-            raise InvalidValueError("pids", self.pids, "at least 4")
+            ("pids", 4, "4"),
+        ]:
+            if checked[name] < least:
+                raise InvalidValueError(name, given[name], f"at least {shown}")
         for key, value in checked.items():
             object.__setattr__(self, key, value)
 
@@ -110,8 +120,9 @@ class Limits:
         """Return a copy with some fields changed (and checked again)."""
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
-            raise InvalidValueError("limit", sorted(unknown)[0], "one of " + ", ".join(
-                f.name for f in fields(self)))
+            raise InvalidValueError(
+                "limit", sorted(unknown)[0], "one of " + ", ".join(f.name for f in fields(self))
+            )
         return replace(self, **changes)
 
     def describe(self) -> str:

@@ -47,6 +47,9 @@ SUPERVISOR_GRACE = 2.0
 KILL_GRACE = 3.0
 REMOVE_WAIT = 5.0
 _SEND_INLINE = 64 * 1024
+# A signal meant for the main thread (Jupyter's interrupt) may be delivered to
+# another thread; the main thread only notices once it returns from select.
+_POLL = 0.1
 _RECV = 256 * 1024
 
 _SUPERVISOR_SOURCE = Path(__file__).with_name("_supervisor.py").read_text(encoding="utf-8")
@@ -158,7 +161,7 @@ class _Run:
                 threading.Thread(target=self.engine.kill, args=(container,), daemon=True).start()
                 stop_at = now + KILL_GRACE
                 continue
-            ready, _, _ = select.select([sock], [], [], stop_at - now)
+            ready, _, _ = select.select([sock], [], [], min(_POLL, stop_at - now))
             if not ready:
                 continue
             data = sock.recv(_RECV)

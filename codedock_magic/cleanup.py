@@ -1,0 +1,71 @@
+"""Finding and removing containers that nothing will remove any more."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+from .engine import Engine, default_engine
+from .labels import SESSION, SESSION_ID, ContainerLabels
+
+__all__ = ["Orphan", "find_orphans", "remove_session", "sweep"]
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A managed container whose owner is gone or whose lifetime has passed."""
+
+    id: str
+    reason: str
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def find_orphans(engine: Engine | None = None, *, now: float | None = None) -> list[Orphan]:
+    """Managed containers past their expiry, or owned by a dead process on this host.
+
+    The owner check only applies to containers made on this host (by hostname);
+    containers of other hosts on a shared engine are judged by expiry alone.
+    """
+    engine = engine or default_engine()
+    now = time.time() if now is None else now
+    here = socket.gethostname()
+    orphans = []
+    for container in engine.list():
+        labels = ContainerLabels.parse(container.labels)
+        if labels.expires and labels.expires < now:
+            orphans.append(Orphan(container.id, f"expired {now - labels.expires:.0f}s ago"))
+        elif labels.host == here and not _pid_alive(labels.owner_pid):
+            orphans.append(Orphan(container.id, f"owner pid {labels.owner_pid} is gone"))
+    return orphans
+
+
+def sweep(engine: Engine | None = None, *, dry_run: bool = False) -> list[Orphan]:
+    """Remove the orphans :func:`find_orphans` reports (only list them if ``dry_run``)."""
+    engine = engine or default_engine()
+    orphans = find_orphans(engine)
+    if not dry_run:
+        for orphan in orphans:
+            engine.remove(orphan.id)
+    return orphans
+
+
+def remove_session(engine: Engine | None = None, session: str = SESSION_ID) -> int:
+    """Remove every container of ``session`` (this process by default); return how many."""
+    engine = engine or default_engine()
+    containers = engine.list({SESSION: session})
+    for container in containers:
+        engine.remove(container.id)
+    return len(containers)

@@ -1,0 +1,89 @@
+"""The ``codedock`` command: a demo of the runner and an orphan sweep for admins."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .cleanup import sweep
+from .engine import default_engine
+from .errors import CodedockError
+from .limits import Limits
+from .runner import DEFAULT_IMAGE, run
+
+__all__ = ["main"]
+
+DEMO_SNIPPETS: Sequence[tuple[str, str, Limits]] = (
+    ("print('hello from the sandbox')", "", Limits(timeout=5)),
+    ("name = input()\nprint(f'hello, {name}')", "Ada\n", Limits(timeout=5)),
+    ("import sys\nprint('about to fail', file=sys.stderr)\nsys.exit(3)", "", Limits(timeout=5)),
+    ("while True:\n    pass", "", Limits(timeout=1)),
+    ("hog = bytearray(300 * 1024 * 1024)", "", Limits(timeout=10, memory="100m")),
+)
+
+
+def _one_line(text: str, width: int = 60) -> str:
+    flat = " | ".join(line for line in text.strip().splitlines())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def demo(image: str) -> int:
+    """Run a few snippets and the pycodedock API; print one outcome per line."""
+    engine = default_engine()
+    engine.ping()
+    print(f"engine {engine.address}, image {image}")
+    for code, stdin, limits in DEMO_SNIPPETS:
+        started = time.monotonic()
+        result = run(code, stdin=stdin, limits=limits, image=image, engine=engine)
+        took = time.monotonic() - started
+        shown = _one_line(result.stdout or result.stderr)
+        print(f"{result.describe():<32} {took:6.2f}s  {_one_line(code, 40):<40}  -> {shown}")
+
+    from . import dock
+
+    with tempfile.TemporaryDirectory() as root:
+        script = Path(root, "script.py")
+        script.write_text("print(sum(int(x) for x in input().split()))\n")
+        data = Path(root, "input.txt")
+        data.write_text("1 2 3 4\n")
+        job = dock.Docker("codedock-demo", str(script), str(data), 5, {"DOCKER_ROOT": root})
+        try:
+            status = job.run()
+            output = Path(job.output_file).read_text()
+        finally:
+            job.destroy()
+        outcome = f"old API dock.Docker.run() -> {status}"
+        print(f"{outcome:<32} {'':7}  {'sum of input':<40}  -> {_one_line(output)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``codedock`` console script."""
+    parser = argparse.ArgumentParser(prog="codedock", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo_parser = commands.add_parser("demo", help="run a few snippets and print their outcomes")
+    demo_parser.add_argument("--image", default=DEFAULT_IMAGE, help="image to run in")
+    sweep_parser = commands.add_parser(
+        "sweep",
+        help="remove sandbox containers whose owner is gone or whose lifetime has passed",
+    )
+    sweep_parser.add_argument(
+        "--dry-run", action="store_true", help="only list what would be removed"
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            return demo(args.image)
+        orphans = sweep(dry_run=args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        for orphan in orphans:
+            print(f"{verb} {orphan.id[:12]}: {orphan.reason}")
+        print(f"{verb} {len(orphans)} orphaned sandbox container(s)")
+        return 0
+    except CodedockError as exc:
+        print(f"codedock: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One entry point for developers and CI:
+#   bash scripts/dev.sh demo    set everything up, then run the demo
+#   bash scripts/dev.sh test    set everything up, then lint, type-check and test
+#   bash scripts/dev.sh setup   only set up: virtualenv, Docker engine, sandbox image
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+venv=${CODEDOCK_VENV:-.venv}
+python=${PYTHON:-python3}
+
+setup_venv() {
+    local stamp="$venv/.installed"
+    if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
+        return 0
+    fi
+    if ! "$python" -m venv "$venv" >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+            "$python" -m venv "$venv"
+        else
+            echo "dev.sh: '$python -m venv' failed; install python3-venv" >&2
+            exit 1
+        fi
+    fi
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+    touch "$stamp"
+}
+
+setup() {
+    setup_venv
+    bash scripts/engine.sh
+    bash images/pybuntu/build.sh
+}
+
+case "${1:-}" in
+    setup)
+        setup
+        ;;
+    demo)
+        setup
+        "$venv/bin/codedock" demo
+        ;;
+    test)
+        setup
+        shift
+        "$venv/bin/ruff" check codedock_magic tests benchmarks
+        "$venv/bin/mypy"
+        "$venv/bin/python" -m pytest "$@"
+        ;;
+    *)
+        echo "usage: bash scripts/dev.sh setup|demo|test [pytest args]" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,70 @@
+"""The codedock command: the demo and the orphan sweep, against the real engine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from codedock_magic import DEFAULT_IMAGE, DockerEngine, Limits, SandboxSpec
+from codedock_magic.cli import main
+from codedock_magic.labels import make_labels
+from codedock_magic.runner import supervisor_command
+
+pytestmark = pytest.mark.docker
+
+
+def test_demo_prints_each_outcome(engine: DockerEngine) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "codedock_magic", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("engine ")
+    outcomes = [line.split("  ")[0].strip() for line in lines[1:]]
+    assert outcomes == [
+        "ok",
+        "ok",
+        "error (exit 3)",
+        "timeout after 1s",
+        "memory limit (100m) exceeded",
+        "old API dock.Docker.run() -> 0",
+    ]
+    assert lines[-1].endswith("-> 10")
+
+
+def test_sweep_removes_orphans_of_dead_owners(
+    engine: DockerEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    labels = make_labels(60, session="sweep-test")
+    labels["io.codedock.owner-pid"] = str(dead.pid)
+    orphan = engine.create(SandboxSpec(DEFAULT_IMAGE, supervisor_command(), Limits(), labels))
+    try:
+        assert main(["sweep", "--dry-run"]) == 0
+        assert (
+            f"would remove {orphan[:12]}: owner pid {dead.pid} is gone" in capsys.readouterr().out
+        )
+        assert [c.id for c in engine.list({"io.codedock.session": "sweep-test"})] == [orphan]
+        assert main(["sweep"]) == 0
+        assert f"removed {orphan[:12]}" in capsys.readouterr().out
+        assert engine.list({"io.codedock.session": "sweep-test"}) == []
+    finally:
+        engine.remove(orphan)
+
+
+def test_without_an_engine_the_cli_says_what_to_do() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "codedock_magic", "sweep"],
+        capture_output=True,
+        text=True,
+        env={"DOCKER_HOST": "unix:///nonexistent.sock", "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 1
+    assert out.stderr.startswith("codedock: no Docker engine answered at unix:///nonexistent.sock")
+    assert "Traceback" not in out.stderr

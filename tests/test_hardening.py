@@ -1,0 +1,166 @@
+"""Each hardened default, attacked from inside a real sandbox."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from codedock_magic import DockerEngine, Limits, RunStatus, run
+
+pytestmark = pytest.mark.docker
+
+
+def _ok(engine: DockerEngine, code: str, **limits: object) -> str:
+    result = run(code, engine=engine, limits=Limits(**limits) if limits else None)  # type: ignore[arg-type]
+    assert result.status is RunStatus.OK, result.stderr
+    return result.stdout
+
+
+def test_no_network(engine: DockerEngine) -> None:
+    out = _ok(
+        engine,
+        "import socket\n"
+        "for addr in [('127.0.0.1', 9), ('1.1.1.1', 53)]:\n"
+        "    s = socket.socket(); s.settimeout(2)\n"
+        "    try:\n"
+        "        s.connect(addr); print('connected', addr)\n"
+        "    except OSError as e:\n"
+        "        print('refused', type(e).__name__)\n"
+        "print(sorted(n for _, n in socket.if_nameindex()))\n",
+    )
+    assert "connected" not in out
+    assert out.count("refused") == 2
+    assert out.strip().endswith("['lo']")
+
+
+def test_not_root_and_no_capabilities(engine: DockerEngine) -> None:
+    out = _ok(
+        engine,
+        "import os\n"
+        "lines = open('/proc/self/status').read().splitlines()\n"
+        "status = dict(l.split(':\\t', 1) for l in lines if ':\\t' in l)\n"
+        "print(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())\n"
+        "print(status['CapEff'].strip(), status['CapPrm'].strip(), status['NoNewPrivs'].strip())\n",
+    )
+    ids, caps = out.splitlines()
+    assert ids == "65534 65534 65534 []"
+    assert caps == "0000000000000000 0000000000000000 1"
+
+
+def test_cannot_signal_the_supervisor_or_init(engine: DockerEngine) -> None:
+    out = _ok(
+        engine,
+        "import os\n"
+        "for pid in (1, os.getppid()):\n"
+        "    try:\n"
+        "        os.kill(pid, 9); print('killed', pid)\n"
+        "    except PermissionError:\n"
+        "        print('denied')\n",
+    )
+    assert out == "denied\ndenied\n"
+
+
+def test_root_is_read_only_and_the_workdir_is_small(engine: DockerEngine) -> None:
+    out = _ok(
+        engine,
+        "import os\n"
+        "for path in ['/x', '/etc/passwd', '/tmp/x', '/usr/lib/x', '/etc/hosts']:\n"
+        "    try:\n"
+        "        open(path, 'a').close(); print('wrote', path)\n"
+        "    except OSError as e:\n"
+        "        print('refused', e.errno)\n"
+        "print(os.getcwd())\n"
+        "open('/sandbox/ok.txt', 'w').write('fine'); print('workdir ok')\n"
+        "try:\n"
+        "    with open('/sandbox/big', 'wb') as f:\n"
+        "        for _ in range(40): f.write(b'x' * 1024 * 1024)\n"
+        "    print('wrote 40m')\n"
+        "except OSError as e:\n"
+        "    print('full', e.errno)\n",
+        workdir="16m",
+    )
+    assert "wrote" not in out.replace("wrote 40m", "")
+    assert "/sandbox\nworkdir ok\n" in out
+    # ENOSPC from the tmpfs, or EFBIG from the fsize ulimit: either way, bounded.
+    assert out.strip().splitlines()[-1] in ("full 28", "full 27")
+
+
+def test_a_fork_bomb_is_contained_and_the_host_is_fine(engine: DockerEngine) -> None:
+    code = (
+        "import os, time\n"
+        "made = failed = 0\n"
+        "for _ in range(300):\n"
+        "    try:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(5); os._exit(0)\n"
+        "        made += 1\n"
+        "    except OSError:\n"
+        "        failed += 1\n"
+        "print(made, failed)\n"
+    )
+    result = run(code, limits=Limits(pids=32, timeout=20), engine=engine)
+    made, failed = map(int, result.stdout.split())
+    assert made < 32 and failed > 250
+    assert os.fork  # the host still forks: this test process is alive and well
+    assert run("print(2)", engine=engine).stdout == "2\n"
+
+
+def test_ulimits_bound_files(engine: DockerEngine) -> None:
+    out = _ok(
+        engine,
+        "import resource\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+        "files = []\n"
+        "try:\n"
+        "    for _ in range(1000): files.append(open('/dev/null'))\n"
+        "except OSError as e:\n"
+        "    print('stopped at', len(files))\n"
+        "print(resource.getrlimit(resource.RLIMIT_FSIZE)[0])\n",
+        workdir="8m",
+    )
+    nofile, stopped, fsize = out.splitlines()
+    assert nofile == "256"
+    assert stopped.startswith("stopped at ") and int(stopped.split()[-1]) < 256
+    assert fsize == str(8 * 1024 * 1024)
+
+
+def test_an_init_process_and_no_host_mounts_or_environment(engine: DockerEngine) -> None:
+    secret = f"codedock-secret-{time.time_ns()}"
+    os.environ["CODEDOCK_TEST_SECRET"] = secret
+    try:
+        out = _ok(
+            engine,
+            "import os\n"
+            "print(open('/proc/1/cmdline').read().split('\\0')[0])\n"
+            "print(sorted(os.environ))\n"
+            "leaked = any('codedock-secret' in v for v in os.environ.values())\n"
+            "print('SECRET' if leaked else 'clean')\n"
+            "for line in open('/proc/self/mountinfo'):\n"
+            "    print('MOUNT', line.split()[4], line.split(' - ')[1].split()[0])\n",
+        )
+    finally:
+        del os.environ["CODEDOCK_TEST_SECRET"]
+    lines = out.splitlines()
+    assert lines[0].endswith("docker-init")
+    assert "CODEDOCK_TEST_SECRET" not in lines[1]
+    assert lines[2] == "clean"
+    mounts = {tuple(line.split()[1:]) for line in lines if line.startswith("MOUNT ")}
+    # The only mounts with a host file behind them are the engine's own: its init
+    # binary and /etc/{hosts,hostname,resolv.conf}; nothing of the host's files.
+    host_backed = {
+        target
+        for target, fstype in mounts
+        if fstype
+        not in ("overlay", "proc", "tmpfs", "devpts", "sysfs", "mqueue", "cgroup", "cgroup2", "shm")
+    }
+    engine_files = {
+        "/etc/hosts",
+        "/etc/hostname",
+        "/etc/resolv.conf",
+        "/sbin/docker-init",
+        "/usr/sbin/docker-init",
+    }
+    assert host_backed <= engine_files, host_backed
+    assert ("/sandbox", "tmpfs") in mounts
