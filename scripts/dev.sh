@@ -45,7 +45,8 @@ case "${1:-}" in
     test)
         setup
         shift
-        "$venv/bin/ruff" check codedock_magic tests benchmarks
+        "$venv/bin/ruff" check .
+        "$venv/bin/ruff" format --check .
         "$venv/bin/mypy"
         "$venv/bin/python" -m pytest "$@"
         ;;
