@@ -5,15 +5,23 @@ and what to do next::
 
     CodedockError
     ├── InvalidValueError (also a ValueError)  a limit, option or setting is malformed
-    └── EngineError                            the container engine failed us
-        ├── EngineUnavailableError             no engine answered
-        └── ImageNotFoundError                 the sandbox image is not built
+    ├── EngineError                            the container engine failed us
+    │   ├── EngineUnavailableError             no engine answered
+    │   └── ImageNotFoundError                 the sandbox image is not built
+    └── RunFailedError                         %%sandbox: the cell's program did not end ok
 
 A sandboxed program that fails, times out or runs out of memory is not an
-exception: it is a :class:`~codedock_magic.result.RunResult` with that status.
+exception for :func:`~codedock_magic.run`: it is a
+:class:`~codedock_magic.result.RunResult` with that status. Only the magic turns
+it into :class:`RunFailedError`, so that "Run all" stops as at a failing cell.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .result import RunResult
 
 __all__ = [
     "CodedockError",
@@ -21,13 +29,21 @@ __all__ = [
     "EngineUnavailableError",
     "ImageNotFoundError",
     "InvalidValueError",
+    "RunFailedError",
 ]
 
 BUILD_HINT = "bash images/pybuntu/build.sh (from a codedock-magic checkout)"
 
 
 class CodedockError(Exception):
-    """Base class of every error raised by codedock_magic."""
+    """Base class of every error raised by codedock_magic.
+
+    In IPython these show as one line, ``ErrorName: message``: the message says
+    what to do, and a traceback through the engine client would only hide it.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 class InvalidValueError(CodedockError, ValueError):
@@ -68,4 +84,19 @@ class ImageNotFoundError(EngineError):
         super().__init__(
             f"the sandbox image {image!r} is not on this Docker engine; build it with "
             f"{BUILD_HINT}, or choose another image that has python3"
+        )
+
+
+class RunFailedError(CodedockError):
+    """A ``%%sandbox`` cell's program did not end ok (raised after its output is shown).
+
+    IPython shows only the one-line message: the program's own traceback is
+    already in the cell's output, and a host traceback would say nothing useful.
+    """
+
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+        super().__init__(
+            f"the sandboxed cell ended with {result.describe()}; "
+            "its output is above (use --no-raise-error to carry on)"
         )

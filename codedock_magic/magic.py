@@ -1,13 +1,346 @@
-"""Placeholder replaced by the %%sandbox magic."""
+"""The ``%%sandbox`` cell magic, its configuration, and the helper line magics.
+
+Defaults and ceilings are traitlets on :class:`SandboxMagics`, so they are set as
+IPython's own magics are::
+
+    %config SandboxMagics.timeout = 5                     # in a notebook
+    c.SandboxMagics.max_memory = "512m"                   # ipython_kernel_config.py
+"""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import keyword
+import os
+import shlex
+import threading
+from pathlib import Path
 from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
+
+from .cleanup import remove_session, sweep
+from .display import TextView, View, WidgetView
+from .engine import Engine, default_engine
+from .errors import CodedockError, InvalidValueError, RunFailedError
+from .limits import Limits, format_size, parse_size
+from .result import RunResult
+from .runner import DEFAULT_IMAGE, run
+
+__all__ = ["SandboxMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+NO_WIDGETS_ENV = "CODEDOCK_NO_WIDGETS"
+
+
+def _size_trait_check(name: str, value: str, *, empty_ok: bool = False) -> str:
+    if empty_ok and value == "":
+        return value
+    try:
+        parse_size(value, name)
+    except InvalidValueError as exc:
+        raise TraitError(str(exc)) from None
+    return value
+
+
+@magics_class
+class SandboxMagics(Magics):
+    """Run a cell's code in a fresh, locked-down container (``%%sandbox``)."""
+
+    timeout = Float(10.0, help="Default wall-clock limit of a cell, in seconds.").tag(config=True)
+    memory = Unicode("256m", help="Default memory limit (swap disabled), e.g. 100m or 1g.").tag(
+        config=True
+    )
+    cpus = Float(1.0, help="Default CPU share, e.g. 0.5 for half a core.").tag(config=True)
+    pids = Int(64, help="Default limit on processes and threads inside the sandbox.").tag(
+        config=True
+    )
+    output = Unicode(
+        "1m", help="Bytes of stdout and of stderr kept; past that a head and a tail."
+    ).tag(config=True)
+    workdir = Unicode("64m", help="Size of the writable work dir /sandbox.").tag(config=True)
+    image = Unicode(DEFAULT_IMAGE, help="Default image; it must have python3.").tag(config=True)
+    widgets = Bool(
+        True, help="Show a live widget view in Jupyter (False: plain text everywhere)."
+    ).tag(config=True)
+    raise_error = Bool(True, help="Raise after showing the output when a run does not end ok.").tag(
+        config=True
+    )
+    max_timeout = Float(
+        0.0, help="Ceiling: the longest timeout a cell may ask for (0: no ceiling)."
+    ).tag(config=True)
+    max_memory = Unicode("", help="Ceiling: the most memory a cell may ask for ('': none).").tag(
+        config=True
+    )
+    max_cpus = Float(0.0, help="Ceiling: the most CPUs a cell may ask for (0: none).").tag(
+        config=True
+    )
+    allowed_images = List(
+        Unicode(), default_value=[], help="Ceiling: the only images cells may use ([]: any)."
+    ).tag(config=True)
+    sweep_on_load = Bool(
+        True, help="When the extension loads, remove containers orphaned by dead kernels."
+    ).tag(config=True)
+
+    @validate("memory", "output", "workdir")
+    def _check_size(self, proposal: Any) -> str:
+        return _size_trait_check(proposal["trait"].name, proposal["value"])
+
+    @validate("max_memory")
+    def _check_max_memory(self, proposal: Any) -> str:
+        return _size_trait_check("max_memory", proposal["value"], empty_ok=True)
+
+    @validate("timeout", "cpus", "pids")
+    def _check_positive(self, proposal: Any) -> Any:
+        if proposal["value"] <= 0:
+            raise TraitError(f"{proposal['trait'].name} must be positive, not {proposal['value']}")
+        return proposal["value"]
+
+    def __init__(self, shell: Any = None, engine: Engine | None = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        """The engine cells run on (the Docker engine from the environment by default)."""
+        if self._engine is None:
+            self._engine = default_engine()
+        return self._engine
+
+    # -- %%sandbox ---------------------------------------------------------------
+
+    @magic_arguments("%%sandbox")
+    @argument("--timeout", metavar="SECONDS", help="wall-clock limit, e.g. 2 or 0.5")
+    @argument("--mem", "--memory", dest="memory", metavar="SIZE", help="memory, e.g. 100m or 1g")
+    @argument("--cpus", metavar="N", help="CPU share, e.g. 0.5")
+    @argument("--pids", metavar="N", help="most processes and threads at once")
+    @argument("--image", metavar="NAME", help="image to run in (it must have python3)")
+    @argument("--stdin", metavar="NAME", help="variable (str or bytes) fed to the code's stdin")
+    @argument("--stdin-file", metavar="PATH", help="file fed to the code's stdin")
+    @argument("--out", metavar="NAME", help="store stdout as a str in this variable")
+    @argument("--err", metavar="NAME", help="store stderr as a str in this variable")
+    @argument("--result", metavar="NAME", help="store the RunResult in this variable")
+    @argument(
+        "--no-raise-error",
+        action="store_true",
+        help="do not raise when the run does not end ok (by default it raises, so Run All stops)",
+    )
+    @argument("--no-widgets", action="store_true", help="plain text output even in Jupyter")
+    @cell_magic
+    def sandbox(self, line: str, cell: str) -> None:
+        """Run the cell's Python code in a fresh, locked-down Docker container.
+
+        The code runs with python3 in the image, as an unprivileged user with no
+        network, under the limits given here or configured on SandboxMagics
+        (%config SandboxMagics). Output streams in live; a badge tells how the run
+        ended: ok, error (exit code), timeout, memory limit, killed by signal or
+        interrupted. The notebook's Interrupt button stops the run.
+
+        Example::
+
+            %%sandbox --timeout 2 --mem 100m
+            print(sum(range(10)))
+        """
+        args = self._parse(line)
+        limits, image = self._limits(args)
+        stdin = self._stdin(args)
+        for name in (args.out, args.err, args.result):
+            if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
+                raise UsageError(f"{name!r} is not a valid variable name")
+        view = self._view(args.no_widgets)
+        view.start(limits, image)
+        result = run(
+            cell,
+            stdin=stdin,
+            limits=limits,
+            image=image,
+            on_output=view.on_output,
+            engine=self.engine,
+        )
+        view.finish(result)
+        self._store(args, result)
+        if not result.ok and self.raise_error and not args.no_raise_error:
+            raise RunFailedError(result)
+
+    def _parse(self, line: str) -> Any:
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%%sandbox: cannot split the options ({exc})") from None
+        return self.sandbox.parser.parse_args(argv)
+
+    def _limits(self, args: Any) -> tuple[Limits, str]:
+        asked = {
+            "timeout": args.timeout,
+            "memory": args.memory,
+            "cpus": args.cpus,
+            "pids": args.pids,
+        }
+        option = {"timeout": "--timeout", "memory": "--mem", "cpus": "--cpus", "pids": "--pids"}
+        try:
+            limits = Limits(
+                timeout=args.timeout if args.timeout is not None else self.timeout,
+                memory=args.memory if args.memory is not None else self.memory,
+                cpus=args.cpus if args.cpus is not None else self.cpus,
+                pids=args.pids if args.pids is not None else self.pids,
+                output=self.output,
+                workdir=self.workdir,
+            )
+        except InvalidValueError as exc:
+            raise UsageError(f"{option.get(exc.name, exc.name)}: {exc}") from None
+        ceilings = {
+            "timeout": self.max_timeout or None,
+            "memory": parse_size(self.max_memory, "max_memory") if self.max_memory else None,
+            "cpus": self.max_cpus or None,
+        }
+        clamped: dict[str, Any] = {}
+        for name, ceiling in ceilings.items():
+            value = getattr(limits, name)
+            if ceiling is None or value <= ceiling:
+                continue
+            if asked[name] is not None:
+                shown = format_size(int(ceiling)) if name == "memory" else f"{ceiling:g}"
+                raise UsageError(
+                    f"{option[name]} {asked[name]} exceeds the ceiling "
+                    f"SandboxMagics.max_{name} = {shown} set by your administrator"
+                )
+            # A configured default above the ceiling is brought down to it.
+            clamped[name] = ceiling
+        if clamped:
+            limits = limits.replace(**clamped)
+        image = args.image or self.image
+        if self.allowed_images and image not in self.allowed_images:
+            raise UsageError(
+                f"--image {image} is not allowed; SandboxMagics.allowed_images = "
+                f"{list(self.allowed_images)}"
+            )
+        return limits, image
+
+    def _stdin(self, args: Any) -> bytes | str | None:
+        if args.stdin is not None and args.stdin_file is not None:
+            raise UsageError("give --stdin or --stdin-file, not both")
+        if args.stdin is not None:
+            namespace = self.shell.user_ns if self.shell is not None else {}
+            if args.stdin not in namespace:
+                raise UsageError(f"--stdin: no variable named {args.stdin!r} in the notebook")
+            value = namespace[args.stdin]
+            if not isinstance(value, (str, bytes)):
+                raise UsageError(
+                    f"--stdin: {args.stdin} holds a {type(value).__name__}, not str or bytes"
+                )
+            return value
+        if args.stdin_file is not None:
+            path = Path(args.stdin_file).expanduser()
+            try:
+                return path.read_bytes()
+            except OSError as exc:
+                raise UsageError(f"--stdin-file: cannot read {path}: {exc.strerror}") from None
+        return None
+
+    def _view(self, no_widgets: bool) -> View:
+        frontend = getattr(self.shell, "kernel", None) is not None
+        if no_widgets or not self.widgets or not frontend or os.environ.get(NO_WIDGETS_ENV):
+            return TextView()
+        return WidgetView()
+
+    def _store(self, args: Any, result: RunResult) -> None:
+        if self.shell is None:
+            return
+        for name, value in (
+            (args.out, result.stdout),
+            (args.err, result.stderr),
+            (args.result, result),
+        ):
+            if name is not None:
+                self.shell.user_ns[name] = value
+
+    # -- line magics -------------------------------------------------------------
+
+    @line_magic
+    def sandbox_cleanup(self, line: str = "") -> int:
+        """Remove every sandbox container this kernel started, and say how many."""
+        count = remove_session(self.engine)
+        print(f"removed {count} sandbox container(s) of this kernel")
+        return count
+
+    @line_magic
+    def sandbox_info(self, line: str = "") -> None:
+        """Show this kernel's sandbox settings, ceilings, engine and image in one place."""
+        print("defaults:  " + self._defaults_line())
+        ceilings = [
+            f"max_timeout={self.max_timeout:g}" if self.max_timeout else "",
+            f"max_memory={self.max_memory}" if self.max_memory else "",
+            f"max_cpus={self.max_cpus:g}" if self.max_cpus else "",
+            f"allowed_images={list(self.allowed_images)}" if self.allowed_images else "",
+        ]
+        print("ceilings:  " + (", ".join(c for c in ceilings if c) or "none"))
+        print(f"view:      {'widgets' if self.widgets else 'text'}, raise_error={self.raise_error}")
+        try:
+            engine = self.engine
+            engine.ping()
+            print(f"engine:    answering at {engine.address}")
+        except CodedockError as exc:
+            print(f"engine:    PROBLEM: {exc}")
+            return
+        try:
+            present = engine.image_exists(self.image)
+        except CodedockError as exc:
+            print(f"image:     PROBLEM: {exc}")
+            return
+        if present:
+            print(f"image:     {self.image} (present)")
+        else:
+            print(
+                f"image:     PROBLEM: {self.image} is missing; build it with bash images/pybuntu/build.sh"
+            )
+
+    def _defaults_line(self) -> str:
+        return (
+            f"timeout={self.timeout:g}s memory={self.memory} cpus={self.cpus:g} pids={self.pids} "
+            f"output={self.output} workdir={self.workdir} image={self.image}"
+        )
+
+
+def _quiet_sweep(engine: Engine | None) -> None:
+    # Best effort: a kernel must start even when the engine is down.
+    with contextlib.suppress(Exception):
+        sweep(engine)
+
+
+def _quiet_cleanup() -> None:
+    with contextlib.suppress(Exception):
+        remove_session()
+
+
+_loaded: dict[int, SandboxMagics] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics."""
+    """Register ``%%sandbox``, ``%sandbox_cleanup`` and ``%sandbox_info``.
+
+    Also removes, in the background, containers orphaned by dead kernels on this
+    host, and makes this kernel's own containers go when it exits normally.
+    """
+    if id(ipython) in _loaded:
+        return
+    magics = SandboxMagics(shell=ipython)
+    ipython.register_magics(magics)
+    _loaded[id(ipython)] = magics
+    if magics.sweep_on_load:
+        threading.Thread(
+            target=_quiet_sweep, args=(None,), name="codedock-sweep", daemon=True
+        ).start()
+    atexit.register(_quiet_cleanup)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Unregister the magics."""
+    """Remove the magics registered by :func:`load_ipython_extension`."""
+    magics = _loaded.pop(id(ipython), None)
+    if magics is None:
+        return
+    for kind in ("cell", "line"):
+        for name in list(magics.magics[kind]):
+            ipython.magics_manager.magics[kind].pop(name, None)

@@ -1,0 +1,217 @@
+"""How a run looks in a notebook or a terminal: live while it runs, static after.
+
+:class:`WidgetView` streams into an ipywidgets ``Output`` under a status badge and,
+when the run ends, replaces itself with static HTML and text, which survive
+saving, reloading, untrusted notebooks and nbconvert (a widget there shows only
+"model not found"). :class:`TextView` writes to stdout and stderr and ends with
+one status line, for terminals and wherever no widget frontend listens.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+import threading
+import time
+from typing import Any, Protocol, TextIO
+
+from .limits import Limits
+from .result import RunResult, RunStatus
+
+__all__ = ["TextView", "View", "WidgetView", "render_html", "render_text", "status_line"]
+
+#: Badge colours (white text on each has a contrast ratio of at least 4.5).
+COLOURS = {
+    "running": "#1565c0",
+    RunStatus.OK.value: "#2e7d32",
+    RunStatus.ERROR.value: "#c62828",
+    RunStatus.TIMEOUT.value: "#b45309",
+    RunStatus.MEMORY_LIMIT.value: "#6a1b9a",
+    RunStatus.SIGNALED.value: "#7f1d1d",
+    RunStatus.INTERRUPTED.value: "#475569",
+}
+
+_STDERR_STYLE = "background:#fdecea;color:#7f1d1d;"
+_PRE_STYLE = (
+    "margin:0.2em 0;padding:0.3em 0.5em;white-space:pre-wrap;overflow-wrap:anywhere;"
+    "max-height:40em;overflow-y:auto;font-family:var(--jp-code-font-family,monospace);"
+    "font-size:var(--jp-code-font-size,13px);"
+)
+
+
+class View(Protocol):
+    """What the magic drives: a start, streamed output, and the end."""
+
+    def start(self, limits: Limits, image: str) -> None:
+        """The run is about to start."""
+        ...
+
+    def on_output(self, stream: str, text: str) -> None:
+        """Output arrived on ``"stdout"`` or ``"stderr"``."""
+        ...
+
+    def finish(self, result: RunResult) -> None:
+        """The run ended; show its final state."""
+        ...
+
+
+def _details(limits: Limits, image: str, duration: float | None) -> str:
+    took = f"{duration:.2f} s · " if duration is not None else ""
+    return f"{took}{limits.describe()} · image {image}"
+
+
+def status_line(result: RunResult) -> str:
+    """``[sandbox] ok · 0.12 s · timeout 2s · memory 100m · cpus 1 · pids 64 · image ...``"""
+    line = (
+        f"[sandbox] {result.describe()} · {_details(result.limits, result.image, result.duration)}"
+    )
+    if result.truncated:
+        line += f" · output cut to a head and a tail of {result.limits.output // 1024} KiB"
+    return line
+
+
+def _badge(status: str, label: str) -> str:
+    colour = COLOURS.get(status, COLOURS["running"])
+    return (
+        f'<span class="codedock-badge" data-status="{html.escape(status)}" '
+        f'style="display:inline-block;background:{colour};color:#fff;border-radius:1em;'
+        "padding:0.1em 0.8em;font-weight:600;font-family:var(--jp-ui-font-family,sans-serif);"
+        f'font-size:0.9em;white-space:nowrap">{html.escape(label)}</span>'
+    )
+
+
+def _meta(text: str) -> str:
+    return (
+        '<span class="codedock-meta" style="color:var(--jp-ui-font-color2,#555);'
+        f'font-size:0.85em;margin-left:0.6em">{html.escape(text)}</span>'
+    )
+
+
+def render_html(result: RunResult) -> str:
+    """The static rendering of a finished run: badge, details, stdout, stderr."""
+    parts = [
+        f'<div class="codedock-result" data-status="{html.escape(result.status.value)}">',
+        f"<div>{_badge(result.status.value, result.describe())}"
+        f"{_meta(_details(result.limits, result.image, result.duration))}</div>",
+    ]
+    if result.stdout:
+        parts.append(
+            f'<pre class="codedock-stdout" style="{_PRE_STYLE}">{html.escape(result.stdout)}</pre>'
+        )
+    if result.stderr:
+        parts.append(
+            f'<pre class="codedock-stderr" style="{_PRE_STYLE}{_STDERR_STYLE}">'
+            f"{html.escape(result.stderr)}</pre>"
+        )
+    if result.truncated:
+        parts.append(
+            '<div class="codedock-notice" style="color:#b45309;font-size:0.85em">'
+            f"Output passed the {result.limits.output // 1024} KiB cap: only its head and tail "
+            "are shown.</div>"
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def render_text(result: RunResult) -> str:
+    """The plain-text rendering: stdout, stderr, then the status line."""
+    pieces = [p if p.endswith("\n") else p + "\n" for p in (result.stdout, result.stderr) if p]
+    return "".join(pieces) + status_line(result)
+
+
+class TextView:
+    """Plain streams: stdout to stdout, stderr to stderr, then one status line."""
+
+    def __init__(self, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
+        self._streams = {"stdout": stdout or sys.stdout, "stderr": stderr or sys.stderr}
+        self._shown = {"stdout": 0, "stderr": 0}
+
+    def start(self, limits: Limits, image: str) -> None:
+        """Nothing to show before output arrives."""
+
+    def on_output(self, stream: str, text: str) -> None:
+        """Write ``text`` to the matching stream at once."""
+        target = self._streams[stream]
+        target.write(text)
+        target.flush()
+        self._shown[stream] += len(text)
+
+    def finish(self, result: RunResult) -> None:
+        """Write what was not streamed (past the live head), then the status line."""
+        for stream, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+            rest = text[self._shown[stream] :]
+            if rest:
+                self._streams[stream].write(rest)
+                self._streams[stream].flush()
+        out = self._streams["stdout"]
+        if (result.stdout and not result.stdout.endswith("\n")) or (
+            result.stderr and not result.stderr.endswith("\n")
+        ):
+            out.write("\n")
+        out.write(status_line(result) + "\n")
+        out.flush()
+
+
+class WidgetView:
+    """A live ipywidgets view, replaced by static HTML and text when the run ends."""
+
+    def __init__(self) -> None:
+        import ipywidgets as widgets
+
+        self.badge = widgets.HTML(_badge("running", "running"))
+        self.details = widgets.HTML("")
+        self.output = widgets.Output(layout=widgets.Layout(max_height="40em", overflow="auto"))
+        self.box = widgets.VBox(
+            [widgets.HBox([self.badge, self.details]), self.output],
+        )
+        self.box.add_class("codedock-live")
+        self._handle: Any = None
+        self._ticker: threading.Thread | None = None
+        self._done = threading.Event()
+        self._limits: Limits | None = None
+        self._image = ""
+        self._started = 0.0
+
+    def start(self, limits: Limits, image: str) -> None:
+        """Show the view with a running badge and tick the elapsed time."""
+        from IPython.display import display
+
+        self._limits, self._image = limits, image
+        self._started = time.monotonic()
+        self.details.value = _meta(_details(limits, image, 0.0))
+        self._handle = display(self.box, display_id=True)
+        self._ticker = threading.Thread(target=self._tick, name="codedock-ticker", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._done.wait(0.5):
+            if self._limits is not None:
+                elapsed = time.monotonic() - self._started
+                self.details.value = _meta(_details(self._limits, self._image, elapsed))
+
+    def on_output(self, stream: str, text: str) -> None:
+        """Append ``text`` to the Output widget as a stream message of its own."""
+        target = sys.stdout if stream == "stdout" else sys.stderr
+        # Flush inside the context: the Output widget captures by message parent,
+        # and text flushed after __exit__ would land under the widget instead.
+        with self.output:
+            target.write(text)
+            target.flush()
+
+    def finish(self, result: RunResult) -> None:
+        """Freeze: replace the live widget with the static rendering, then close it."""
+        self._done.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        self.badge.value = _badge(result.status.value, result.describe())
+        if self._handle is not None:
+            self._handle.update(
+                {"text/html": render_html(result), "text/plain": render_text(result)},
+                metadata={
+                    "codedock": {"status": result.status.value, "exit_code": result.exit_code}
+                },
+                raw=True,
+            )
+        self.box.close()
+        for child in (self.badge, self.details, self.output):
+            child.close()
