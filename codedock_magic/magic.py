@@ -26,7 +26,7 @@ from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
 from .cleanup import remove_session, sweep
 from .display import TextView, View, WidgetView
 from .engine import Engine, default_engine
-from .errors import CodedockError, InvalidValueError, RunFailedError
+from .errors import CodedockError, ImageNotFoundError, InvalidValueError, RunFailedError
 from .limits import Limits, format_size, parse_size
 from .result import RunResult
 from .runner import DEFAULT_IMAGE, run
@@ -293,9 +293,7 @@ class SandboxMagics(Magics):
         if present:
             print(f"image:     {self.image} (present)")
         else:
-            print(
-                f"image:     PROBLEM: {self.image} is missing; build it with bash images/pybuntu/build.sh"
-            )
+            print(f"image:     PROBLEM: {ImageNotFoundError(self.image)}")
 
     def _defaults_line(self) -> str:
         return (
