@@ -1,4 +1,4 @@
-"""The ``codedock`` command: a demo of the runner and an orphan sweep for admins."""
+"""The ``codedock`` command: a demo of the runner, an orphan sweep, and kernel autoload."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import autoload
 from .cleanup import sweep
 from .engine import default_engine
 from .errors import CodedockError
@@ -61,6 +62,18 @@ def demo(image: str) -> int:
     return 0
 
 
+def _autoload(state: str, path: Path) -> int:
+    if state == "on":
+        changed = autoload.enable(path)
+        print(f"autoload {'turned on' if changed else 'was already on'} in {path}")
+    elif state == "off":
+        changed = autoload.disable(path)
+        print(f"autoload {'turned off' if changed else 'was not on'} in {path}")
+    else:
+        print(f"autoload is {'on' if autoload.is_enabled(path) else 'off'} in {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``codedock`` console script."""
     parser = argparse.ArgumentParser(prog="codedock", description=__doc__)
@@ -74,10 +87,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep_parser.add_argument(
         "--dry-run", action="store_true", help="only list what would be removed"
     )
+    autoload_parser = commands.add_parser(
+        "autoload", help="make IPython kernels load the extension at start, or stop that"
+    )
+    autoload_parser.add_argument("state", choices=["on", "off", "status"])
+    where = autoload_parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scope",
+        choices=autoload.SCOPES,
+        default="env",
+        help="env: this environment's kernels; system: /etc/ipython; user: your profile",
+    )
+    where.add_argument("--path", type=Path, help="a kernel config file to edit instead")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             return demo(args.image)
+        if args.command == "autoload":
+            return _autoload(args.state, args.path or autoload.config_path(args.scope))
         orphans = sweep(dry_run=args.dry_run)
         verb = "would remove" if args.dry_run else "removed"
         for orphan in orphans:
@@ -86,4 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except CodedockError as exc:
         print(f"codedock: {exc}", file=sys.stderr)
+        return 1
+    except PermissionError as exc:
+        print(
+            f"codedock: cannot write {exc.filename}: permission denied (try as root)",
+            file=sys.stderr,
+        )
         return 1

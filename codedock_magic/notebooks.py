@@ -1,0 +1,82 @@
+"""Execute notebooks headless and report each sandboxed cell's outcome.
+
+``python -m codedock_magic.notebooks notebooks/demo.ipynb`` runs the notebook in
+a real kernel (nbclient) and prints one line per ``%%sandbox`` run, read from the
+static result each run leaves in the notebook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CellOutcome", "execute", "main", "outcomes"]
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """The sandbox runs of one code cell: their statuses, in order."""
+
+    index: int
+    source: str
+    statuses: list[str]
+
+
+def execute(path: Path, *, timeout: int = 300, save: Path | None = None) -> Any:
+    """Run every cell of the notebook at ``path`` in a fresh kernel; return the notebook."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(
+        notebook,
+        kernel_name="python3",
+        timeout=timeout,
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
+    if save is not None:
+        nbformat.write(notebook, save)
+    return notebook
+
+
+def outcomes(notebook: Any) -> list[CellOutcome]:
+    """The outcome of each code cell that ran something in a sandbox."""
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        statuses = [
+            output["metadata"]["codedock"]["status"]
+            for output in cell.get("outputs", [])
+            if "codedock" in output.get("metadata", {})
+        ]
+        if statuses:
+            found.append(CellOutcome(index, cell.source, statuses))
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Execute the notebooks named on the command line and print their outcomes."""
+    parser = argparse.ArgumentParser(
+        prog="python -m codedock_magic.notebooks", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--save-to", type=Path, help="folder to write the executed notebooks to")
+    args = parser.parse_args(argv)
+    for path in args.notebooks:
+        save = args.save_to / path.name if args.save_to else None
+        if save is not None:
+            save.parent.mkdir(parents=True, exist_ok=True)
+        print(f"{path}:")
+        for outcome in outcomes(execute(path, save=save)):
+            head = next((line for line in outcome.source.splitlines() if line.strip()), "")
+            print(f"  cell {outcome.index:>2}: {', '.join(outcome.statuses):<40} {head}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""%%sandbox through a real IPython shell and the real engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.testing.globalipapp import start_ipython
+
+from codedock_magic import DockerEngine, RunResult, RunStatus
+from codedock_magic.errors import RunFailedError
+from codedock_magic.magic import SandboxMagics
+
+DEFAULTS = {name: trait.default() for name, trait in SandboxMagics.class_traits(config=True).items()}
+
+
+@pytest.fixture(scope="module")
+def shell() -> InteractiveShell:
+    ip = start_ipython()
+    assert ip is not None
+    ip.run_line_magic("load_ext", "codedock_magic")
+    return ip
+
+
+@pytest.fixture
+def ip(shell: InteractiveShell) -> Iterator[InteractiveShell]:
+    yield shell
+    magics = shell.magics_manager.registry["SandboxMagics"]
+    for name, value in DEFAULTS.items():
+        setattr(magics, name, value)
+
+
+def cell(ip: InteractiveShell, line: str, body: str) -> Any:
+    return ip.run_cell_magic("sandbox", line, body)
+
+
+def test_ok_cell_prints_output_and_a_status_line(
+    ip: InteractiveShell, engine: DockerEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cell(ip, "--timeout 2 --mem 100m", "print('hi')\nimport sys\nprint('note', file=sys.stderr)")
+    out, err = capsys.readouterr()
+    assert out.startswith("hi\n[sandbox] ok · ")
+    assert "timeout 2s · memory 100m" in out
+    assert err == "note\n"
+
+
+def test_every_limit_option_reaches_the_sandbox(ip: InteractiveShell, engine: DockerEngine) -> None:
+    cell(ip, "--timeout 3 --memory 120m --cpus 0.5 --pids 20 --result r --no-widgets", "print(1)")
+    result = ip.user_ns["r"]
+    assert isinstance(result, RunResult)
+    assert (result.limits.timeout, result.limits.memory) == (3, 120 * 1024**2)
+    assert (result.limits.cpus, result.limits.pids) == (0.5, 20)
+    probe = (
+        "print(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read().strip())\n"
+        "print(open('/sys/fs/cgroup/pids/pids.max').read().strip())\n"
+        "print(open('/sys/fs/cgroup/cpu/cpu.cfs_quota_us').read().strip())\n"
+    )
+    cell(ip, "--mem 120m --pids 20 --cpus 0.5 --out seen", probe)
+    assert ip.user_ns["seen"].split() == [str(120 * 1024**2), "20", "50000"]
+
+
+def test_out_err_and_result_land_in_the_namespace(ip: InteractiveShell, engine: DockerEngine) -> None:
+    cell(ip, "--out o --err e --result r", "import sys\nprint('a')\nprint('b', file=sys.stderr)")
+    assert (ip.user_ns["o"], ip.user_ns["e"]) == ("a\n", "b\n")
+    assert ip.user_ns["r"].status is RunStatus.OK
+
+
+def test_stdin_from_a_variable_or_a_file(
+    ip: InteractiveShell, engine: DockerEngine, tmp_path: Path
+) -> None:
+    ip.user_ns["data"] = "3 4\n"
+    cell(ip, "--stdin data --out o", "a, b = map(int, input().split())\nprint(a * b)")
+    assert ip.user_ns["o"] == "12\n"
+    ip.user_ns["raw"] = b"\x00\x01"
+    cell(ip, "--stdin raw --out o", "import sys\nprint(list(sys.stdin.buffer.read()))")
+    assert ip.user_ns["o"] == "[0, 1]\n"
+    source = tmp_path / "in.txt"
+    source.write_text("from a file\n")
+    cell(ip, f"--stdin-file '{source}' --out o", "print(input().upper())")
+    assert ip.user_ns["o"] == "FROM A FILE\n"
+
+
+def test_a_failing_cell_raises_a_short_error_after_its_output(
+    ip: InteractiveShell, engine: DockerEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(RunFailedError) as info:
+        cell(ip, "--out o", "print('before')\nraise ValueError('student bug')")
+    assert info.value.result.exit_code == 1
+    assert info.value._render_traceback_() == [
+        "RunFailedError: the sandboxed cell ended with error (exit 1); its output is above "
+        "(use --no-raise-error to carry on)"
+    ]
+    out, err = capsys.readouterr()
+    assert "before" in out and "[sandbox] error (exit 1)" in out
+    assert "ValueError: student bug" in err and 'File "/sandbox/main.py", line 2' in err
+    assert ip.user_ns["o"] == "before\n"
+
+
+def test_run_cell_shows_no_host_traceback(
+    ip: InteractiveShell, engine: DockerEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = ip.run_cell("%%sandbox --timeout 1\nwhile True: pass")
+    assert isinstance(result.error_in_exec, RunFailedError)
+    out, _ = capsys.readouterr()
+    assert "RunFailedError: the sandboxed cell ended with timeout after 1s" in out
+    assert "Traceback" not in out and "codedock_magic" not in out.replace("[sandbox]", "")
+
+
+def test_no_raise_error_carries_on(ip: InteractiveShell, engine: DockerEngine) -> None:
+    cell(ip, "--no-raise-error --result r", "import sys\nsys.exit(4)")
+    assert (ip.user_ns["r"].status, ip.user_ns["r"].exit_code) == (RunStatus.ERROR, 4)
+    ip.run_line_magic("config", "SandboxMagics.raise_error = False")
+    cell(ip, "--result r", "import sys\nsys.exit(5)")
+    assert ip.user_ns["r"].exit_code == 5
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--mem 10x", "--mem: memory '10x' is not a size such as 100m or 1g"),
+        ("--timeout soon", "--timeout: timeout 'soon' is not a number of seconds such as 2 or 0.5"),
+        ("--cpus 0", "--cpus: cpus '0' is not a positive number of CPUs such as 1 or 0.5"),
+        ("--pids many", "--pids: pids 'many' is not a whole number such as 64"),
+        ("--bogus", "unrecognized arguments: --bogus"),
+        ("--timeout", "argument --timeout: expected one argument"),
+        ("--mem '1g", "%%sandbox: cannot split the options (No closing quotation)"),
+        ("--stdin nothing_here", "--stdin: no variable named 'nothing_here' in the notebook"),
+        ("--stdin-file /nonexistent/in.txt", "--stdin-file: cannot read /nonexistent/in.txt"),
+        ("--out 1bad", "'1bad' is not a valid variable name"),
+    ],
+)
+def test_bad_options_are_one_line_usage_errors(ip: InteractiveShell, line: str, message: str) -> None:
+    with pytest.raises(UsageError) as info:
+        cell(ip, line, "print(1)")
+    assert message in str(info.value)
+    assert "\n" not in str(info.value).strip()
+
+
+def test_quoted_values_are_unquoted(ip: InteractiveShell, engine: DockerEngine) -> None:
+    cell(ip, "--mem '100m' --timeout \"2\" --result r", "print(1)")
+    assert ip.user_ns["r"].limits.memory == 100 * 1024**2
+
+
+def test_config_defaults_apply_and_are_listed(
+    ip: InteractiveShell, engine: DockerEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_line_magic("config", "SandboxMagics.timeout = 4")
+    ip.run_line_magic("config", "SandboxMagics.memory = '150m'")
+    cell(ip, "--result r", "print(1)")
+    assert (ip.user_ns["r"].limits.timeout, ip.user_ns["r"].limits.memory) == (4, 150 * 1024**2)
+    capsys.readouterr()
+    ip.run_line_magic("config", "SandboxMagics")
+    listing = capsys.readouterr().out
+    for name in ("timeout", "memory", "max_timeout", "allowed_images", "widgets"):
+        assert f"SandboxMagics.{name}" in listing
+    assert "Ceiling: the longest timeout a cell may ask for" in listing
+
+
+def test_bad_config_values_are_refused(ip: InteractiveShell) -> None:
+    magics = ip.magics_manager.registry["SandboxMagics"]
+    with pytest.raises(Exception, match="memory 'lots' is not a size such as 100m or 1g"):
+        magics.memory = "lots"
+    with pytest.raises(Exception, match="timeout must be positive"):
+        magics.timeout = -1
+    assert magics.memory == "256m"
+
+
+def test_ceilings_bound_cell_options_and_clamp_defaults(
+    ip: InteractiveShell, engine: DockerEngine
+) -> None:
+    ip.run_line_magic("config", "SandboxMagics.max_timeout = 5")
+    ip.run_line_magic("config", "SandboxMagics.max_memory = '200m'")
+    ip.run_line_magic("config", "SandboxMagics.max_cpus = 1")
+    ip.run_line_magic("config", "SandboxMagics.allowed_images = ['codedock/pybuntu:latest']")
+    for line, ceiling in [
+        ("--timeout 10", "--timeout 10 exceeds the ceiling SandboxMagics.max_timeout = 5"),
+        ("--mem 1g", "--mem 1g exceeds the ceiling SandboxMagics.max_memory = 200m"),
+        ("--cpus 2", "--cpus 2 exceeds the ceiling SandboxMagics.max_cpus = 1"),
+        ("--image other", "--image other is not allowed; SandboxMagics.allowed_images"),
+    ]:
+        with pytest.raises(UsageError, match=ceiling):
+            cell(ip, line, "print(1)")
+    cell(ip, "--result r", "print(1)")
+    assert ip.user_ns["r"].limits.timeout == 5  # the default of 10 brought down to the ceiling
+    cell(ip, "--timeout 5 --mem 200m --result r", "print(1)")
+    assert ip.user_ns["r"].ok
+
+
+def test_help_lists_every_option(ip: InteractiveShell) -> None:
+    doc = ip.magics_manager.magics["cell"]["sandbox"].__doc__
+    for option in (
+        "%%sandbox",
+        "--timeout SECONDS",
+        "--mem SIZE, --memory SIZE",
+        "--cpus N",
+        "--pids N",
+        "--image NAME",
+        "--stdin NAME",
+        "--stdin-file PATH",
+        "--out NAME",
+        "--err NAME",
+        "--result NAME",
+        "--no-raise-error",
+        "--no-widgets",
+    ):
+        assert option in doc, option
+
+
+def test_info_and_cleanup_line_magics(
+    ip: InteractiveShell, engine: DockerEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_line_magic("sandbox_info", "")
+    info = capsys.readouterr().out
+    assert "defaults:  timeout=10s memory=256m" in info
+    assert "ceilings:  none" in info
+    assert f"engine:    answering at {engine.address}" in info
+    assert "image:     codedock/pybuntu:latest (present)" in info
+    ip.run_line_magic("config", "SandboxMagics.image = 'no-such-image:1'")
+    ip.run_line_magic("sandbox_info", "")
+    assert "image:     PROBLEM: the sandbox image 'no-such-image:1' is not on this Docker engine" in (
+        capsys.readouterr().out
+    )
+    assert ip.run_line_magic("sandbox_cleanup", "") == 0
+    assert "removed 0 sandbox container(s) of this kernel" in capsys.readouterr().out
+
+
+def test_a_missing_image_is_one_clear_line(ip: InteractiveShell, engine: DockerEngine) -> None:
+    result = ip.run_cell("%%sandbox --image no-such-image:1\nprint(1)")
+    error = result.error_in_exec
+    assert error is not None
+    assert error._render_traceback_() == [  # type: ignore[attr-defined]
+        f"ImageNotFoundError: {error}"
+    ]
+    assert "images/pybuntu/build.sh" in str(error)
