@@ -54,6 +54,10 @@ class View(Protocol):
         """The run ended; show its final state."""
         ...
 
+    def abandon(self, error: BaseException) -> None:
+        """The run could not happen or broke in the host; leave nothing live behind."""
+        ...
+
 
 def _details(limits: Limits, image: str, duration: float | None) -> str:
     took = f"{duration:.2f} s · " if duration is not None else ""
@@ -151,6 +155,9 @@ class TextView:
         out.write(status_line(result) + "\n")
         out.flush()
 
+    def abandon(self, error: BaseException) -> None:
+        """Nothing to undo in plain text; the error is shown by IPython."""
+
 
 class WidgetView:
     """A live ipywidgets view, replaced by static HTML and text when the run ends."""
@@ -180,6 +187,7 @@ class WidgetView:
         self._started = time.monotonic()
         self.details.value = _meta(_details(limits, image, 0.0))
         self._handle = display(self.box, display_id=True)
+        self._capture(True)
         self._ticker = threading.Thread(target=self._tick, name="codedock-ticker", daemon=True)
         self._ticker.start()
 
@@ -189,20 +197,51 @@ class WidgetView:
                 elapsed = time.monotonic() - self._started
                 self.details.value = _meta(_details(self._limits, self._image, elapsed))
 
-    def on_output(self, stream: str, text: str) -> None:
-        """Append ``text`` to the Output widget as a stream message of its own."""
-        target = sys.stdout if stream == "stdout" else sys.stderr
-        # Flush inside the context: the Output widget captures by message parent,
-        # and text flushed after __exit__ would land under the widget instead.
-        with self.output:
-            target.write(text)
-            target.flush()
+    def _capture(self, on: bool) -> None:
+        # What ``with output:`` does, without its __exit__, which swallows every
+        # exception (a KeyboardInterrupt from the Interrupt button included). The
+        # frontend routes output whose parent is this cell's request into the widget
+        # while msg_id is set.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        parent: dict[str, Any] = {}
+        if on:
+            from IPython import get_ipython
 
-    def finish(self, result: RunResult) -> None:
-        """Freeze: replace the live widget with the static rendering, then close it."""
+            kernel = getattr(get_ipython(), "kernel", None)
+            if kernel is not None and hasattr(kernel, "get_parent"):
+                parent = kernel.get_parent() or {}
+        self.output.msg_id = (parent.get("header") or {}).get("msg_id", "") if on else ""
+
+    def on_output(self, stream: str, text: str) -> None:
+        """Send ``text`` as a stream message at once; the Output widget shows it."""
+        target = sys.stdout if stream == "stdout" else sys.stderr
+        target.write(text)
+        target.flush()
+
+    def _stop(self) -> None:
         self._done.set()
         if self._ticker is not None:
             self._ticker.join()
+        self._capture(False)
+
+    def abandon(self, error: BaseException) -> None:
+        """Replace the live view with a static line saying the run did not finish."""
+        self._stop()
+        if self._handle is not None:
+            text = f"[sandbox] did not finish: {type(error).__name__}"
+            self._handle.update(
+                {"text/plain": text, "text/html": f"<pre>{html.escape(text)}</pre>"}, raw=True
+            )
+        self._close()
+
+    def _close(self) -> None:
+        for widget in (self.box, *self.box.children, self.badge, self.details, self.output):
+            widget.close()
+
+    def finish(self, result: RunResult) -> None:
+        """Freeze: replace the live widget with the static rendering, then close it."""
+        self._stop()
         self.badge.value = _badge(result.status.value, result.describe())
         if self._handle is not None:
             self._handle.update(
@@ -212,6 +251,4 @@ class WidgetView:
                 },
                 raw=True,
             )
-        self.box.close()
-        for child in (self.badge, self.details, self.output):
-            child.close()
+        self._close()

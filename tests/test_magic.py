@@ -15,7 +15,9 @@ from codedock_magic import DockerEngine, RunResult, RunStatus
 from codedock_magic.errors import RunFailedError
 from codedock_magic.magic import SandboxMagics
 
-DEFAULTS = {name: trait.default() for name, trait in SandboxMagics.class_traits(config=True).items()}
+DEFAULTS = {
+    name: trait.default() for name, trait in SandboxMagics.class_traits(config=True).items()
+}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,9 @@ def test_every_limit_option_reaches_the_sandbox(ip: InteractiveShell, engine: Do
     assert ip.user_ns["seen"].split() == [str(120 * 1024**2), "20", "50000"]
 
 
-def test_out_err_and_result_land_in_the_namespace(ip: InteractiveShell, engine: DockerEngine) -> None:
+def test_out_err_and_result_land_in_the_namespace(
+    ip: InteractiveShell, engine: DockerEngine
+) -> None:
     cell(ip, "--out o --err e --result r", "import sys\nprint('a')\nprint('b', file=sys.stderr)")
     assert (ip.user_ns["o"], ip.user_ns["e"]) == ("a\n", "b\n")
     assert ip.user_ns["r"].status is RunStatus.OK
@@ -133,7 +137,9 @@ def test_no_raise_error_carries_on(ip: InteractiveShell, engine: DockerEngine) -
         ("--out 1bad", "'1bad' is not a valid variable name"),
     ],
 )
-def test_bad_options_are_one_line_usage_errors(ip: InteractiveShell, line: str, message: str) -> None:
+def test_bad_options_are_one_line_usage_errors(
+    ip: InteractiveShell, line: str, message: str
+) -> None:
     with pytest.raises(UsageError) as info:
         cell(ip, line, "print(1)")
     assert message in str(info.value)
@@ -221,8 +227,9 @@ def test_info_and_cleanup_line_magics(
     assert "image:     codedock/pybuntu:latest (present)" in info
     ip.run_line_magic("config", "SandboxMagics.image = 'no-such-image:1'")
     ip.run_line_magic("sandbox_info", "")
-    assert "image:     PROBLEM: the sandbox image 'no-such-image:1' is not on this Docker engine" in (
-        capsys.readouterr().out
+    assert (
+        "image:     PROBLEM: the sandbox image 'no-such-image:1' is not on this Docker engine"
+        in (capsys.readouterr().out)
     )
     assert ip.run_line_magic("sandbox_cleanup", "") == 0
     assert "removed 0 sandbox container(s) of this kernel" in capsys.readouterr().out

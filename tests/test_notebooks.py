@@ -1,0 +1,156 @@
+"""Real kernels through nbclient: the widget view, its static replacement, the notebooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from codedock_magic import DockerEngine
+from codedock_magic.notebooks import execute, outcomes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.docker
+
+
+def _run(tmp_path: Path, *sources: str) -> Any:
+    notebook = new_notebook(
+        cells=[new_code_cell("%load_ext codedock_magic"), *map(new_code_cell, sources)],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(notebook, path)
+    return execute(path, timeout=120)
+
+
+def _widgets(notebook: Any, model: str) -> list[dict[str, Any]]:
+    states = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    return [entry["state"] for entry in states.values() if entry["model_name"] == model]
+
+
+STREAMING = (
+    "%%sandbox --timeout 10\n"
+    "import sys, time\n"
+    "for i in range(4):\n"
+    "    print(f'line {i}')\n"
+    "    print(f'warn {i}', file=sys.stderr)\n"
+    "    time.sleep(0.1)\n"
+    "print('<b>not bold</b> ☃')\n"
+)
+
+
+def test_widget_streams_then_freezes_into_static_html(tmp_path: Path, engine: DockerEngine) -> None:
+    notebook = _run(tmp_path, STREAMING)
+    outputs = notebook.cells[1].outputs
+    # Only the static rendering remains in the cell: nothing that needs a widget model.
+    assert [o.output_type for o in outputs] == ["display_data"]
+    data = outputs[0].data
+    assert "application/vnd.jupyter.widget-view+json" not in data
+    assert outputs[0].metadata["codedock"] == {"status": "ok", "exit_code": 0}
+    html = data["text/html"]
+    assert 'data-status="ok"' in html
+    assert "line 0\nline 1\nline 2\nline 3\n&lt;b&gt;not bold&lt;/b&gt; ☃" in html
+    assert '<pre class="codedock-stderr"' in html and "warn 3" in html
+    assert data["text/plain"].startswith(
+        "line 0\nline 1\nline 2\nline 3\n<b>not bold</b> ☃\nwarn 0\n"
+    )
+    assert "[sandbox] ok · " in data["text/plain"].splitlines()[-1]
+
+    # While it ran, the Output widget received the streams as they came.
+    (live,) = _widgets(notebook, "OutputModel")
+    streams: dict[str, str] = {"stdout": "", "stderr": ""}
+    for chunk in live["outputs"]:
+        streams[chunk["name"]] += chunk["text"]
+    assert streams["stdout"] == "line 0\nline 1\nline 2\nline 3\n<b>not bold</b> ☃\n"
+    assert streams["stderr"] == "warn 0\nwarn 1\nwarn 2\nwarn 3\n"
+    badges = [s["value"] for s in _widgets(notebook, "HTMLModel") if "codedock-badge" in s["value"]]
+    assert len(badges) == 1 and 'data-status="ok"' in badges[0]
+    (box,) = _widgets(notebook, "VBoxModel")
+    assert len(box["children"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("source", "status", "badge"),
+    [
+        ("%%sandbox --no-raise-error\nraise SystemExit(3)", "error", "error (exit 3)"),
+        ("%%sandbox --timeout 1 --no-raise-error\nwhile True: pass", "timeout", "timeout after 1s"),
+        (
+            "%%sandbox --mem 100m --no-raise-error\nx = bytearray(300 * 1024**2)",
+            "memory limit",
+            "memory limit (100m) exceeded",
+        ),
+        (
+            "%%sandbox --no-raise-error\nimport os\nos.kill(os.getpid(), 9)",
+            "killed by signal",
+            "killed by SIGKILL",
+        ),
+    ],
+)
+def test_each_status_gets_its_badge(
+    tmp_path: Path, engine: DockerEngine, source: str, status: str, badge: str
+) -> None:
+    notebook = _run(tmp_path, source)
+    (output,) = notebook.cells[1].outputs
+    assert output.metadata["codedock"]["status"] == status
+    assert f'data-status="{status}"' in output.data["text/html"]
+    assert f">{badge}</span>" in output.data["text/html"]
+    finals = [s["value"] for s in _widgets(notebook, "HTMLModel") if "codedock-badge" in s["value"]]
+    assert finals == [finals[0]] and f'data-status="{status}"' in finals[0]
+
+
+def test_a_failing_cell_stops_run_all_with_one_line(tmp_path: Path, engine: DockerEngine) -> None:
+    from nbclient.exceptions import CellExecutionError
+
+    with pytest.raises(CellExecutionError) as info:
+        _run(tmp_path, "%%sandbox\nraise ValueError('student bug')", "print('never')")
+    message = str(info.value)
+    assert "RunFailedError: the sandboxed cell ended with error (exit 1)" in message
+    assert "codedock_magic/" not in message
+
+
+def test_no_widgets_option_prints_plain_text(tmp_path: Path, engine: DockerEngine) -> None:
+    notebook = _run(tmp_path, "%%sandbox --no-widgets\nprint('plain')")
+    outputs = notebook.cells[1].outputs
+    assert {o.output_type for o in outputs} == {"stream"}
+    assert "".join(o.text for o in outputs).startswith("plain\n[sandbox] ok · ")
+
+
+def test_demo_notebook(engine: DockerEngine) -> None:
+    notebook = execute(ROOT / "notebooks" / "demo.ipynb", timeout=120)
+    found = {o.source.splitlines()[0]: o.statuses for o in outcomes(notebook)}
+    assert found == {
+        "%%sandbox --timeout 2 --mem 100m": ["ok"],
+        "%%sandbox --no-raise-error": ["error"],
+        "%%sandbox --stdin answer": ["ok"],
+        "%%sandbox --timeout 1 --no-raise-error": ["timeout"],
+        "%%sandbox --mem 100m --no-raise-error": ["memory limit"],
+        "%%sandbox --pids 32 --timeout 5 --no-raise-error": ["ok"],
+        "%%sandbox --timeout 10": ["ok"],
+        "%%sandbox --out squares": ["ok"],
+    }
+    by_source = {c.source.splitlines()[0] if c.source else "": c for c in notebook.cells}
+    traceback = by_source["%%sandbox --no-raise-error"].outputs[0].data["text/plain"]
+    assert "ZeroDivisionError: division by zero" in traceback
+    fork = (
+        by_source["%%sandbox --pids 32 --timeout 5 --no-raise-error"].outputs[0].data["text/plain"]
+    )
+    assert "forks: Resource temporarily unavailable" in fork
+    assert by_source["[int(s) for s in squares.split()]"].outputs[0].data["text/plain"] == (
+        "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]"
+    )
+    info = "".join(o.get("text", "") for o in notebook.cells[-1].outputs)
+    assert "defaults:  timeout=3s" in info and "(present)" in info
+
+
+def test_teaching_notebook(engine: DockerEngine) -> None:
+    notebook = execute(ROOT / "notebooks" / "teaching.ipynb", timeout=120)
+    runs = outcomes(notebook)
+    assert runs[-1].statuses == ["ok", "ok", "ok", "ok", "error", "error", "timeout"]
+    verdict = [o.text for o in notebook.cells[runs[-1].index].outputs if o.output_type == "stream"]
+    assert "".join(verdict).endswith("7/7 tests passed\n")
