@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import dock
+from . import autoload, dock
 from .cleanup import Orphan, find_orphans, remove_session, sweep
 from .engine import ContainerInfo, DockerEngine, Engine, SandboxSpec, default_engine
 from .errors import (
@@ -18,6 +18,7 @@ from .errors import (
     EngineUnavailableError,
     ImageNotFoundError,
     InvalidValueError,
+    RunFailedError,
 )
 from .limits import Limits, format_size, parse_size
 from .result import RunResult, RunStatus
@@ -38,10 +39,12 @@ __all__ = [
     "Limits",
     "OnOutput",
     "Orphan",
+    "RunFailedError",
     "RunResult",
     "RunStatus",
     "SandboxSpec",
     "__version__",
+    "autoload",
     "default_engine",
     "dock",
     "find_orphans",

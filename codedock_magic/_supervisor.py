@@ -168,4 +168,5 @@ def main() -> None:
     os._exit(exit_code)
 
 
-main()
+if __name__ == "__main__":
+    main()

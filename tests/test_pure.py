@@ -154,6 +154,11 @@ def test_core_never_imports_ipython_widgets_or_traitlets() -> None:
         "codedock_magic.dock",
         "codedock_magic.cli",
         "codedock_magic.engine",
+        "codedock_magic.autoload",
+        "codedock_magic.framing",
+        "codedock_magic.output",
+        "codedock_magic.labels",
+        "codedock_magic._supervisor",
     ]
     probe = (
         "import importlib, sys\n"
