@@ -19,11 +19,12 @@ __all__ = ["CellOutcome", "execute", "main", "outcomes"]
 
 @dataclass(frozen=True)
 class CellOutcome:
-    """The sandbox runs of one code cell: their statuses, in order."""
+    """The sandbox runs of one code cell: their statuses and summaries, in order."""
 
     index: int
     source: str
     statuses: list[str]
+    summaries: list[str]
 
 
 def execute(path: Path, *, timeout: int = 300, save: Path | None = None) -> Any:
@@ -35,6 +36,9 @@ def execute(path: Path, *, timeout: int = 300, save: Path | None = None) -> Any:
     NotebookClient(
         notebook,
         kernel_name="python3",
+        # The kernel warns on every start that local TCP is unencrypted; it listens
+        # on 127.0.0.1 only, so keep just its errors.
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
         timeout=timeout,
         resources={"metadata": {"path": str(path.parent)}},
     ).execute()
@@ -49,13 +53,15 @@ def outcomes(notebook: Any) -> list[CellOutcome]:
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
-        statuses = [
-            output["metadata"]["codedock"]["status"]
+        runs = [
+            output["metadata"]["codedock"]
             for output in cell.get("outputs", [])
             if "codedock" in output.get("metadata", {})
         ]
-        if statuses:
-            found.append(CellOutcome(index, cell.source, statuses))
+        if runs:
+            statuses = [run["status"] for run in runs]
+            summaries = [run.get("summary", run["status"]) for run in runs]
+            found.append(CellOutcome(index, cell.source, statuses, summaries))
     return found
 
 
@@ -74,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{path}:")
         for outcome in outcomes(execute(path, save=save)):
             head = next((line for line in outcome.source.splitlines() if line.strip()), "")
-            print(f"  cell {outcome.index:>2}: {', '.join(outcome.statuses):<40} {head}")
+            print(f"  cell {outcome.index:>2}: {', '.join(outcome.summaries):<32} {head}")
     return 0
 
 

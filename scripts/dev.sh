@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for developers and CI:
-#   bash scripts/dev.sh demo    set everything up, then run the demo
+#   bash scripts/dev.sh demo    set everything up, then run the demo snippets and demo.ipynb
 #   bash scripts/dev.sh test    set everything up, then lint, type-check and test
 #   bash scripts/dev.sh setup   only set up: virtualenv, Docker engine, sandbox image
 set -euo pipefail
@@ -41,6 +41,7 @@ case "${1:-}" in
     demo)
         setup
         "$venv/bin/codedock" demo
+        "$venv/bin/python" -m codedock_magic.notebooks notebooks/demo.ipynb
         ;;
     test)
         setup

@@ -52,7 +52,7 @@ def test_widget_streams_then_freezes_into_static_html(tmp_path: Path, engine: Do
     assert [o.output_type for o in outputs] == ["display_data"]
     data = outputs[0].data
     assert "application/vnd.jupyter.widget-view+json" not in data
-    assert outputs[0].metadata["codedock"] == {"status": "ok", "exit_code": 0}
+    assert outputs[0].metadata["codedock"] == {"status": "ok", "exit_code": 0, "summary": "ok"}
     html = data["text/html"]
     assert 'data-status="ok"' in html
     assert "line 0\nline 1\nline 2\nline 3\n&lt;b&gt;not bold&lt;/b&gt; ☃" in html
