@@ -247,7 +247,11 @@ class WidgetView:
             self._handle.update(
                 {"text/html": render_html(result), "text/plain": render_text(result)},
                 metadata={
-                    "codedock": {"status": result.status.value, "exit_code": result.exit_code}
+                    "codedock": {
+                        "status": result.status.value,
+                        "exit_code": result.exit_code,
+                        "summary": result.describe(),
+                    }
                 },
                 raw=True,
             )
