@@ -4,8 +4,9 @@ It is sent to the container as ``python3 -I -S -c <this file>``, so any image wi
 Python 3 works, and it uses nothing beyond the minimal standard library. It starts
 as root holding only CAP_SETUID and CAP_SETGID and:
 
-1. reads a header line, the code and the stdin bytes from its own stdin (the
-   host's attach stream), and keeps that stream open as a control channel;
+1. waits (at most the idle seconds given as its one argument) for a header line,
+   then reads the code and the stdin bytes from its own stdin (the host's attach
+   stream), and keeps that stream open as a control channel;
 2. starts the program as an unprivileged user with no capabilities, in its own
    session, with the highest OOM score so the OOM killer takes it first;
 3. relays the program's stdout and stderr to its own stdout in frames
@@ -37,9 +38,15 @@ def emit(kind: bytes, payload: bytes) -> None:
         data = data[written:]
 
 
-def read_request() -> tuple[bytes, bytes, float, int]:
+def read_request(idle: float) -> tuple[bytes, bytes, float, int]:
+    # A container started ahead of time waits here; past ``idle`` seconds nobody
+    # wants it any more and it ends itself.
+    give_up = time.monotonic() + idle
     buf = b""
     while b"\n" not in buf:
+        left = give_up - time.monotonic()
+        if left <= 0 or not select.select([0], [], [], left)[0]:
+            os._exit(125)
         chunk = os.read(0, CHUNK)
         if not chunk:
             os._exit(125)
@@ -103,7 +110,7 @@ def start_child(code: bytes, uid: int) -> tuple[int, int, int, int]:
 
 
 def main() -> None:
-    code, stdin_data, timeout, uid = read_request()
+    code, stdin_data, timeout, uid = read_request(float(sys.argv[1]) if len(sys.argv) > 1 else 60.0)
     deadline = time.monotonic() + timeout
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)

@@ -9,6 +9,7 @@ IPython's own magics are::
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import keyword
@@ -21,19 +22,23 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, observe, validate
 
 from .cleanup import remove_session, sweep
 from .display import TextView, View, WidgetView
 from .engine import Engine, default_engine
 from .errors import CodedockError, ImageNotFoundError, InvalidValueError, RunFailedError
 from .limits import Limits, format_size, parse_size
+from .pool import Pool
 from .result import RunResult
 from .runner import DEFAULT_IMAGE, run
 
 __all__ = ["SandboxMagics", "load_ipython_extension", "unload_ipython_extension"]
 
 NO_WIDGETS_ENV = "CODEDOCK_NO_WIDGETS"
+
+# The parsed options of a cell that sets none: what the defaults resolve to.
+_NO_OPTIONS = argparse.Namespace(timeout=None, memory=None, cpus=None, pids=None, image=None)
 
 
 def _size_trait_check(name: str, value: str, *, empty_ok: bool = False) -> str:
@@ -81,6 +86,14 @@ class SandboxMagics(Magics):
     allowed_images = List(
         Unicode(), default_value=[], help="Ceiling: the only images cells may use ([]: any)."
     ).tag(config=True)
+    pool_size = Int(
+        1,
+        help="Containers started ahead of time for the default image and limits, so a cell "
+        "does not wait for one (0: none). Each still serves a single run.",
+    ).tag(config=True)
+    pool_idle = Float(
+        300.0, help="Seconds an unused pooled container is kept before it is replaced."
+    ).tag(config=True)
     sweep_on_load = Bool(
         True, help="When the extension loads, remove containers orphaned by dead kernels."
     ).tag(config=True)
@@ -93,7 +106,13 @@ class SandboxMagics(Magics):
     def _check_max_memory(self, proposal: Any) -> str:
         return _size_trait_check("max_memory", proposal["value"], empty_ok=True)
 
-    @validate("timeout", "cpus", "pids")
+    @validate("pool_size")
+    def _check_pool_size(self, proposal: Any) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"pool_size must be 0 or more, not {proposal['value']}")
+        return int(proposal["value"])
+
+    @validate("timeout", "cpus", "pids", "pool_idle")
     def _check_positive(self, proposal: Any) -> Any:
         if proposal["value"] <= 0:
             raise TraitError(f"{proposal['trait'].name} must be positive, not {proposal['value']}")
@@ -102,6 +121,40 @@ class SandboxMagics(Magics):
     def __init__(self, shell: Any = None, engine: Engine | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._engine = engine
+        self.pool = Pool(engine, size=0)
+
+    def start_pool(self) -> None:
+        """Size the warm pool from the config and start filling it in the background."""
+        self._configure_pool()
+        self.pool.start()
+
+    @observe(
+        "timeout",
+        "memory",
+        "cpus",
+        "pids",
+        "workdir",
+        "image",
+        "pool_size",
+        "pool_idle",
+        "max_timeout",
+        "max_memory",
+        "max_cpus",
+        "allowed_images",
+    )
+    def _on_config_change(self, change: Any) -> None:
+        # Config given at construction arrives before the pool exists.
+        if hasattr(self, "pool"):
+            self._configure_pool()
+
+    def _configure_pool(self) -> None:
+        try:
+            limits, image = self._limits(_NO_OPTIONS)
+        except UsageError:
+            # The default image is not allowed: nothing to warm up.
+            self.pool.configure(size=0)
+            return
+        self.pool.configure(size=self.pool_size, image=image, limits=limits, idle=self.pool_idle)
 
     @property
     def engine(self) -> Engine:
@@ -152,14 +205,19 @@ class SandboxMagics(Magics):
                 raise UsageError(f"{name!r} is not a valid variable name")
         view = self._view(args.no_widgets)
         view.start(limits, image)
-        result = run(
-            cell,
-            stdin=stdin,
-            limits=limits,
-            image=image,
-            on_output=view.on_output,
-            engine=self.engine,
-        )
+        try:
+            result = run(
+                cell,
+                stdin=stdin,
+                limits=limits,
+                image=image,
+                on_output=view.on_output,
+                engine=self._engine,
+                pool=self.pool,
+            )
+        except BaseException as exc:
+            view.abandon(exc)
+            raise
         view.finish(result)
         self._store(args, result)
         if not result.ok and self.raise_error and not args.no_raise_error:
@@ -278,6 +336,10 @@ class SandboxMagics(Magics):
         ]
         print("ceilings:  " + (", ".join(c for c in ceilings if c) or "none"))
         print(f"view:      {'widgets' if self.widgets else 'text'}, raise_error={self.raise_error}")
+        pool = self.pool
+        warm = f"{pool.ready} of {pool.size} ready, idle {pool.idle:g}s, hits {pool.hits}"
+        problem = f"; PROBLEM refilling: {pool.last_error}" if pool.last_error else ""
+        print(f"pool:      {warm}, cold starts {pool.misses}{problem}")
         try:
             engine = self.engine
             engine.ping()
@@ -308,7 +370,9 @@ def _quiet_sweep(engine: Engine | None) -> None:
         sweep(engine)
 
 
-def _quiet_cleanup() -> None:
+def _quiet_cleanup(magics: SandboxMagics) -> None:
+    with contextlib.suppress(Exception):
+        magics.pool.close()
     with contextlib.suppress(Exception):
         remove_session()
 
@@ -319,8 +383,8 @@ _loaded: dict[int, SandboxMagics] = {}
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%sandbox``, ``%sandbox_cleanup`` and ``%sandbox_info``.
 
-    Also removes, in the background, containers orphaned by dead kernels on this
-    host, and makes this kernel's own containers go when it exits normally.
+    Also starts the warm pool and, in the background, removes containers orphaned
+    by dead kernels on this host; this kernel's own containers go when it exits.
     """
     if id(ipython) in _loaded:
         return
@@ -331,7 +395,8 @@ def load_ipython_extension(ipython: Any) -> None:
         threading.Thread(
             target=_quiet_sweep, args=(None,), name="codedock-sweep", daemon=True
         ).start()
-    atexit.register(_quiet_cleanup)
+    magics.start_pool()
+    atexit.register(_quiet_cleanup, magics)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -339,6 +404,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics = _loaded.pop(id(ipython), None)
     if magics is None:
         return
+    magics.pool.close()
     for kind in ("cell", "line"):
         for name in list(magics.magics[kind]):
             ipython.magics_manager.magics[kind].pop(name, None)

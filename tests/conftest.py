@@ -54,8 +54,14 @@ def wait_until_gone(engine: DockerEngine, session: str, within: float) -> list[s
 
 @pytest.fixture(autouse=True)
 def _no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every test that touched the engine leaves none of this process's containers."""
+    """Every test that touched the engine leaves none of this process's containers.
+
+    A run that ended cleanly returns before the engine has finished removing its
+    exited container, so allow the removal a moment.
+    """
     yield
     if "engine" in request.fixturenames:
         engine = request.getfixturevalue("engine")
-        assert ours(engine) == [], "the test left sandbox containers behind"
+        left = wait_until_gone(engine, SESSION_ID, within=5.0)
+        states = [(c.state, dict(c.labels)) for c in engine.list({SESSION: SESSION_ID})]
+        assert left == [], f"the test left sandbox containers behind: {states}"

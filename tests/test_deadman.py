@@ -57,3 +57,28 @@ def test_sigkilled_host_leaves_no_container_within_5s(engine: DockerEngine, code
     killed_at = time.monotonic()
     left = wait_until_gone(engine, session, within=5.0)
     assert left == [], f"container still there {time.monotonic() - killed_at:.1f}s after SIGKILL"
+
+
+def test_a_created_but_never_started_container_goes_with_its_host(engine: DockerEngine) -> None:
+    # The window between create and start: only the watchdog can clean that up.
+    host = textwrap.dedent(
+        """
+        import time
+        from codedock_magic import DEFAULT_IMAGE, Limits, SandboxSpec, default_engine
+        from codedock_magic.labels import SESSION_ID, make_labels
+        from codedock_magic.runner import supervisor_command
+        from codedock_magic.watchdog import ensure_watchdog
+        ensure_watchdog()
+        spec = SandboxSpec(DEFAULT_IMAGE, supervisor_command(), Limits(), make_labels(60))
+        default_engine().create(spec)
+        print(SESSION_ID, flush=True)
+        time.sleep(600)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", host], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    session = proc.stdout.readline().strip()
+    assert [c.state for c in engine.list({"io.codedock.session": session})] == ["created"]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert wait_until_gone(engine, session, within=5.0) == []

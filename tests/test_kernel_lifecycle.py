@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from queue import Empty
 from typing import Any
 
 import pytest
@@ -23,12 +24,6 @@ def _containers(engine: DockerEngine, pid: int) -> list[str]:
     return [c.id for c in engine.list({OWNER_PID: str(pid)})]
 
 
-def _running(engine: DockerEngine, pid: int) -> bool:
-    # A container the host dies before starting stays "created" until the next
-    # sweep; the dead-man's switch covers running ones, which is what we test.
-    return [c.state for c in engine.list({OWNER_PID: str(pid)})] == ["running"]
-
-
 def _wait(predicate: Callable[[], bool], within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -36,6 +31,18 @@ def _wait(predicate: Callable[[], bool], within: float) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
+
+
+def _wait_for_output(client: Any, text: str, within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            message = client.get_iopub_msg(timeout=1)
+        except Empty:
+            continue
+        if text in message["content"].get("text", ""):
+            return
+    raise AssertionError(f"{text!r} never appeared")
 
 
 @pytest.fixture
@@ -53,11 +60,18 @@ def kernel() -> Iterator[tuple[KernelManager, Any]]:
         manager.shutdown_kernel(now=True)
 
 
-def _start_sleeper(engine: DockerEngine, manager: KernelManager, client: Any) -> int:
-    pid = manager.provisioner.process.pid  # type: ignore[union-attr]
-    client.execute(SLEEP_CELL)
-    assert _wait(lambda: _running(engine, pid), 20), "the cell never started"
-    return int(pid)
+def _pid(manager: KernelManager) -> int:
+    return int(manager.provisioner.process.pid)  # type: ignore[union-attr]
+
+
+def _idle_pool(engine: DockerEngine, client: Any, pid: int) -> str:
+    # The extension keeps one container started ahead of time; the next cell takes it.
+    ready = (
+        "assert get_ipython().magics_manager.registry['SandboxMagics'].pool.wait_ready(timeout=30)"
+    )
+    assert client.execute_interactive(ready, timeout=60)["content"]["status"] == "ok"
+    (waiting,) = _containers(engine, pid)
+    return waiting
 
 
 @pytest.mark.parametrize(
@@ -68,7 +82,12 @@ def test_kernel_exit_leaves_no_container_within_5s(
     engine: DockerEngine, kernel: tuple[KernelManager, Any], ending: str
 ) -> None:
     manager, client = kernel
-    pid = _start_sleeper(engine, manager, client)
+    pid = _pid(manager)
+    _idle_pool(engine, client, pid)
+    client.execute(SLEEP_CELL)
+    _wait_for_output(client, "up")
+    # The pool refills behind the running cell: both must go with the kernel.
+    assert _wait(lambda: len(_containers(engine, pid)) == 2, 30)
     started = time.monotonic()
     if ending == "shutdown":
         manager.shutdown_kernel()
@@ -89,14 +108,16 @@ def test_interrupt_stops_the_run_and_the_kernel_carries_on(
     engine: DockerEngine, kernel: tuple[KernelManager, Any], view: str
 ) -> None:
     manager, client = kernel
-    pid = int(manager.provisioner.process.pid)  # type: ignore[union-attr]
+    pid = _pid(manager)
+    cells_container = _idle_pool(engine, client, pid)
     code = "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.05)"
     msg_id = client.execute(f"%%sandbox --timeout 600 {view}\n{code}")
-    assert _wait(lambda: _running(engine, pid), 20)
+    _wait_for_output(client, "tick")
     interrupted_at = time.monotonic()
     manager.interrupt_kernel()
-    assert _wait(lambda: not _containers(engine, pid), 1.0), (
-        "container outlived the interrupt by 1 s"
+    assert _wait(lambda: cells_container not in _containers(engine, pid), 1.0), (
+        f"the cell's container outlived the interrupt by 1 s: {cells_container[:12]} in "
+        f"{[(c.id[:12], c.state) for c in engine.list({OWNER_PID: str(pid)})]}"
     )
     assert time.monotonic() - interrupted_at < 1.5
     reply = client.get_shell_msg(timeout=10)

@@ -18,12 +18,15 @@ from codedock_magic.magic import SandboxMagics
 DEFAULTS = {
     name: trait.default() for name, trait in SandboxMagics.class_traits(config=True).items()
 }
+# The warm pool has tests of its own; here it would only blur the leak checks.
+DEFAULTS["pool_size"] = 0
 
 
 @pytest.fixture(scope="module")
 def shell() -> InteractiveShell:
     ip = start_ipython()
     assert ip is not None
+    ip.config.SandboxMagics.pool_size = 0
     ip.run_line_magic("load_ext", "codedock_magic")
     return ip
 
@@ -243,3 +246,28 @@ def test_a_missing_image_is_one_clear_line(ip: InteractiveShell, engine: DockerE
         f"ImageNotFoundError: {error}"
     ]
     assert "images/pybuntu/build.sh" in str(error)
+
+
+def test_cells_use_the_warm_pool_when_it_is_on(
+    ip: InteractiveShell, engine: DockerEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    magics = ip.magics_manager.registry["SandboxMagics"]
+    magics.pool.hits = magics.pool.misses = 0
+    ip.run_line_magic("config", "SandboxMagics.pool_size = 1")
+    assert magics.pool.wait_ready(timeout=30), magics.pool.last_error
+    cell(ip, "--result r", "print('warm')")
+    assert ip.user_ns["r"].stdout == "warm\n"
+    assert magics.pool.hits == 1
+    # A cell asking for other container limits starts cold, with its own limits.
+    cell(ip, "--mem 100m --result r", "print(1)")
+    assert ip.user_ns["r"].limits.memory == 100 * 1024**2
+    assert (magics.pool.hits, magics.pool.misses) == (1, 0)
+    # New defaults replace what waits in the pool.
+    ip.run_line_magic("config", "SandboxMagics.memory = '128m'")
+    assert magics.pool.wait_ready(timeout=30)
+    cell(ip, "--out o", "print(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read())")
+    assert ip.user_ns["o"].strip() == str(128 * 1024**2)
+    assert magics.pool.hits == 2
+    capsys.readouterr()
+    ip.run_line_magic("sandbox_info", "")
+    assert "pool:      " in capsys.readouterr().out

@@ -1,0 +1,236 @@
+"""A warm pool: fresh, single-use sandboxes started ahead of time.
+
+Creating and starting a container is most of the cost of a run. The pool keeps
+``size`` containers created, attached and started, their supervisors waiting for
+code, so that a run only sends its code. Each container still serves exactly one
+run and is then removed: nothing a run leaves (files, processes, environment,
+memory) can reach the next.
+
+A pooled container is limited and hardened exactly as the run it will serve: the
+pool serves runs whose image and container limits (memory, cpus, pids, workdir)
+equal its own; the timeout and output cap travel with the code, so any fits (up
+to ``max_run`` seconds). Other runs start a container of their own, as without a
+pool. Idle containers are covered by the same dead-man's switch (the host holds
+their attach socket), end themselves after ``idle`` seconds, and are refilled by
+one background thread that never blocks a run: engine trouble there only means
+the next run starts cold and reports the error itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+
+from .engine import Engine, default_engine
+from .errors import CodedockError, InvalidValueError
+from .limits import Limits
+from .runner import DEFAULT_IMAGE, SUPERVISOR_GRACE, Sandbox, start_sandbox
+
+__all__ = ["Pool"]
+
+# The supervisor outlives the host's own idle limit by this much, so the host never
+# hands out a container that is about to end itself.
+_IDLE_MARGIN = 30.0
+_RETRY = 5.0
+
+
+class Pool:
+    """Keeps ``size`` sandboxes for one image and set of container limits warm.
+
+    Args:
+        engine: where to start them (the Docker engine from the environment by default).
+        size: how many to keep ready; 0 keeps none.
+        image: the image they run.
+        limits: their container limits (memory, cpus, pids, workdir).
+        idle: seconds an unused one is kept before it is replaced.
+        max_run: the longest timeout a pooled container may serve (its label's
+            expiry allows for it).
+
+    Call :meth:`start` to begin filling, :meth:`close` to remove the idle ones.
+    """
+
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        size: int = 1,
+        image: str = DEFAULT_IMAGE,
+        limits: Limits | None = None,
+        idle: float = 300.0,
+        max_run: float = 3600.0,
+    ) -> None:
+        if size < 0:
+            raise InvalidValueError("pool size", size, "a whole number of 0 or more")
+        if idle <= 0:
+            raise InvalidValueError("pool idle", idle, "a positive number of seconds")
+        self._engine = engine
+        self.size = size
+        self.image = image
+        self.limits = limits or Limits()
+        self.idle = idle
+        self.max_run = max_run
+        #: Runs served warm, and runs it could have served but found it empty.
+        self.hits = 0
+        self.misses = 0
+        self.last_error: CodedockError | None = None
+        self._ready: deque[Sandbox] = deque()
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The engine containers start on; the default one is looked up on first use."""
+        if self._engine is None:
+            self._engine = default_engine()
+        return self._engine
+
+    def _key(self, image: str, limits: Limits) -> tuple[object, ...]:
+        return (image, limits.memory, limits.cpus, limits.pids, limits.workdir)
+
+    def serves(self, image: str, limits: Limits) -> bool:
+        """Whether a run with ``image`` and ``limits`` can use this pool's containers."""
+        return (
+            self._key(image, limits) == self._key(self.image, self.limits)
+            and limits.timeout <= self.max_run
+        )
+
+    def start(self) -> Pool:
+        """Begin filling in the background (idempotent); returns the pool."""
+        with self._wake:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._fill, name="codedock-pool", daemon=True
+                )
+                self._thread.start()
+        return self
+
+    def take(self, image: str, limits: Limits) -> Sandbox | None:
+        """A ready sandbox for this run, or None when none fits (start one cold then)."""
+        if self.size == 0 or not self.serves(image, limits):
+            return None
+        stale: list[Sandbox] = []
+        found = None
+        with self._wake:
+            while self._ready:
+                candidate = self._ready.popleft()
+                if candidate.alive() and time.monotonic() - candidate.ready_at < self.idle:
+                    found = candidate
+                    break
+                stale.append(candidate)
+            if found is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+            self._wake.notify_all()
+        for sandbox in stale:
+            sandbox.discard()
+        return found
+
+    def configure(
+        self,
+        *,
+        size: int | None = None,
+        image: str | None = None,
+        limits: Limits | None = None,
+        idle: float | None = None,
+    ) -> None:
+        """Change what the pool keeps; containers that no longer fit are discarded."""
+        with self._wake:
+            if size is not None:
+                if size < 0:
+                    raise InvalidValueError("pool size", size, "a whole number of 0 or more")
+                self.size = size
+            if idle is not None:
+                if idle <= 0:
+                    raise InvalidValueError("pool idle", idle, "a positive number of seconds")
+                self.idle = idle
+            self.image = image if image is not None else self.image
+            self.limits = limits if limits is not None else self.limits
+            keep = [s for s in self._ready if self.serves(s.spec.image, s.spec.limits)]
+            drop = [s for s in self._ready if s not in keep]
+            while len(keep) > self.size:
+                drop.append(keep.pop())
+            self._ready = deque(keep)
+            self._wake.notify_all()
+        for sandbox in drop:
+            sandbox.discard()
+
+    @property
+    def ready(self) -> int:
+        """How many sandboxes wait right now."""
+        with self._wake:
+            return len(self._ready)
+
+    def wait_ready(self, count: int | None = None, timeout: float = 30.0) -> bool:
+        """Block until ``count`` (default: size) sandboxes wait; for tests and benchmarks."""
+        want = self.size if count is None else count
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            while len(self._ready) < want:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    return False
+                self._wake.wait(min(left, 0.05))
+            return True
+
+    def close(self) -> None:
+        """Stop refilling and end every idle sandbox."""
+        with self._wake:
+            self._closed = True
+            ready, self._ready = list(self._ready), deque()
+            self._wake.notify_all()
+        for sandbox in ready:
+            sandbox.discard()
+
+    def _fill(self) -> None:
+        while True:
+            with self._wake:
+                while not self._closed and len(self._ready) >= self.size:
+                    self._wake.wait(self.idle / 4)
+                    self._expire_locked()
+                if self._closed:
+                    return
+                image, limits = self.image, self.limits
+            try:
+                sandbox = start_sandbox(
+                    self.engine,  # may raise when no engine answers: retried below
+                    image,
+                    limits,
+                    idle=self.idle + _IDLE_MARGIN,
+                    lifetime=self.idle + _IDLE_MARGIN + self.max_run + SUPERVISOR_GRACE,
+                )
+            except CodedockError as exc:
+                # The engine is down or the image gone: runs start cold and say so.
+                self.last_error = exc
+                with self._wake:
+                    self._wake.wait(_RETRY)
+                continue
+            except Exception as exc:
+                self.last_error = CodedockError(f"refilling the pool failed: {exc!r}")
+                with self._wake:
+                    self._wake.wait(_RETRY)
+                continue
+            self.last_error = None
+            with self._wake:
+                fits = (
+                    not self._closed
+                    and self.serves(image, limits)
+                    and (len(self._ready) < self.size)
+                )
+                if fits:
+                    self._ready.append(sandbox)
+                    self._wake.notify_all()
+            if not fits:
+                sandbox.discard()
+
+    def _expire_locked(self) -> None:
+        now = time.monotonic()
+        old = [s for s in self._ready if now - s.ready_at >= self.idle or not s.alive()]
+        if old:
+            self._ready = deque(s for s in self._ready if s not in old)
+            for sandbox in old:
+                with contextlib.suppress(Exception):
+                    sandbox.discard()

@@ -1,0 +1,176 @@
+"""The warm pool: fresh single-use containers started ahead of time."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from codedock_magic import DEFAULT_IMAGE, DockerEngine, ImageNotFoundError, Limits, RunStatus, run
+from codedock_magic.labels import SESSION, SESSION_ID
+from codedock_magic.pool import Pool
+
+from .conftest import wait_until_gone
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def pool(engine: DockerEngine) -> Iterator[Pool]:
+    warm = Pool(engine, size=1).start()
+    assert warm.wait_ready(timeout=30), warm.last_error
+    yield warm
+    warm.close()
+
+
+def _idle_ids(engine: DockerEngine) -> set[str]:
+    return {c.id for c in engine.list({SESSION: SESSION_ID}) if c.state == "running"}
+
+
+def test_a_warm_run_uses_a_started_container_and_the_pool_refills(
+    engine: DockerEngine, pool: Pool
+) -> None:
+    waiting = _idle_ids(engine)
+    assert len(waiting) == 1
+    result = run("print('warm')", pool=pool)
+    assert result.status is RunStatus.OK and result.stdout == "warm\n"
+    assert (pool.hits, pool.misses) == (1, 0)
+    assert pool.wait_ready(timeout=30)
+    assert _idle_ids(engine).isdisjoint(waiting), "the used container came back"
+
+
+def test_each_run_is_fresh(engine: DockerEngine, pool: Pool) -> None:
+    dirty = textwrap.dedent(
+        """
+        import os, subprocess, sys
+        open('/sandbox/left-behind', 'w').write('secret')
+        subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],
+                         start_new_session=True)
+        os.environ['LEFT_BEHIND'] = '1'
+        import builtins
+        builtins.left_behind = True
+        print(os.getpid())
+        """
+    )
+    check = textwrap.dedent(
+        """
+        import builtins, os
+        print(os.path.exists('/sandbox/left-behind'))
+        print(os.environ.get('LEFT_BEHIND'))
+        print(hasattr(builtins, 'left_behind'))
+        others = [p for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]
+        cmds = [open(f'/proc/{p}/cmdline', 'rb').read() for p in others]
+        print(any(b'sleep' in c for c in cmds))
+        """
+    )
+    first = run(dirty, pool=pool)
+    assert first.ok, first.stderr
+    assert pool.wait_ready(timeout=30)
+    second = run(check, pool=pool)
+    assert second.ok, second.stderr
+    assert second.stdout.split() == ["False", "None", "False", "False"]
+    assert pool.hits == 2
+
+
+def test_other_limits_start_cold_with_their_own_limits(engine: DockerEngine, pool: Pool) -> None:
+    probe = "print(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read().strip())"
+    result = run(probe, limits=Limits(memory="100m"), pool=pool)
+    assert result.stdout.strip() == str(100 * 1024**2)
+    assert (pool.hits, pool.misses) == (0, 0)
+    # The timeout and output cap travel with the code: the pool serves them.
+    quick = run(probe, limits=Limits(timeout=3, output="64k"), pool=pool)
+    assert quick.stdout.strip() == str(Limits().memory)
+    assert pool.hits == 1
+
+
+def test_warm_runs_keep_every_status(engine: DockerEngine, pool: Pool) -> None:
+    cases = [
+        ("import sys\nsys.exit(3)", Limits(), RunStatus.ERROR),
+        ("while True: pass", Limits(timeout=1), RunStatus.TIMEOUT),
+        ("x = bytearray(400 * 1024 * 1024)", Limits(), RunStatus.MEMORY_LIMIT),
+        ("import os\nos.kill(os.getpid(), 9)", Limits(), RunStatus.SIGNALED),
+    ]
+    for code, limits, status in cases:
+        assert pool.wait_ready(timeout=30)
+        assert run(code, limits=limits, pool=pool).status is status, code
+    assert pool.hits == len(cases)
+
+
+def test_idle_containers_are_replaced_after_their_idle_time(engine: DockerEngine) -> None:
+    short = Pool(engine, size=1, idle=1.0).start()
+    try:
+        assert short.wait_ready(timeout=30)
+        first = _idle_ids(engine)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (_idle_ids(engine) & first):
+            time.sleep(0.1)
+        assert not (_idle_ids(engine) & first), "the idle container was never replaced"
+        assert short.wait_ready(timeout=30)
+    finally:
+        short.close()
+
+
+def test_size_zero_keeps_nothing(engine: DockerEngine) -> None:
+    off = Pool(engine, size=0).start()
+    try:
+        time.sleep(0.5)
+        assert off.ready == 0 and not _idle_ids(engine)
+        assert run("print(1)", pool=off).ok
+        assert (off.hits, off.misses) == (0, 0)
+    finally:
+        off.close()
+
+
+def test_close_removes_idle_containers(engine: DockerEngine) -> None:
+    warm = Pool(engine, size=2).start()
+    assert warm.wait_ready(timeout=30)
+    assert len(_idle_ids(engine)) == 2
+    warm.close()
+    assert wait_until_gone(engine, SESSION_ID, within=5.0) == []
+
+
+def test_engine_trouble_in_refill_never_breaks_a_run(engine: DockerEngine) -> None:
+    image = f"codedock-pool-test-{uuid.uuid4().hex[:8]}:latest"
+    engine.api.tag(DEFAULT_IMAGE, *image.split(":"))
+    doomed = Pool(engine, size=1, image=image).start()
+    try:
+        assert doomed.wait_ready(timeout=30)
+        engine.api.remove_image(image)
+        # The container started before the image went still serves its run.
+        assert run("print('still fine')", image=image, pool=doomed).stdout == "still fine\n"
+        deadline = time.monotonic() + 10
+        while doomed.last_error is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert isinstance(doomed.last_error, ImageNotFoundError)
+        # The next run finds no warm container, starts cold and says what is wrong.
+        with pytest.raises(ImageNotFoundError, match=image):
+            run("print(1)", image=image, pool=doomed)
+    finally:
+        doomed.close()
+
+
+def test_idle_pool_containers_die_with_a_sigkilled_host(engine: DockerEngine) -> None:
+    host = textwrap.dedent(
+        """
+        import time
+        from codedock_magic.labels import SESSION_ID
+        from codedock_magic.pool import Pool
+        pool = Pool(size=3).start()
+        assert pool.wait_ready(timeout=60), pool.last_error
+        print(SESSION_ID, flush=True)
+        time.sleep(600)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", host], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    session = proc.stdout.readline().strip()
+    assert len(engine.list({SESSION: session})) == 3
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert wait_until_gone(engine, session, within=5.0) == []
