@@ -87,7 +87,7 @@ class SandboxMagics(Magics):
         Unicode(), default_value=[], help="Ceiling: the only images cells may use ([]: any)."
     ).tag(config=True)
     pool_size = Int(
-        1,
+        2,
         help="Containers started ahead of time for the default image and limits, so a cell "
         "does not wait for one (0: none). Each still serves a single run.",
     ).tag(config=True)

@@ -3,6 +3,7 @@
 #   bash scripts/dev.sh demo    set everything up, then run the demo snippets and demo.ipynb
 #   bash scripts/dev.sh test    set everything up, then lint, type-check and test
 #   bash scripts/dev.sh setup   only set up: virtualenv, Docker engine, sandbox image
+#   bash scripts/dev.sh bench   set everything up, then print the benchmark table
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -51,8 +52,12 @@ case "${1:-}" in
         "$venv/bin/mypy"
         "$venv/bin/python" -m pytest "$@"
         ;;
+    bench)
+        setup
+        "$venv/bin/python" benchmarks/bench.py
+        ;;
     *)
-        echo "usage: bash scripts/dev.sh setup|demo|test [pytest args]" >&2
+        echo "usage: bash scripts/dev.sh setup|demo|test [pytest args]|bench" >&2
         exit 2
         ;;
 esac

@@ -52,7 +52,9 @@ def kernel() -> Iterator[tuple[KernelManager, Any]]:
     client = manager.client()
     client.start_channels()
     client.wait_for_ready(timeout=60)
-    reply = client.execute_interactive("%load_ext codedock_magic", timeout=60)
+    # One pooled container keeps the counting below exact.
+    setup = "get_ipython().config.SandboxMagics.pool_size = 1\n%load_ext codedock_magic"
+    reply = client.execute_interactive(setup, timeout=60)
     assert reply["content"]["status"] == "ok"
     yield manager, client
     client.stop_channels()
