@@ -97,6 +97,6 @@ class RunFailedError(CodedockError):
     def __init__(self, result: RunResult) -> None:
         self.result = result
         super().__init__(
-            f"the sandboxed cell ended with {result.describe()}; "
+            f"the sandboxed cell did not end ok: {result.describe()}; "
             "its output is above (use --no-raise-error to carry on)"
         )

@@ -165,7 +165,8 @@ class SandboxMagics(Magics):
 
     # -- %%sandbox ---------------------------------------------------------------
 
-    @magic_arguments("%%sandbox")
+    # IPython puts one "%" before the name in the usage line.
+    @magic_arguments("%sandbox")
     @argument("--timeout", metavar="SECONDS", help="wall-clock limit, e.g. 2 or 0.5")
     @argument("--mem", "--memory", dest="memory", metavar="SIZE", help="memory, e.g. 100m or 1g")
     @argument("--cpus", metavar="N", help="CPU share, e.g. 0.5")

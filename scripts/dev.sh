@@ -29,6 +29,20 @@ setup_venv() {
     touch "$stamp"
 }
 
+setup_browser() {
+    # The browser tests drive Debian's Chromium; Playwright never downloads one.
+    if [ -x /usr/bin/chromium ] || [ -n "${CODEDOCK_CHROMIUM:-}" ]; then
+        return 0
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing Debian's chromium for the browser tests"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+    else
+        echo "dev.sh: no /usr/bin/chromium; the browser tests will skip (install chromium to run them)" >&2
+    fi
+}
+
 setup() {
     setup_venv
     bash scripts/engine.sh
@@ -46,6 +60,7 @@ case "${1:-}" in
         ;;
     test)
         setup
+        setup_browser
         shift
         "$venv/bin/ruff" check .
         "$venv/bin/ruff" format --check .

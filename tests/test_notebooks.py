@@ -110,7 +110,7 @@ def test_a_failing_cell_stops_run_all_with_one_line(tmp_path: Path, engine: Dock
     with pytest.raises(CellExecutionError) as info:
         _run(tmp_path, "%%sandbox\nraise ValueError('student bug')", "print('never')")
     message = str(info.value)
-    assert "RunFailedError: the sandboxed cell ended with error (exit 1)" in message
+    assert "RunFailedError: the sandboxed cell did not end ok: error (exit 1)" in message
     assert "codedock_magic/" not in message
 
 
