@@ -73,12 +73,12 @@ class Watch:
     the race against the removal.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, close: Callable[[], None] = lambda: None) -> None:
         self.exit_code: int | None = None
         self.oom_killed = False
         self.died = threading.Event()
         self.removed = threading.Event()
-        self._close: Callable[[], None] = lambda: None
+        self._close = close
 
     def record(self, action: str, attributes: Mapping[str, str]) -> None:
         """Take one event (``oom``, ``die`` with ``exitCode``, ``destroy``)."""
@@ -186,7 +186,7 @@ class DockerEngine:
         return True
 
     def create(self, spec: SandboxSpec) -> str:
-        """Create a sandbox locked down as design notes section 2 describes."""
+        """Create an auto-removing sandbox: no network, read-only root, capped tmpfs, limits."""
         limits = spec.limits
         host_config = self.api.create_host_config(
             auto_remove=True,
@@ -236,13 +236,18 @@ class DockerEngine:
 
     def watch(self, container_id: str) -> Watch:
         """Subscribe to the container's events in a background thread."""
-        watch = Watch()
         stream = self._call(
             "stream events",
             self.api.events,
             filters={"container": [container_id]},
             decode=True,
         )
+
+        def close() -> None:
+            with contextlib.suppress(Exception):
+                stream.close()
+
+        watch = Watch(close)
 
         def pump() -> None:
             with contextlib.suppress(Exception):
@@ -254,11 +259,6 @@ class DockerEngine:
                     if watch.removed.is_set():
                         break
 
-        def close() -> None:
-            with contextlib.suppress(Exception):
-                stream.close()
-
-        watch._close = close
         threading.Thread(
             target=pump, name=f"codedock-events-{container_id[:12]}", daemon=True
         ).start()

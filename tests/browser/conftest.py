@@ -88,7 +88,7 @@ def _require_browser_stack() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     _require_browser_stack()
     home = tmp_path_factory.mktemp("jupyter")
@@ -164,7 +164,7 @@ def server(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> It
         shutil.rmtree(home / "runtime", ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(server: Server) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
