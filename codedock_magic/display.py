@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import sys
-import threading
 import time
 from typing import Any, Protocol, TextIO
 
@@ -173,29 +172,28 @@ class WidgetView:
         )
         self.box.add_class("codedock-live")
         self._handle: Any = None
-        self._ticker: threading.Thread | None = None
-        self._done = threading.Event()
         self._limits: Limits | None = None
         self._image = ""
         self._started = 0.0
+        self._shown_at = 0.0
 
     def start(self, limits: Limits, image: str) -> None:
-        """Show the view with a running badge and tick the elapsed time."""
+        """Show the view with a running badge."""
         from IPython.display import display
 
         self._limits, self._image = limits, image
         self._started = time.monotonic()
-        self.details.value = _meta(_details(limits, image, 0.0))
+        self.details.value = _meta(_details(limits, image, None))
         self._handle = display(self.box, display_id=True)
         self._capture(True)
-        self._ticker = threading.Thread(target=self._tick, name="codedock-ticker", daemon=True)
-        self._ticker.start()
 
-    def _tick(self) -> None:
-        while not self._done.wait(0.5):
-            if self._limits is not None:
-                elapsed = time.monotonic() - self._started
-                self.details.value = _meta(_details(self._limits, self._image, elapsed))
+    def _show_elapsed(self) -> None:
+        # Only ever from the kernel's main thread: widget messages sent from another
+        # thread race the kernel's own replies. So the time moves on with the output.
+        now = time.monotonic()
+        if self._limits is not None and now - self._shown_at >= 0.5:
+            self._shown_at = now
+            self.details.value = _meta(_details(self._limits, self._image, now - self._started))
 
     def _capture(self, on: bool) -> None:
         # What ``with output:`` does, without its __exit__, which swallows every
@@ -218,11 +216,9 @@ class WidgetView:
         target = sys.stdout if stream == "stdout" else sys.stderr
         target.write(text)
         target.flush()
+        self._show_elapsed()
 
     def _stop(self) -> None:
-        self._done.set()
-        if self._ticker is not None:
-            self._ticker.join()
         self._capture(False)
 
     def abandon(self, error: BaseException) -> None:
