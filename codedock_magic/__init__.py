@@ -21,6 +21,7 @@ from .errors import (
     RunFailedError,
 )
 from .limits import Limits, format_size, parse_size
+from .pool import Pool
 from .result import RunResult, RunStatus
 from .runner import DEFAULT_IMAGE, OnOutput, run
 
@@ -39,6 +40,7 @@ __all__ = [
     "Limits",
     "OnOutput",
     "Orphan",
+    "Pool",
     "RunFailedError",
     "RunResult",
     "RunStatus",

@@ -17,6 +17,7 @@ OK = "%%sandbox\nprint('hello from the sandbox')"
 ERROR = "%%sandbox --no-raise-error\ndef mean(xs):\n    return sum(xs) / len(xs)\nprint(mean([]))"
 TIMEOUT = "%%sandbox --timeout 1 --no-raise-error\nwhile True:\n    pass"
 MEMORY = "%%sandbox --mem 100m --no-raise-error\nhog = bytearray(300 * 1024 * 1024)"
+WIDE = "%%sandbox\nprint('wide ' * 60)\nprint('unicode: ☃ π — 日本語 ✓')"
 STREAM = (
     "%%sandbox --timeout 30\nimport time\nfor i in range(25):\n"
     "    print(f'line {i}', flush=True)\n    time.sleep(0.3)"
@@ -104,9 +105,10 @@ def output_text(page: Any, cell: int) -> str:
 
 
 def test_lab_badges_say_what_happened(page: Any, server: Server) -> None:
-    open_notebook(page, server, server.notebook("badges.ipynb", OK, ERROR, TIMEOUT, MEMORY), 4)
-    run_cells(page, 4)
-    wait_for_badges(page, ["ok", "error", "timeout", "memory limit"])
+    notebook = server.notebook("badges.ipynb", OK, ERROR, TIMEOUT, MEMORY, WIDE)
+    open_notebook(page, server, notebook, 5)
+    run_cells(page, 5)
+    wait_for_badges(page, ["ok", "error", "timeout", "memory limit", "ok"])
     shot(page, "lab-badges")
     found = badges(page)
     assert [text for _, text, _ in found] == [
@@ -114,10 +116,14 @@ def test_lab_badges_say_what_happened(page: Any, server: Server) -> None:
         "error (exit 1)",
         "timeout after 1s",
         "memory limit (100m) exceeded",
+        "ok",
     ]
     assert [colour for _, _, colour in found] == [
-        _rgb(COLOURS[status]) for status in ("ok", "error", "timeout", "memory limit")
+        _rgb(COLOURS[status]) for status in ("ok", "error", "timeout", "memory limit", "ok")
     ]
+    assert "unicode: ☃ π — 日本語 ✓" in output_text(page, 4)
+    # A wide line wraps inside the output instead of widening the page.
+    assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
     assert "hello from the sandbox" in output_text(page, 0)
     error = output_text(page, 1)
     assert "ZeroDivisionError: division by zero" in error and "return sum(xs) / len(xs)" in error
