@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +28,47 @@ class CellOutcome:
     summaries: list[str]
 
 
+def _sliced(get_msg: Any) -> Any:
+    """Wrap a channel's ``get_msg`` so that it polls in one-second slices.
+
+    Now and then the asyncio wake-up for a message that has already arrived is
+    lost, and a single long poll then sits out its whole timeout (minutes) before
+    it looks again; short slices look again every second.
+    """
+    from queue import Empty
+
+    async def get(timeout: float | None = None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+            try:
+                return await get_msg(timeout=step)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    return get
+
+
+def _client_class() -> Any:
+    from nbclient import NotebookClient
+
+    class SlicedPollClient(NotebookClient):
+        async def async_start_new_kernel_client(self) -> Any:
+            client = await super().async_start_new_kernel_client()
+            for channel in (client.shell_channel, client.iopub_channel):
+                channel.get_msg = _sliced(channel.get_msg)
+            return client
+
+    return SlicedPollClient
+
+
 def execute(path: Path, *, timeout: int = 300, save: Path | None = None) -> Any:
     """Run every cell of the notebook at ``path`` in a fresh kernel; return the notebook."""
     import nbformat
-    from nbclient import NotebookClient
 
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(
+    _client_class()(
         notebook,
         kernel_name="python3",
         # The kernel warns on every start that local TCP is unencrypted; it listens
