@@ -232,7 +232,8 @@ class WidgetView:
         self._close()
 
     def _close(self) -> None:
-        for widget in (self.box, *self.box.children, self.badge, self.details, self.output):
+        # The box holds the header row (badge, details) and the output.
+        for widget in (self.box, *self.box.children, self.badge, self.details):
             widget.close()
 
     def finish(self, result: RunResult) -> None:

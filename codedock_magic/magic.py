@@ -375,7 +375,7 @@ def _quiet_cleanup(magics: SandboxMagics) -> None:
     with contextlib.suppress(Exception):
         magics.pool.close()
     with contextlib.suppress(Exception):
-        remove_session()
+        remove_session(magics._engine)
 
 
 _loaded: dict[int, SandboxMagics] = {}
@@ -394,7 +394,7 @@ def load_ipython_extension(ipython: Any) -> None:
     _loaded[id(ipython)] = magics
     if magics.sweep_on_load:
         threading.Thread(
-            target=_quiet_sweep, args=(None,), name="codedock-sweep", daemon=True
+            target=_quiet_sweep, args=(magics._engine,), name="codedock-sweep", daemon=True
         ).start()
     magics.start_pool()
     atexit.register(_quiet_cleanup, magics)
