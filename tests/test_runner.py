@@ -249,7 +249,9 @@ def test_containers_carry_our_labels_while_running(engine: DockerEngine) -> None
     found: list[dict[str, str]] = []
 
     def look(stream: str, text: str) -> None:
-        found.extend(dict(c.labels) for c in engine.list({SESSION: SESSION_ID}))
+        # print() may arrive as two writes ("look now", "\n"): look at the first only.
+        if not found:
+            found.extend(dict(c.labels) for c in engine.list({SESSION: SESSION_ID}))
 
     run(
         "print('look now', flush=True)\nimport time\ntime.sleep(0.3)", on_output=look, engine=engine
