@@ -25,6 +25,7 @@ import docker
 
 from codedock_magic import DEFAULT_IMAGE, Limits, run
 from codedock_magic.pool import Pool
+from codedock_magic.watchdog import watchdog_command
 
 CODE = "print(1)"
 LIMITS = Limits()
@@ -75,6 +76,20 @@ def throughput(action: Callable[[], object], total: int = 100, threads: int = 8)
     for t in pool:
         t.join()
     return total / (time.perf_counter() - start)
+
+
+def idle_rss_mib(command: list[str]) -> float:
+    """Resident memory of ``command`` once it waits on its stdin, as the watchdog does."""
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        with open(f"/proc/{proc.pid}/status") as status:
+            kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    return kib / 1024
 
 
 def magic_shell(pool_size: int) -> Any:
@@ -158,9 +173,15 @@ def main() -> int:
     usage = memory.get("usage", 0) - memory.get("stats", {}).get("cache", 0)
     idle.close()
     row("memory of one idle pooled container", usage / 1024**2, "MiB")
+    bare = idle_rss_mib([sys.executable, "-I", "-c", "import sys; sys.stdin.read()"])
+    row("memory of a bare python waiting on stdin", bare, "MiB")
+    # A session of its own, so that its final sweep touches nothing of ours.
+    watchdog = idle_rss_mib(watchdog_command("bench-" + os.urandom(4).hex()))
+    row("memory of the per-kernel watchdog (target: at most 15 MiB)", watchdog, "MiB")
 
     base = next(ms for name, ms, _ in rows if name == "docker-py containers.run")
     base_rate = baseline_rate
+    bare_mib = next(v for name, v, _ in rows if name.startswith("memory of a bare python"))
     engine_version = client.version()["Version"]
     print()
     print(
@@ -176,6 +197,8 @@ def main() -> int:
             ratio = f"{value / base:.2f}x"
         elif unit == "runs/s":
             ratio = f"{value / base_rate:.2f}x"
+        elif name.startswith("memory of the per-kernel watchdog"):
+            ratio = f"{value / bare_mib:.2f}x bare python"
         else:
             ratio = ""
         print(f"| {name} | {value:.1f} {unit} | {ratio} |")

@@ -3,34 +3,81 @@
 In IPython or Jupyter, ``%load_ext codedock_magic`` registers the ``%%sandbox``
 cell magic. From Python, :func:`run` runs a snippet and returns a :class:`RunResult`.
 The pycodedock API lives on as :mod:`codedock_magic.dock`.
+
+The names below are imported on first use (PEP 562), so that importing the
+package costs nothing until something is used: the watchdog and the supervisor
+must stay small, and a kernel that never runs a cell needs no engine client.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import autoload, dock
-from .cleanup import Orphan, find_orphans, remove_session, sweep
-from .engine import ContainerInfo, DockerEngine, Engine, SandboxSpec, default_engine
-from .errors import (
-    CodedockError,
-    EngineError,
-    EngineUnavailableError,
-    ImageNotFoundError,
-    InvalidValueError,
-    RunFailedError,
-)
-from .limits import Limits, format_size, parse_size
-from .pool import Pool
-from .result import RunResult, RunStatus
-from .runner import DEFAULT_IMAGE, OnOutput, run
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from . import autoload, dock
+    from .backend import Backend, LocalBackend
+    from .cleanup import Orphan, find_orphans, remove_session, sweep
+    from .engines import ContainerInfo, Engine, SandboxSpec, default_engine
+    from .engines.docker import DockerEngine
+    from .errors import (
+        CodedockError,
+        EngineError,
+        EngineUnavailableError,
+        ImageNotFoundError,
+        InvalidValueError,
+        RunFailedError,
+    )
+    from .limits import ContainerLimits, Limits, RunLimits, format_size, parse_size
+    from .pool import Pool
+    from .profile import DEFAULT_IMAGE, Profile
+    from .request import OnOutput, RunRequest
+    from .result import RunResult, RunStatus
+    from .runner import run
+
+_EXPORTS = {
+    "autoload": "",
+    "dock": "",
+    "Backend": ".backend",
+    "LocalBackend": ".backend",
+    "Orphan": ".cleanup",
+    "find_orphans": ".cleanup",
+    "remove_session": ".cleanup",
+    "sweep": ".cleanup",
+    "ContainerInfo": ".engines",
+    "Engine": ".engines",
+    "SandboxSpec": ".engines",
+    "default_engine": ".engines",
+    "DockerEngine": ".engines.docker",
+    "CodedockError": ".errors",
+    "EngineError": ".errors",
+    "EngineUnavailableError": ".errors",
+    "ImageNotFoundError": ".errors",
+    "InvalidValueError": ".errors",
+    "RunFailedError": ".errors",
+    "ContainerLimits": ".limits",
+    "Limits": ".limits",
+    "RunLimits": ".limits",
+    "format_size": ".limits",
+    "parse_size": ".limits",
+    "Pool": ".pool",
+    "DEFAULT_IMAGE": ".profile",
+    "Profile": ".profile",
+    "OnOutput": ".request",
+    "RunRequest": ".request",
+    "RunResult": ".result",
+    "RunStatus": ".result",
+    "run": ".runner",
+}
 
 __all__ = [
     "DEFAULT_IMAGE",
+    "Backend",
     "CodedockError",
     "ContainerInfo",
+    "ContainerLimits",
     "DockerEngine",
     "Engine",
     "EngineError",
@@ -38,10 +85,14 @@ __all__ = [
     "ImageNotFoundError",
     "InvalidValueError",
     "Limits",
+    "LocalBackend",
     "OnOutput",
     "Orphan",
     "Pool",
+    "Profile",
     "RunFailedError",
+    "RunLimits",
+    "RunRequest",
     "RunResult",
     "RunStatus",
     "SandboxSpec",
@@ -60,15 +111,31 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    where = _EXPORTS.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if where == "":
+        value: Any = importlib.import_module(f".{name}", __name__)
+    else:
+        value = getattr(importlib.import_module(where, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%sandbox`` (called by ``%load_ext codedock_magic``)."""
-    from .magic import load_ipython_extension as load
+    from .jupyter.magic import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Undo :func:`load_ipython_extension`."""
-    from .magic import unload_ipython_extension as unload
+    from .jupyter.magic import unload_ipython_extension as unload
 
     unload(ipython)

@@ -1,8 +1,9 @@
 """Turning autoload of the extension on and off in an IPython kernel config file.
 
 Kernels read ``ipython_kernel_config.json`` from the environment
-(``{sys.prefix}/etc/ipython``), the machine (``/etc/ipython``) and the user's
-profile. There is no drop-in folder for kernels, so we merge our one entry,
+(``{sys.prefix}/etc/ipython``), the machine (``/usr/local/etc/ipython``, then
+``/etc/ipython``: IPython's own list, of which the first file found wins) and
+the user's profile. There is no drop-in folder for kernels, so we merge our one entry,
 ``InteractiveShellApp.extra_extensions += ["codedock_magic"]``, into whatever file
 is there, and later take only that entry out. ``extra_extensions`` rather than
 ``extensions`` so that a user's own ``extensions`` list does not drop ours.
@@ -28,14 +29,25 @@ _SECTION, _KEY = "InteractiveShellApp", "extra_extensions"
 
 
 def config_path(scope: str) -> Path:
-    """The kernel config file of ``scope``: env, system or user."""
+    """The kernel config file of ``scope``: env, system or user, by IPython's own paths.
+
+    For the system scope that is the file IPython reads first of its system
+    folders, when one exists (it wins over the others), else one in the first.
+    """
+    # IPython only for its paths, and only when asked: the CLI is part of the core.
+    from IPython.core.application import ENV_CONFIG_DIRS, SYSTEM_CONFIG_DIRS  # noqa: TID251
+    from IPython.paths import get_ipython_dir  # noqa: TID251
+
     if scope == "env":
-        return Path(sys.prefix) / "etc" / "ipython" / FILENAME
+        folders = ENV_CONFIG_DIRS or [str(Path(sys.prefix) / "etc" / "ipython")]
+        return Path(folders[0]) / FILENAME
     if scope == "system":
-        return Path("/etc/ipython") / FILENAME
+        candidates = [Path(folder) / FILENAME for folder in SYSTEM_CONFIG_DIRS]
+        if not candidates:
+            raise InvalidValueError("scope", scope, "env or user on this platform")
+        return next((path for path in candidates if path.exists()), candidates[0])
     if scope == "user":
-        base = Path(os.environ.get("IPYTHONDIR") or Path.home() / ".ipython")
-        return base / "profile_default" / FILENAME
+        return Path(get_ipython_dir()) / "profile_default" / FILENAME
     raise InvalidValueError("scope", scope, "one of " + ", ".join(SCOPES))
 
 

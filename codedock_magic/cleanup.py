@@ -7,7 +7,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from .engine import Engine, default_engine
+from .engines import Engine, default_engine
 from .labels import SESSION, SESSION_ID, ContainerLabels
 
 __all__ = ["Orphan", "find_orphans", "remove_session", "sweep"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import autoload
 from .cleanup import sweep
-from .engine import default_engine
+from .engines import default_engine
 from .errors import CodedockError
 from .limits import Limits
 from .runner import DEFAULT_IMAGE, run
@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--scope",
         choices=autoload.SCOPES,
         default="env",
-        help="env: this environment's kernels; system: /etc/ipython; user: your profile",
+        help="env: this environment's kernels; system: the machine's (/usr/local/etc/ipython "
+        "or /etc/ipython); user: your profile",
     )
     where.add_argument("--path", type=Path, help="a kernel config file to edit instead")
     args = parser.parse_args(argv)

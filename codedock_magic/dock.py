@@ -17,13 +17,15 @@ import signal
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from .backend import LocalBackend
 from .errors import InvalidValueError
+from .interrupts import signals_as_flag
 from .limits import Limits, parse_size
+from .profile import Profile
+from .request import RunRequest
 from .result import RunResult, RunStatus
-from .runner import run as _run
 
 __all__ = ["DEFAULTS", "Docker"]
 
@@ -39,15 +41,13 @@ SUCCESS = 0
 ERROR = -1
 TIMEOUT = 124
 
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# A file name's limit on Linux; the residue folder is named after the code.
+_NAME_MAX = 255
 _CPU_PERIOD = 100_000
 _OUTPUT_CAP = "16m"
 _in_use: set[str] = set()
 _in_use_lock = threading.Lock()
-
-
-class _Terminated(BaseException):
-    """SIGTERM arrived during run(); unwinds through the runner's cleanup."""
 
 
 def _settings(custom: Mapping[str, Any] | None) -> dict[str, str]:
@@ -99,9 +99,13 @@ class Docker:
         custom_settings: Mapping[str, Any] | None = None,
     ) -> None:
         settings = _settings(custom_settings)
-        if not isinstance(unique_code, str) or not _PLAIN_NAME.match(unique_code):
+        if not isinstance(unique_code, str) or not _PLAIN_NAME.fullmatch(unique_code):
             raise InvalidValueError(
                 "unique_code", unique_code, "a plain name of letters, digits, '_', '.' or '-'"
+            )
+        if len(unique_code.encode()) > _NAME_MAX:
+            raise InvalidValueError(
+                "unique_code", unique_code, f"a name of at most {_NAME_MAX} characters"
             )
         self.limits = Limits(
             timeout=time_limit,
@@ -153,21 +157,21 @@ class Docker:
             raise InvalidValueError(
                 "Docker instance", self.unique_code, "alive (destroy() was called)"
             )
-        code = (self.folder / "code.py").read_bytes()
-        stdin = (self.folder / "input.txt").read_bytes() if self.input_file else None
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, _raise_terminated)
-        try:
-            result = _run(code, stdin=stdin, limits=self.limits, image=self.image)
-        except _Terminated:
+        request = RunRequest(
+            code=(self.folder / "code.py").read_bytes(),
+            stdin=(self.folder / "input.txt").read_bytes() if self.input_file else b"",
+            profile=Profile(self.image, self.limits.container),
+            limits=self.limits.run,
+        )
+        # SIGTERM and Ctrl+C only set a flag while the run is under way; the run
+        # then ends itself, and the signal takes effect once it is cleaned up.
+        with signals_as_flag((signal.SIGINT, signal.SIGTERM)) as stop:
+            result = LocalBackend().run(request, stop=stop)
+        if stop.signum == signal.SIGTERM:
             self.destroy()
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
-            raise SystemExit(128 + signal.SIGTERM) from None
-        finally:
-            if previous is not None and signal.getsignal(signal.SIGTERM) is _raise_terminated:
-                signal.signal(signal.SIGTERM, previous)
+            # A SIGTERM handler of the caller's own has run and returned.
+            raise SystemExit(128 + signal.SIGTERM)
         if result.status is RunStatus.INTERRUPTED:
             self.destroy()
             raise KeyboardInterrupt
@@ -189,7 +193,3 @@ class Docker:
             shutil.rmtree(self.folder, ignore_errors=True)
         with _in_use_lock:
             _in_use.discard(self.unique_code)
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated

@@ -18,7 +18,7 @@ it into :class:`RunFailedError`, so that "Run all" stops as at a failing cell.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .result import RunResult
@@ -42,6 +42,13 @@ class CodedockError(Exception):
     what to do, and a traceback through the engine client would only hide it.
     """
 
+    #: What the constructor was called with, so that the error pickles: a remote
+    #: backend or a worker process hands it back across a process boundary.
+    _init_args: tuple[object, ...] = ()
+
+    def __reduce__(self) -> tuple[Any, tuple[object, ...]]:
+        return type(self), self._init_args or self.args
+
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]
 
@@ -56,6 +63,7 @@ class InvalidValueError(CodedockError, ValueError):
         self.name = name
         self.value = value
         self.expected = expected
+        self._init_args = (name, value, expected)
         super().__init__(f"{name} {value!r} is not {expected}")
 
 
@@ -68,6 +76,8 @@ class EngineUnavailableError(EngineError):
 
     def __init__(self, address: str, detail: str = "") -> None:
         self.address = address
+        self.detail = detail
+        self._init_args = (address, detail)
         hint = (
             "start one (as root on Debian: bash scripts/engine.sh, or systemctl start docker), "
             "or point DOCKER_HOST at a running engine"
@@ -81,6 +91,7 @@ class ImageNotFoundError(EngineError):
 
     def __init__(self, image: str) -> None:
         self.image = image
+        self._init_args = (image,)
         super().__init__(
             f"the sandbox image {image!r} is not on this Docker engine; build it with "
             f"{BUILD_HINT}, or choose another image that has python3"
@@ -96,6 +107,7 @@ class RunFailedError(CodedockError):
 
     def __init__(self, result: RunResult) -> None:
         self.result = result
+        self._init_args = (result,)
         super().__init__(
             f"the sandboxed cell did not end ok: {result.describe()}; "
             "its output is above (use --no-raise-error to carry on)"

@@ -1,15 +1,22 @@
-"""Resource limits of one sandboxed run, validated before anything starts."""
+"""What a run may use, validated before anything starts, in two kinds.
+
+:class:`ContainerLimits` (memory, cpus, pids, workdir) are what the engine
+enforces on a container: what a warm pool keys on, and what a pod's resources
+would be. :class:`RunLimits` (timeout, output cap) travel with the code and bind
+whichever container serves it. :class:`Limits` is the one value users write,
+holding one of each.
+"""
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidValueError
 
-__all__ = ["Limits", "format_size", "parse_size"]
+__all__ = ["ContainerLimits", "Limits", "RunLimits", "format_size", "parse_size"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -61,29 +68,103 @@ def _number(value: Any, name: str, expected: str, *, integer: bool = False) -> f
     return number
 
 
-@dataclass(frozen=True, init=False)
-class Limits:
-    """What one run may use. Every value is checked on construction.
+def _at_least(name: str, given: object, value: int, least: int, shown: str) -> int:
+    if value < least:
+        raise InvalidValueError(name, given, f"at least {shown}")
+    return value
 
-    Sizes accept bytes (``int``) or docker syntax (``"100m"``); numbers may be
-    strings, as they come from a command line. After construction every field has
-    its canonical type (sizes in ``int`` bytes).
+
+@dataclass(frozen=True, init=False)
+class ContainerLimits:
+    """What the engine enforces on one container. Every value is checked on construction.
 
     Attributes:
-        timeout: wall-clock seconds before the run is killed (status ``timeout``).
         memory: memory limit in bytes; swap is disabled, so this is all it gets.
         cpus: CPU share, e.g. ``0.5`` is half of one core.
         pids: most processes and threads alive at once inside the sandbox.
-        output: bytes of stdout, and of stderr, kept; past that a head and a tail.
         workdir: size of the writable tmpfs work dir ``/sandbox``.
     """
 
-    timeout: float
     memory: int
     cpus: float
     pids: int
-    output: int
     workdir: int
+
+    def __init__(
+        self,
+        *,
+        memory: int | str = "256m",
+        cpus: float | str = 1.0,
+        pids: int | str = 64,
+        workdir: int | str = "64m",
+    ) -> None:
+        checked = {
+            "memory": _at_least("memory", memory, parse_size(memory, "memory"), MIN_MEMORY, "16m"),
+            "cpus": _number(cpus, "cpus", "a positive number of CPUs such as 1 or 0.5"),
+            # The init process and the supervisor count too.
+            "pids": _at_least(
+                "pids",
+                pids,
+                int(_number(pids, "pids", "a whole number such as 64", integer=True)),
+                4,
+                "4",
+            ),
+            "workdir": _at_least(
+                "workdir", workdir, parse_size(workdir, "workdir"), MIN_WORKDIR, "1m"
+            ),
+        }
+        for key, value in checked.items():
+            object.__setattr__(self, key, value)
+
+    def describe(self) -> str:
+        """``memory 100m · cpus 1 · pids 64``."""
+        return f"memory {format_size(self.memory)} · cpus {self.cpus:g} · pids {self.pids}"
+
+
+@dataclass(frozen=True, init=False)
+class RunLimits:
+    """What binds one run wherever it is served. Every value is checked on construction.
+
+    Attributes:
+        timeout: wall-clock seconds before the run is killed (status ``timeout``),
+            counted from when the code reaches its container.
+        output: bytes of stdout, and of stderr, kept; past that a head and a tail.
+    """
+
+    timeout: float
+    output: int
+
+    def __init__(self, *, timeout: float | str = 10.0, output: int | str = "1m") -> None:
+        object.__setattr__(
+            self, "timeout", _number(timeout, "timeout", "a number of seconds such as 2 or 0.5")
+        )
+        object.__setattr__(
+            self,
+            "output",
+            _at_least("output", output, parse_size(output, "output"), MIN_OUTPUT, "1k"),
+        )
+
+
+_CONTAINER_FIELDS = ("memory", "cpus", "pids", "workdir")
+_RUN_FIELDS = ("timeout", "output")
+
+
+@dataclass(frozen=True, init=False)
+class Limits:
+    """Everything one run may use: its container's limits and its own.
+
+    Sizes accept bytes (``int``) or docker syntax (``"100m"``); numbers may be
+    strings, as they come from a command line. Each value is checked at once and
+    kept in its canonical type (sizes in ``int`` bytes), readable as
+    ``limits.memory``, ``limits.timeout`` and so on.
+
+    Attributes:
+        container: memory, cpus, pids and workdir (see :class:`ContainerLimits`).
+        run: timeout and output (see :class:`RunLimits`).
+    """
+
+    container: ContainerLimits
+    run: RunLimits
 
     def __init__(
         self,
@@ -95,39 +176,60 @@ class Limits:
         output: int | str = "1m",
         workdir: int | str = "64m",
     ) -> None:
-        checked = {
-            "timeout": _number(timeout, "timeout", "a number of seconds such as 2 or 0.5"),
-            "memory": parse_size(memory, "memory"),
-            "cpus": _number(cpus, "cpus", "a positive number of CPUs such as 1 or 0.5"),
-            "pids": int(_number(pids, "pids", "a whole number such as 64", integer=True)),
-            "output": parse_size(output, "output"),
-            "workdir": parse_size(workdir, "workdir"),
-        }
-        given = {"memory": memory, "workdir": workdir, "output": output, "pids": pids}
-        for name, least, shown in [
-            ("memory", MIN_MEMORY, "16m"),
-            ("workdir", MIN_WORKDIR, "1m"),
-            ("output", MIN_OUTPUT, "1k"),
-            # The init process and the supervisor count too.
-            ("pids", 4, "4"),
-        ]:
-            if checked[name] < least:
-                raise InvalidValueError(name, given[name], f"at least {shown}")
-        for key, value in checked.items():
-            object.__setattr__(self, key, value)
+        object.__setattr__(
+            self,
+            "container",
+            ContainerLimits(memory=memory, cpus=cpus, pids=pids, workdir=workdir),
+        )
+        object.__setattr__(self, "run", RunLimits(timeout=timeout, output=output))
+
+    @classmethod
+    def of(cls, container: ContainerLimits, run: RunLimits) -> Limits:
+        """The pair as one value."""
+        limits = cls.__new__(cls)
+        object.__setattr__(limits, "container", container)
+        object.__setattr__(limits, "run", run)
+        return limits
+
+    @property
+    def timeout(self) -> float:
+        """Wall-clock seconds of the run."""
+        return self.run.timeout
+
+    @property
+    def output(self) -> int:
+        """Bytes kept per stream."""
+        return self.run.output
+
+    @property
+    def memory(self) -> int:
+        """Memory of the container, in bytes."""
+        return self.container.memory
+
+    @property
+    def cpus(self) -> float:
+        """CPU share of the container."""
+        return self.container.cpus
+
+    @property
+    def pids(self) -> int:
+        """Processes and threads the container may hold."""
+        return self.container.pids
+
+    @property
+    def workdir(self) -> int:
+        """Size of the container's work dir, in bytes."""
+        return self.container.workdir
 
     def replace(self, **changes: Any) -> Limits:
         """Return a copy with some fields changed (and checked again)."""
-        unknown = set(changes) - {f.name for f in fields(self)}
+        names = _RUN_FIELDS + _CONTAINER_FIELDS
+        unknown = set(changes) - set(names)
         if unknown:
-            raise InvalidValueError(
-                "limit", sorted(unknown)[0], "one of " + ", ".join(f.name for f in fields(self))
-            )
-        return replace(self, **changes)
+            raise InvalidValueError("limit", sorted(unknown)[0], "one of " + ", ".join(names))
+        current: dict[str, Any] = {name: getattr(self, name) for name in names}
+        return Limits(**{**current, **changes})
 
     def describe(self) -> str:
         """One line for status bars: ``timeout 2s · memory 100m · cpus 1 · pids 64``."""
-        return (
-            f"timeout {self.timeout:g}s · memory {format_size(self.memory)} · "
-            f"cpus {self.cpus:g} · pids {self.pids}"
-        )
+        return f"timeout {self.timeout:g}s · {self.container.describe()}"

@@ -7,13 +7,14 @@ run and is then removed: nothing a run leaves (files, processes, environment,
 memory) can reach the next.
 
 A pooled container is limited and hardened exactly as the run it will serve: the
-pool serves runs whose image and container limits (memory, cpus, pids, workdir)
-equal its own; the timeout and output cap travel with the code, so any fits (up
-to ``max_run`` seconds). Other runs start a container of their own, as without a
-pool. Idle containers are covered by the same dead-man's switch (the host holds
-their attach socket), end themselves after ``idle`` seconds, and are refilled by
-one background thread that never blocks a run: engine trouble there only means
-the next run starts cold and reports the error itself.
+pool serves runs whose :class:`~codedock_magic.profile.Profile` (image and
+container limits) equals its own; a run's own limits (timeout, output cap) travel
+with its code, so any fits (up to ``max_run`` seconds). Other runs start a
+container of their own, as without a pool. Idle containers are covered by the
+same dead-man's switch (the host holds their attach channel), end themselves
+after ``idle`` seconds, and are refilled by one background thread that never
+blocks a run: engine trouble there only means the next run starts cold and
+reports the error itself.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import threading
 import time
 from collections import deque
 
-from .engine import Engine, default_engine
+from .engines import Engine, default_engine
 from .errors import CodedockError, InvalidValueError
-from .limits import Limits
-from .runner import DEFAULT_IMAGE, SUPERVISOR_GRACE, Sandbox, start_sandbox
+from .profile import Profile
+from .sandbox import Sandbox, start_sandbox
 
 __all__ = ["Pool"]
 
@@ -37,13 +38,12 @@ _RETRY = 5.0
 
 
 class Pool:
-    """Keeps ``size`` sandboxes for one image and set of container limits warm.
+    """Keeps ``size`` sandboxes of one profile (image and container limits) warm.
 
     Args:
         engine: where to start them (the Docker engine from the environment by default).
         size: how many to keep ready; 0 keeps none.
-        image: the image they run.
-        limits: their container limits (memory, cpus, pids, workdir).
+        profile: what they are made of.
         idle: seconds an unused one is kept before it is replaced.
         max_run: the longest timeout a pooled container may serve (its label's
             expiry allows for it).
@@ -56,8 +56,7 @@ class Pool:
         engine: Engine | None = None,
         *,
         size: int = 1,
-        image: str = DEFAULT_IMAGE,
-        limits: Limits | None = None,
+        profile: Profile | None = None,
         idle: float = 300.0,
         max_run: float = 3600.0,
     ) -> None:
@@ -67,8 +66,7 @@ class Pool:
             raise InvalidValueError("pool idle", idle, "a positive number of seconds")
         self._engine = engine
         self.size = size
-        self.image = image
-        self.limits = limits or Limits()
+        self.profile = profile or Profile()
         self.idle = idle
         self.max_run = max_run
         #: Runs served warm, and runs it could have served but found it empty.
@@ -87,15 +85,9 @@ class Pool:
             self._engine = default_engine()
         return self._engine
 
-    def _key(self, image: str, limits: Limits) -> tuple[object, ...]:
-        return (image, limits.memory, limits.cpus, limits.pids, limits.workdir)
-
-    def serves(self, image: str, limits: Limits) -> bool:
-        """Whether a run with ``image`` and ``limits`` can use this pool's containers."""
-        return (
-            self._key(image, limits) == self._key(self.image, self.limits)
-            and limits.timeout <= self.max_run
-        )
+    def serves(self, profile: Profile, timeout: float = 0.0) -> bool:
+        """Whether a run of ``profile`` lasting up to ``timeout`` s can use this pool."""
+        return profile == self.profile and timeout <= self.max_run
 
     def start(self) -> Pool:
         """Begin filling in the background (idempotent); returns the pool."""
@@ -107,9 +99,9 @@ class Pool:
                 self._thread.start()
         return self
 
-    def take(self, image: str, limits: Limits) -> Sandbox | None:
-        """A ready sandbox for this run, or None when none fits (start one cold then)."""
-        if self.size == 0 or not self.serves(image, limits):
+    def take(self, profile: Profile, timeout: float) -> Sandbox | None:
+        """A ready sandbox for a run of ``profile`` and ``timeout``, or None (start one cold)."""
+        if self.size == 0 or not self.serves(profile, timeout):
             return None
         stale: list[Sandbox] = []
         found = None
@@ -126,15 +118,14 @@ class Pool:
                 self.hits += 1
             self._wake.notify_all()
         for sandbox in stale:
-            sandbox.discard()
+            sandbox.end()
         return found
 
     def configure(
         self,
         *,
         size: int | None = None,
-        image: str | None = None,
-        limits: Limits | None = None,
+        profile: Profile | None = None,
         idle: float | None = None,
     ) -> None:
         """Change what the pool keeps; containers that no longer fit are discarded."""
@@ -147,16 +138,15 @@ class Pool:
                 if idle <= 0:
                     raise InvalidValueError("pool idle", idle, "a positive number of seconds")
                 self.idle = idle
-            self.image = image if image is not None else self.image
-            self.limits = limits if limits is not None else self.limits
-            keep = [s for s in self._ready if self.serves(s.spec.image, s.spec.limits)]
+            self.profile = profile if profile is not None else self.profile
+            keep = [s for s in self._ready if self.serves(s.profile)]
             drop = [s for s in self._ready if s not in keep]
             while len(keep) > self.size:
                 drop.append(keep.pop())
             self._ready = deque(keep)
             self._wake.notify_all()
         for sandbox in drop:
-            sandbox.discard()
+            sandbox.end()
 
     @property
     def ready(self) -> int:
@@ -183,7 +173,7 @@ class Pool:
             ready, self._ready = list(self._ready), deque()
             self._wake.notify_all()
         for sandbox in ready:
-            sandbox.discard()
+            sandbox.end()
 
     def _fill(self) -> None:
         while True:
@@ -193,14 +183,13 @@ class Pool:
                     self._expire_locked()
                 if self._closed:
                     return
-                image, limits = self.image, self.limits
+                profile = self.profile
             try:
                 sandbox = start_sandbox(
                     self.engine,  # may raise when no engine answers: retried below
-                    image,
-                    limits,
+                    profile,
                     idle=self.idle + _IDLE_MARGIN,
-                    lifetime=self.idle + _IDLE_MARGIN + self.max_run + SUPERVISOR_GRACE,
+                    longest_run=self.max_run,
                 )
             except CodedockError as exc:
                 # The engine is down or the image gone: runs start cold and say so.
@@ -215,16 +204,12 @@ class Pool:
                 continue
             self.last_error = None
             with self._wake:
-                fits = (
-                    not self._closed
-                    and self.serves(image, limits)
-                    and (len(self._ready) < self.size)
-                )
+                fits = not self._closed and self.serves(profile) and (len(self._ready) < self.size)
                 if fits:
                     self._ready.append(sandbox)
                     self._wake.notify_all()
             if not fits:
-                sandbox.discard()
+                sandbox.end()
 
     def _expire_locked(self) -> None:
         now = time.monotonic()
@@ -233,4 +218,4 @@ class Pool:
             self._ready = deque(s for s in self._ready if s not in old)
             for sandbox in old:
                 with contextlib.suppress(Exception):
-                    sandbox.discard()
+                    sandbox.end()

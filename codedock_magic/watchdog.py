@@ -7,33 +7,50 @@ nothing inside it can notice. This small process, started once per host process
 in a session of its own (so signals aimed at the kernel's process group spare it),
 waits for EOF on a pipe from its parent, which the kernel delivers however the
 parent dies, then removes every container of the parent's session.
+
+It lives as long as its parent, one per kernel, so it must stay small: it is run
+as this file's source (``python -I -c``), as the supervisor is, and imports only
+``os``, ``sys`` and ``threading`` until the parent is gone; only then does it
+import the package (and with it the engine client) to do the removal.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-from .labels import SESSION_ID
+if TYPE_CHECKING:
+    import subprocess
 
-__all__ = ["ensure_watchdog"]
+__all__ = ["ensure_watchdog", "watchdog_command"]
 
 _lock = threading.Lock()
 _process: subprocess.Popen[bytes] | None = None
 _owner = 0
 
 
+def watchdog_command(session: str) -> list[str]:
+    """The command line of a watchdog for ``session``."""
+    with open(__file__, encoding="utf-8") as handle:
+        source = handle.read()
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return [sys.executable, "-I", "-c", source, session, package_parent]
+
+
 def ensure_watchdog() -> None:
     """Start this process's watchdog unless it runs already (cheap to call often)."""
+    import subprocess
+
+    from .labels import SESSION_ID
+
     global _process, _owner
     with _lock:
         if _process is not None and _owner == os.getpid() and _process.poll() is None:
             return
         _process = subprocess.Popen(
-            [sys.executable, "-m", "codedock_magic.watchdog", SESSION_ID],
+            watchdog_command(SESSION_ID),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -42,16 +59,20 @@ def ensure_watchdog() -> None:
         _owner = os.getpid()
 
 
-def _watch(session: str) -> None:
-    # Only the standard library until the parent is gone: an idle watchdog is small.
-    with contextlib.suppress(OSError):
+def _watch(session: str, package_parent: str) -> None:
+    try:
         while os.read(0, 4096):
             pass
-    from .cleanup import remove_session
+    except OSError:
+        pass
+    sys.path.insert(0, package_parent)
+    try:
+        from codedock_magic.cleanup import remove_session
 
-    with contextlib.suppress(Exception):
         remove_session(session=session)
+    except Exception:
+        pass
 
 
 if __name__ == "__main__":
-    _watch(sys.argv[1])
+    _watch(sys.argv[1], sys.argv[2])

@@ -8,25 +8,41 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 venv=${CODEDOCK_VENV:-.venv}
+# The suite runs on the ipykernel users get from pip (7); the tests that meet a
+# kernel also run on ipykernel 6, in a virtualenv of their own.
+venv6=${CODEDOCK_VENV6:-.venv-ipykernel6}
 python=${PYTHON:-python3}
+KERNEL_TESTS=(
+    tests/integration/test_magic.py
+    tests/integration/test_kernel_lifecycle.py
+    tests/integration/test_notebooks.py
+    tests/integration/test_autoload_kernel.py
+)
 
-setup_venv() {
-    local stamp="$venv/.installed"
+# make_venv DIR [EXTRA PIP REQUIREMENTS...]: the package and its test tools in DIR.
+make_venv() {
+    local dir=$1
+    shift
+    local stamp="$dir/.installed"
     if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
         return 0
     fi
-    if ! "$python" -m venv "$venv" >/dev/null 2>&1; then
+    if ! "$python" -m venv "$dir" >/dev/null 2>&1; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-            "$python" -m venv "$venv"
+            "$python" -m venv "$dir"
         else
             echo "dev.sh: '$python -m venv' failed; install python3-venv" >&2
             exit 1
         fi
     fi
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check -U pip
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]' "$@"
     touch "$stamp"
+}
+
+setup_venv() {
+    make_venv "$venv" 'ipykernel>=7'
 }
 
 setup_browser() {
@@ -56,7 +72,7 @@ case "${1:-}" in
     demo)
         setup
         "$venv/bin/codedock" demo
-        "$venv/bin/python" -m codedock_magic.notebooks notebooks/demo.ipynb
+        "$venv/bin/python" -m codedock_magic.jupyter.notebooks notebooks/demo.ipynb
         ;;
     test)
         setup
@@ -66,6 +82,11 @@ case "${1:-}" in
         "$venv/bin/ruff" format --check .
         "$venv/bin/mypy"
         "$venv/bin/python" -m pytest "$@"
+        if [ $# -eq 0 ]; then
+            make_venv "$venv6" 'ipykernel>=6.29,<7'
+            echo "the tests that meet a kernel, again on $("$venv6/bin/python" -c 'import ipykernel; print("ipykernel", ipykernel.__version__)')"
+            "$venv6/bin/python" -m pytest "${KERNEL_TESTS[@]}"
+        fi
         ;;
     bench)
         setup

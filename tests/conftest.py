@@ -1,29 +1,50 @@
-"""Shared fixtures. Tests that need Docker skip locally when no engine or image is
-there, and fail under CI=true, where they must run."""
+"""Shared fixtures, and the markers each folder's tests carry.
+
+``tests/unit`` needs nothing but Python. ``tests/integration`` needs the real
+components: a Docker engine with the sandbox image, real kernels, and in
+``browser/`` Chromium. Those tests skip locally, with the reason, when a component
+is missing, and fail under CI=true, where they must run.
+"""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from codedock_magic import DEFAULT_IMAGE, CodedockError, DockerEngine, default_engine
-from codedock_magic.labels import SESSION, SESSION_ID
+if TYPE_CHECKING:
+    from codedock_magic import DockerEngine
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.resolve().relative_to(HERE).parts
+        if parts[0] == "integration":
+            item.add_marker(pytest.mark.integration)
+            if "browser" in parts:
+                item.add_marker(pytest.mark.browser)
+        elif parts[0] == "unit":
+            item.add_marker(pytest.mark.unit)
 
 
 def _engine_or_reason() -> tuple[DockerEngine | None, str]:
+    from codedock_magic import DEFAULT_IMAGE, CodedockError, default_engine
+
     try:
         engine = default_engine()
         engine.ping()
+        if not engine.image_exists(DEFAULT_IMAGE):
+            return None, f"the image {DEFAULT_IMAGE} is missing; run bash images/pybuntu/build.sh"
     except CodedockError as exc:
         return None, str(exc)
-    if not engine.image_exists(DEFAULT_IMAGE):
-        return None, f"the image {DEFAULT_IMAGE} is missing; run bash images/pybuntu/build.sh"
-    return engine, ""
+    return engine, ""  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +58,11 @@ def engine() -> DockerEngine:
     return found
 
 
-def ours(engine: DockerEngine, session: str = SESSION_ID) -> list[str]:
-    """Ids of containers of a session that still exist."""
-    return [c.id for c in engine.list({SESSION: session})]
+def ours(engine: DockerEngine, session: str | None = None) -> list[str]:
+    """Ids of containers of a session (this process's by default) that still exist."""
+    from codedock_magic.labels import SESSION, SESSION_ID
+
+    return [c.id for c in engine.list({SESSION: session or SESSION_ID})]
 
 
 def wait_until_gone(engine: DockerEngine, session: str, within: float) -> list[str]:
@@ -61,6 +84,8 @@ def _no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """
     yield
     if "engine" in request.fixturenames:
+        from codedock_magic.labels import SESSION, SESSION_ID
+
         engine = request.getfixturevalue("engine")
         left = wait_until_gone(engine, SESSION_ID, within=5.0)
         states = [(c.state, dict(c.labels)) for c in engine.list({SESSION: SESSION_ID})]

@@ -14,28 +14,11 @@ import sys
 import time
 from typing import Any, Protocol, TextIO
 
-from .limits import Limits
-from .result import RunResult, RunStatus
+from ..limits import Limits
+from ..result import RunResult
+from .render import badge, details, meta, render_html, render_text, status_line
 
-__all__ = ["TextView", "View", "WidgetView", "render_html", "render_text", "status_line"]
-
-#: Badge colours (white text on each has a contrast ratio of at least 4.5).
-COLOURS = {
-    "running": "#1565c0",
-    RunStatus.OK.value: "#2e7d32",
-    RunStatus.ERROR.value: "#c62828",
-    RunStatus.TIMEOUT.value: "#b45309",
-    RunStatus.MEMORY_LIMIT.value: "#6a1b9a",
-    RunStatus.SIGNALED.value: "#7f1d1d",
-    RunStatus.INTERRUPTED.value: "#475569",
-}
-
-_STDERR_STYLE = "background:#fdecea;color:#7f1d1d;"
-_PRE_STYLE = (
-    "margin:0.2em 0;padding:0.3em 0.5em;white-space:pre-wrap;overflow-wrap:anywhere;"
-    "max-height:40em;overflow-y:auto;font-family:var(--jp-code-font-family,monospace);"
-    "font-size:var(--jp-code-font-size,13px);"
-)
+__all__ = ["TextView", "View", "WidgetView"]
 
 
 class View(Protocol):
@@ -56,70 +39,6 @@ class View(Protocol):
     def abandon(self, error: BaseException) -> None:
         """The run could not happen or broke in the host; leave nothing live behind."""
         ...
-
-
-def _details(limits: Limits, image: str, duration: float | None) -> str:
-    took = f"{duration:.2f} s · " if duration is not None else ""
-    return f"{took}{limits.describe()} · image {image}"
-
-
-def status_line(result: RunResult) -> str:
-    """``[sandbox] ok · 0.12 s · timeout 2s · memory 100m · cpus 1 · pids 64 · image ...``"""
-    line = (
-        f"[sandbox] {result.describe()} · {_details(result.limits, result.image, result.duration)}"
-    )
-    if result.truncated:
-        line += f" · output cut to a head and a tail of {result.limits.output // 1024} KiB"
-    return line
-
-
-def _badge(status: str, label: str) -> str:
-    colour = COLOURS.get(status, COLOURS["running"])
-    return (
-        f'<span class="codedock-badge" data-status="{html.escape(status)}" '
-        f'style="display:inline-block;background:{colour};color:#fff;border-radius:1em;'
-        "padding:0.1em 0.8em;font-weight:600;font-family:var(--jp-ui-font-family,sans-serif);"
-        f'font-size:0.9em;white-space:nowrap">{html.escape(label)}</span>'
-    )
-
-
-def _meta(text: str) -> str:
-    return (
-        '<span class="codedock-meta" style="color:var(--jp-ui-font-color2,#555);'
-        f'font-size:0.85em;margin-left:0.6em">{html.escape(text)}</span>'
-    )
-
-
-def render_html(result: RunResult) -> str:
-    """The static rendering of a finished run: badge, details, stdout, stderr."""
-    parts = [
-        f'<div class="codedock-result" data-status="{html.escape(result.status.value)}">',
-        f"<div>{_badge(result.status.value, result.describe())}"
-        f"{_meta(_details(result.limits, result.image, result.duration))}</div>",
-    ]
-    if result.stdout:
-        parts.append(
-            f'<pre class="codedock-stdout" style="{_PRE_STYLE}">{html.escape(result.stdout)}</pre>'
-        )
-    if result.stderr:
-        parts.append(
-            f'<pre class="codedock-stderr" style="{_PRE_STYLE}{_STDERR_STYLE}">'
-            f"{html.escape(result.stderr)}</pre>"
-        )
-    if result.truncated:
-        parts.append(
-            '<div class="codedock-notice" style="color:#b45309;font-size:0.85em">'
-            f"Output passed the {result.limits.output // 1024} KiB cap: only its head and tail "
-            "are shown.</div>"
-        )
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def render_text(result: RunResult) -> str:
-    """The plain-text rendering: stdout, stderr, then the status line."""
-    pieces = [p if p.endswith("\n") else p + "\n" for p in (result.stdout, result.stderr) if p]
-    return "".join(pieces) + status_line(result)
 
 
 class TextView:
@@ -164,7 +83,7 @@ class WidgetView:
     def __init__(self) -> None:
         import ipywidgets as widgets
 
-        self.badge = widgets.HTML(_badge("running", "running"))
+        self.badge = widgets.HTML(badge("running", "running"))
         self.details = widgets.HTML("")
         self.output = widgets.Output(layout=widgets.Layout(max_height="40em", overflow="auto"))
         self.box = widgets.VBox(
@@ -183,7 +102,7 @@ class WidgetView:
 
         self._limits, self._image = limits, image
         self._started = time.monotonic()
-        self.details.value = _meta(_details(limits, image, None))
+        self.details.value = meta(details(limits, image, None))
         self._handle = display(self.box, display_id=True)
         self._capture(True)
 
@@ -193,7 +112,7 @@ class WidgetView:
         now = time.monotonic()
         if self._limits is not None and now - self._shown_at >= 0.5:
             self._shown_at = now
-            self.details.value = _meta(_details(self._limits, self._image, now - self._started))
+            self.details.value = meta(details(self._limits, self._image, now - self._started))
 
     def _capture(self, on: bool) -> None:
         # What ``with output:`` does, without its __exit__, which swallows every
@@ -239,7 +158,7 @@ class WidgetView:
     def finish(self, result: RunResult) -> None:
         """Freeze: replace the live widget with the static rendering, then close it."""
         self._stop()
-        self.badge.value = _badge(result.status.value, result.describe())
+        self.badge.value = badge(result.status.value, result.describe())
         if self._handle is not None:
             self._handle.update(
                 {"text/html": render_html(result), "text/plain": render_text(result)},

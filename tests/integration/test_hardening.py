@@ -5,11 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-
 from codedock_magic import DockerEngine, Limits, RunStatus, run
-
-pytestmark = pytest.mark.docker
 
 
 def _ok(engine: DockerEngine, code: str, **limits: object) -> str:

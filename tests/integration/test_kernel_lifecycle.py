@@ -15,8 +15,6 @@ from jupyter_client.manager import KernelManager
 from codedock_magic import DockerEngine
 from codedock_magic.labels import OWNER_PID
 
-pytestmark = pytest.mark.docker
-
 SLEEP_CELL = "%%sandbox --timeout 600\nprint('up', flush=True)\nimport time\ntime.sleep(600)"
 
 

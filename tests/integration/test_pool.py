@@ -12,13 +12,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from codedock_magic import DEFAULT_IMAGE, DockerEngine, ImageNotFoundError, Limits, RunStatus, run
+from codedock_magic import (
+    DEFAULT_IMAGE,
+    DockerEngine,
+    ImageNotFoundError,
+    Limits,
+    Profile,
+    RunStatus,
+    run,
+)
 from codedock_magic.labels import SESSION, SESSION_ID
 from codedock_magic.pool import Pool
 
-from .conftest import wait_until_gone
-
-pytestmark = pytest.mark.docker
+from ..conftest import wait_until_gone
 
 
 @pytest.fixture
@@ -138,7 +144,7 @@ def test_close_removes_idle_containers(engine: DockerEngine) -> None:
 def test_engine_trouble_in_refill_never_breaks_a_run(engine: DockerEngine) -> None:
     image = f"codedock-pool-test-{uuid.uuid4().hex[:8]}:latest"
     engine.api.tag(DEFAULT_IMAGE, *image.split(":"))
-    doomed = Pool(engine, size=1, image=image).start()
+    doomed = Pool(engine, size=1, profile=Profile(image)).start()
     try:
         assert doomed.wait_ready(timeout=30)
         engine.api.remove_image(image)

@@ -28,10 +28,10 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from codedock_magic import DockerEngine
 
-from ..conftest import IN_CI
+from ...conftest import IN_CI
 
 CHROMIUM = Path(os.environ.get("CODEDOCK_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "browser"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

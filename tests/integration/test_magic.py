@@ -13,7 +13,7 @@ from IPython.testing.globalipapp import start_ipython
 
 from codedock_magic import DockerEngine, RunResult, RunStatus
 from codedock_magic.errors import RunFailedError
-from codedock_magic.magic import SandboxMagics
+from codedock_magic.jupyter.magic import SandboxMagics
 
 DEFAULTS = {
     name: trait.default() for name, trait in SandboxMagics.class_traits(config=True).items()

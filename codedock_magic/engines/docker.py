@@ -1,20 +1,20 @@
-"""The one seam between codedock_magic and a container engine.
+"""The Docker engine: :class:`~.base.Engine` on docker-py's low-level API.
 
-Everything that talks to an engine goes through :class:`Engine`: create a hardened
-sandbox, watch it, attach to it, start, kill and remove it, list ours by label.
-:class:`DockerEngine` implements it with docker-py's low-level API; other engines
-(Kubernetes pods, Swarm) are meant to be further implementations of the same
-protocol. No other module imports docker-py.
+Everything Docker-specific lives here: the hardening flags, the 8-byte stream
+multiplexing of the attach socket (undone by :class:`DockerChannel`), and the
+event names (``die``, ``oom``, ``destroy``) that become a :class:`~.base.Watch`'s
+facts. No other module imports docker-py.
 """
 
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
+import struct
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
@@ -22,124 +22,88 @@ import docker.utils
 import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
-from .errors import EngineError, EngineUnavailableError, ImageNotFoundError
-from .labels import MANAGED
-from .limits import Limits
+from ..errors import EngineError, EngineUnavailableError, ImageNotFoundError
+from ..labels import MANAGED
+from .base import (
+    SANDBOX_GID,
+    SANDBOX_UID,
+    STDERR,
+    STDOUT,
+    WORKDIR,
+    Chunk,
+    ContainerInfo,
+    SandboxSpec,
+    Watch,
+)
 
-__all__ = [
-    "SANDBOX_GID",
-    "SANDBOX_UID",
-    "ContainerInfo",
-    "DockerEngine",
-    "Engine",
-    "SandboxSpec",
-    "Watch",
-    "default_engine",
-]
+__all__ = ["DockerChannel", "DockerEngine", "default_engine"]
 
-#: The uid and gid sandboxed code runs as (``nobody``).
-SANDBOX_UID = 65534
-SANDBOX_GID = 65534
-WORKDIR = "/sandbox"
 NOFILE = 256
+_RECV = 256 * 1024
+# Docker multiplexes stdout and stderr on one socket: stream byte, 3 zero bytes,
+# big-endian length, payload.
+_MUX_HEADER = struct.Struct(">BxxxI")
+_MUX_STREAMS = {1: STDOUT, 2: STDERR}
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class SandboxSpec:
-    """What to create: an image, the command its supervisor runs, limits and labels."""
+class DockerChannel:
+    """The attach socket of one container, demultiplexed into stdout and stderr.
 
-    image: str
-    command: Sequence[str]
-    limits: Limits
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ContainerInfo:
-    """A managed container as listed by the engine."""
-
-    id: str
-    labels: Mapping[str, str]
-    state: str
-
-
-class Watch:
-    """The engine's account of one container: its exit code, a memory kill, its removal.
-
-    Filled in from the engine's event stream, which must be subscribed to before
-    the container starts: with auto-remove an ``inspect`` after the exit loses
-    the race against the removal.
+    ``holder`` is docker-py's wrapper, which holds the HTTP response; the socket
+    must not outlive it.
     """
 
-    def __init__(self, close: Callable[[], None] = lambda: None) -> None:
-        self.exit_code: int | None = None
-        self.oom_killed = False
-        self.died = threading.Event()
-        self.removed = threading.Event()
-        self._close = close
+    def __init__(self, sock: socket.socket, holder: object) -> None:
+        self._sock = sock
+        self._holder = holder
+        self._buffer = bytearray()
+        self._ended = False
 
-    def record(self, action: str, attributes: Mapping[str, str]) -> None:
-        """Take one event (``oom``, ``die`` with ``exitCode``, ``destroy``)."""
-        if action == "oom":
-            self.oom_killed = True
-        elif action == "die":
-            with contextlib.suppress(KeyError, ValueError):
-                self.exit_code = int(attributes["exitCode"])
-            self.died.set()
-        elif action == "destroy":
-            self.died.set()
-            self.removed.set()
+    def send(self, data: bytes) -> None:
+        """Write all of ``data`` to the container's stdin."""
+        self._sock.sendall(data)
+
+    def receive(self, timeout: float) -> list[Chunk] | None:
+        """What arrived within ``timeout`` seconds; None at the end of the stream."""
+        if self._ended:
+            return None
+        try:
+            ready, _, _ = select.select([self._sock], [], [], max(0.0, timeout))
+            if not ready:
+                return []
+            data = self._sock.recv(_RECV)
+        except (OSError, ValueError):
+            # Closed under us (ValueError: a closed socket has no fileno).
+            data = b""
+        if not data:
+            self._ended = True
+            return None
+        self._buffer += data
+        chunks: list[Chunk] = []
+        start = 0
+        while len(self._buffer) - start >= _MUX_HEADER.size:
+            stream, length = _MUX_HEADER.unpack_from(self._buffer, start)
+            end = start + _MUX_HEADER.size + length
+            if len(self._buffer) < end:
+                break
+            payload = bytes(self._buffer[start + _MUX_HEADER.size : end])
+            chunks.append((_MUX_STREAMS.get(stream, STDERR), payload))
+            start = end
+        del self._buffer[:start]
+        return chunks
 
     def close(self) -> None:
-        """Stop listening; idempotent."""
-        self._close()
-
-
-class Engine(Protocol):
-    """The operations codedock_magic needs from a container engine."""
-
-    @property
-    def address(self) -> str:
-        """Where the engine was reached, for messages."""
-        ...
-
-    def ping(self) -> None:
-        """Raise :class:`EngineUnavailableError` unless the engine answers."""
-        ...
-
-    def image_exists(self, image: str) -> bool:
-        """Whether ``image`` is present locally (never pulls)."""
-        ...
-
-    def create(self, spec: SandboxSpec) -> str:
-        """Create a hardened, auto-removing sandbox; return its id. Never pulls."""
-        ...
-
-    def watch(self, container_id: str) -> Watch:
-        """Start recording the container's events; call before :meth:`start`."""
-        ...
-
-    def attach(self, container_id: str) -> socket.socket:
-        """Attach to stdin, stdout and stderr; return the raw socket of the stream."""
-        ...
-
-    def start(self, container_id: str) -> None:
-        """Start the container."""
-        ...
-
-    def kill(self, container_id: str) -> None:
-        """SIGKILL the container; a container already gone is fine."""
-        ...
-
-    def remove(self, container_id: str) -> None:
-        """Force-remove the container; a container already gone is fine."""
-        ...
-
-    def list(self, labels: Mapping[str, str] | None = None) -> list[ContainerInfo]:
-        """Our containers (all states), optionally narrowed by more labels."""
-        ...
+        """Shut the socket down in both directions, then close it."""
+        # close() alone leaves the connection open inside the HTTP response, and
+        # with it the container's stdin.
+        self._ended = True
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        with contextlib.suppress(Exception):
+            self._holder.close()  # type: ignore[attr-defined]
 
 
 class DockerEngine:
@@ -156,7 +120,7 @@ class DockerEngine:
         try:
             self.api = docker.APIClient(version="auto", timeout=timeout, max_pool_size=32, **kwargs)
         except docker.errors.DockerException as exc:
-            raise EngineUnavailableError(self._address, _short(exc)) from None
+            raise EngineUnavailableError(self._address, _short(exc)) from exc
 
     @property
     def address(self) -> str:
@@ -169,9 +133,9 @@ class DockerEngine:
         except docker.errors.ImageNotFound:
             raise
         except docker.errors.APIError as exc:
-            raise EngineError(f"the Docker engine could not {action}: {_short(exc)}") from None
+            raise EngineError(f"the Docker engine could not {action}: {_short(exc)}") from exc
         except (requests.exceptions.ConnectionError, ConnectionError) as exc:
-            raise EngineUnavailableError(self._address, _short(exc)) from None
+            raise EngineUnavailableError(self._address, _short(exc)) from exc
 
     def ping(self) -> None:
         """Raise :class:`EngineUnavailableError` unless the engine answers."""
@@ -187,7 +151,7 @@ class DockerEngine:
 
     def create(self, spec: SandboxSpec) -> str:
         """Create an auto-removing sandbox: no network, read-only root, capped tmpfs, limits."""
-        limits = spec.limits
+        limits = spec.profile.limits
         host_config = self.api.create_host_config(
             auto_remove=True,
             network_mode="none",
@@ -216,7 +180,7 @@ class DockerEngine:
             created = self._call(
                 "create a sandbox container",
                 self.api.create_container,
-                spec.image,
+                spec.profile.image,
                 entrypoint=list(spec.command),
                 command=[],
                 user="0:0",
@@ -231,7 +195,7 @@ class DockerEngine:
                 use_config_proxy=False,
             )
         except docker.errors.ImageNotFound:
-            raise ImageNotFoundError(spec.image) from None
+            raise ImageNotFoundError(spec.profile.image) from None
         return str(created["Id"])
 
     def watch(self, container_id: str) -> Watch:
@@ -255,7 +219,7 @@ class DockerEngine:
                     if not isinstance(event, dict):
                         continue
                     actor = event.get("Actor") or {}
-                    watch.record(str(event.get("Action", "")), actor.get("Attributes") or {})
+                    _translate(watch, str(event.get("Action", "")), actor.get("Attributes") or {})
                     if watch.removed.is_set():
                         break
 
@@ -264,8 +228,8 @@ class DockerEngine:
         ).start()
         return watch
 
-    def attach(self, container_id: str) -> socket.socket:
-        """Attach to all three streams and return the raw socket."""
+    def attach(self, container_id: str) -> DockerChannel:
+        """Attach to all three streams; the channel undoes Docker's multiplexing."""
         params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
         wrapped = self._call("attach to a sandbox", self.api.attach_socket, container_id, params)
         raw = getattr(wrapped, "_sock", wrapped)
@@ -275,11 +239,7 @@ class DockerEngine:
                 "tcp:// DOCKER_HOST"
             )
         raw.settimeout(None)
-        # The wrapper holds the HTTP response; the socket must not outlive it.
-        raw_ref: Any = raw
-        with contextlib.suppress(AttributeError):
-            raw_ref._codedock_wrapper = wrapped
-        return raw
+        return DockerChannel(raw, wrapped)
 
     def start(self, container_id: str) -> None:
         """Start the container; an image without python3 is reported as such."""
@@ -295,13 +255,14 @@ class DockerEngine:
 
     def kill(self, container_id: str) -> None:
         """SIGKILL the container, ignoring one that is already gone or stopped."""
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            self.api.kill(container_id)
+        # Refusals are fine (gone, already stopping); a lost engine is not.
+        with contextlib.suppress(EngineError):
+            self._call("kill a sandbox", self.api.kill, container_id)
 
     def remove(self, container_id: str) -> None:
         """Force-remove the container, ignoring one already gone or being removed."""
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            self.api.remove_container(container_id, force=True)
+        with contextlib.suppress(EngineError):
+            self._call("remove a sandbox", self.api.remove_container, container_id, force=True)
 
     def list(self, labels: Mapping[str, str] | None = None) -> list[ContainerInfo]:
         """Containers carrying our managed label and every label given."""
@@ -319,6 +280,19 @@ class DockerEngine:
             for c in found
             if isinstance(c, dict)
         ]
+
+
+def _translate(watch: Watch, action: str, attributes: Mapping[str, str]) -> None:
+    """Docker's event names, as the engine-neutral facts of a :class:`Watch`."""
+    if action == "oom":
+        watch.record_memory_kill()
+    elif action == "die":
+        code: int | None = None
+        with contextlib.suppress(KeyError, ValueError):
+            code = int(attributes["exitCode"])
+        watch.record_exit(code)
+    elif action == "destroy":
+        watch.record_removed()
 
 
 def _short(exc: BaseException) -> str:

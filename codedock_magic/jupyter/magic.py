@@ -24,14 +24,16 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, observe, validate
 
-from .cleanup import remove_session, sweep
-from .display import TextView, View, WidgetView
-from .engine import Engine, default_engine
-from .errors import CodedockError, ImageNotFoundError, InvalidValueError, RunFailedError
-from .limits import Limits, format_size, parse_size
-from .pool import Pool
-from .result import RunResult
-from .runner import DEFAULT_IMAGE, run
+from ..backend import Backend, LocalBackend
+from ..cleanup import remove_session, sweep
+from ..engines import Engine, default_engine
+from ..errors import CodedockError, ImageNotFoundError, InvalidValueError, RunFailedError
+from ..limits import Limits, format_size, parse_size
+from ..pool import Pool
+from ..profile import DEFAULT_IMAGE, Profile
+from ..result import RunResult
+from ..runner import run
+from .views import TextView, View, WidgetView
 
 __all__ = ["SandboxMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -122,6 +124,8 @@ class SandboxMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self._engine = engine
         self.pool = Pool(engine, size=0)
+        #: What runs the cells: a local backend over this kernel's engine and pool.
+        self.backend: Backend = LocalBackend(engine, pool=self.pool)
 
     def start_pool(self) -> None:
         """Size the warm pool from the config and start filling it in the background."""
@@ -154,7 +158,9 @@ class SandboxMagics(Magics):
             # The default image is not allowed: nothing to warm up.
             self.pool.configure(size=0)
             return
-        self.pool.configure(size=self.pool_size, image=image, limits=limits, idle=self.pool_idle)
+        self.pool.configure(
+            size=self.pool_size, profile=Profile(image, limits.container), idle=self.pool_idle
+        )
 
     @property
     def engine(self) -> Engine:
@@ -213,8 +219,7 @@ class SandboxMagics(Magics):
                 limits=limits,
                 image=image,
                 on_output=view.on_output,
-                engine=self._engine,
-                pool=self.pool,
+                backend=self.backend,
             )
         except BaseException as exc:
             view.abandon(exc)

@@ -7,12 +7,10 @@ import sys
 
 import pytest
 
-from codedock_magic import DEFAULT_IMAGE, DockerEngine, Limits, SandboxSpec
+from codedock_magic import DockerEngine, Profile, SandboxSpec
 from codedock_magic.cli import main
 from codedock_magic.labels import make_labels
-from codedock_magic.runner import supervisor_command
-
-pytestmark = pytest.mark.docker
+from codedock_magic.supervisor import supervisor_command
 
 
 def test_demo_prints_each_outcome(engine: DockerEngine) -> None:
@@ -44,7 +42,7 @@ def test_sweep_removes_orphans_of_dead_owners(
     dead.wait()
     labels = make_labels(60, session="sweep-test")
     labels["io.codedock.owner-pid"] = str(dead.pid)
-    orphan = engine.create(SandboxSpec(DEFAULT_IMAGE, supervisor_command(), Limits(), labels))
+    orphan = engine.create(SandboxSpec(Profile(), supervisor_command(), labels))
     try:
         assert main(["sweep", "--dry-run"]) == 0
         assert (

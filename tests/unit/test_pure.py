@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
@@ -12,10 +13,23 @@ import time
 import pytest
 
 from codedock_magic import ContainerInfo, Orphan, RunStatus, find_orphans
-from codedock_magic.framing import EngineFrames, SupervisorFrames, encode_request
+from codedock_magic.engines.docker import DockerChannel
 from codedock_magic.labels import ContainerLabels, make_labels
 from codedock_magic.output import CappedOutput
 from codedock_magic.result import decide_status
+from codedock_magic.supervisor.protocol import (
+    EXIT_CANNOT_START,
+    EXIT_DEADLINE,
+    EXIT_HOST_GONE,
+    VERSION,
+    End,
+    FrameDecoder,
+    FrameKind,
+    encode_request,
+    parse_end,
+)
+
+from .fakes import program
 
 
 @pytest.mark.parametrize(
@@ -41,37 +55,87 @@ def test_status_comes_from_engine_and_host_facts(
     assert decide_status(**{**base, **facts}) is status  # type: ignore[arg-type]
 
 
-def _engine_frame(stream: int, payload: bytes) -> bytes:
-    return struct.pack(">BxxxI", stream, len(payload)) + payload
+def test_host_requests_are_what_the_supervisor_reads() -> None:
+    # The supervisor keeps its own copy of the protocol: run its decoder on the
+    # host's encoder, in this process.
+    read, write = os.pipe()
+    try:
+        os.write(write, encode_request(b"print(1)", b"in\n", 3.5, 65534))
+        assert program.read_request(1.0, read) == (b"print(1)", b"in\n", 3.5, 65534)
+        header = json.dumps({"version": VERSION + 1, "code_bytes": 0, "stdin_bytes": 0})
+        os.write(write, header.encode() + b"\n")
+        with pytest.raises(program.Refused, match="protocol version"):
+            program.read_request(1.0, read)
+        os.close(write)
+        with pytest.raises(program.HostGone):
+            program.read_request(1.0, read)
+    finally:
+        os.close(read)
 
 
-def test_frames_decode_across_arbitrary_chunk_boundaries() -> None:
-    inner = b"".join(
-        struct.pack(">cI", kind, len(body)) + body
-        for kind, body in [(b"o", b"hello\n"), (b"e", b"oops\n"), (b"o", b""), (b"x", b"exit 3")]
-    )
-    wire = _engine_frame(1, inner[:7]) + _engine_frame(2, b"diag") + _engine_frame(1, inner[7:])
-    engine, supervisor = EngineFrames(), SupervisorFrames()
+def test_supervisor_frames_decode_on_the_host_across_any_chunking() -> None:
+    read, write = os.pipe()
+    frames = [(b"o", b"hello\n"), (b"e", b"oops\n"), (b"o", b""), (b"x", b"exit 3")]
+    for kind, body in frames:
+        program.emit(kind, body, write)
+    os.close(write)
+    wire = os.read(read, 4096)
+    os.close(read)
+    decoder = FrameDecoder()
     got = []
     for i in range(0, len(wire), 3):
-        for stream, payload in engine.feed(wire[i : i + 3]):
-            if stream == 1:
-                got += supervisor.feed(payload)
-            else:
-                got.append(("engine-stderr", payload))
-    # The first inner frame is split around the engine's stderr frame.
-    assert got == [
-        ("engine-stderr", b"diag"),
-        (b"o", b"hello\n"),
-        (b"e", b"oops\n"),
-        (b"o", b""),
-        (b"x", b"exit 3"),
-    ]
-    assert engine.pending == supervisor.pending == 0
+        got += decoder.feed(wire[i : i + 3])
+    assert got == frames and decoder.pending == 0
+    assert parse_end(got[-1][1]) == End("exit", 3)
 
 
-def test_request_header_states_lengths() -> None:
-    assert encode_request(b"print(1)", b"in", 3.5, 65534) == b"8 2 3.500 65534\nprint(1)in"
+def test_both_copies_of_the_protocol_agree() -> None:
+    assert program.VERSION == VERSION
+    assert tuple(k.value for k in FrameKind) == (program.OUT, program.ERR, program.END)
+    assert (program.EXIT_DEADLINE, program.EXIT_HOST_GONE, program.EXIT_CANNOT_START) == (
+        EXIT_DEADLINE,
+        EXIT_HOST_GONE,
+        EXIT_CANNOT_START,
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "end"),
+    [
+        (b"exit 0", End("exit", 0)),
+        (b"signal 9", End("signal", 9)),
+        (b"deadline", End("deadline")),
+        (b"refused protocol version 2", End("refused", detail="protocol version 2")),
+        (b"exit", None),
+        (b"exit -1", None),
+        (b"bogus 1", None),
+    ],
+)
+def test_end_frames_parse_strictly(payload: bytes, end: End | None) -> None:
+    assert parse_end(payload) == end
+
+
+def test_docker_multiplexing_is_undone_inside_the_docker_channel() -> None:
+    host, container = socket.socketpair()
+    channel = DockerChannel(host, holder=None)
+
+    def mux(stream: int, payload: bytes) -> bytes:
+        return struct.pack(">BxxxI", stream, len(payload)) + payload
+
+    wire = mux(1, b"out") + mux(2, b"diag") + mux(1, b"put")
+    got: list[tuple[str, bytes]] = []
+    for i in range(0, len(wire), 5):
+        container.sendall(wire[i : i + 5])
+        time.sleep(0.001)
+        while True:
+            chunks = channel.receive(0.05)
+            if not chunks:
+                break
+            got += chunks
+    assert got == [("stdout", b"out"), ("stderr", b"diag"), ("stdout", b"put")]
+    container.close()
+    assert channel.receive(1.0) is None
+    channel.close()
 
 
 def test_small_output_is_kept_whole_and_streamed_by_head() -> None:
@@ -144,28 +208,25 @@ def test_orphans_are_dead_owners_here_or_expired_anywhere() -> None:
 
 
 def test_core_never_imports_ipython_widgets_or_traitlets() -> None:
-    core = [
-        "codedock_magic",
-        "codedock_magic.runner",
-        "codedock_magic.limits",
-        "codedock_magic.result",
-        "codedock_magic.errors",
-        "codedock_magic.cleanup",
-        "codedock_magic.dock",
-        "codedock_magic.cli",
-        "codedock_magic.engine",
-        "codedock_magic.autoload",
-        "codedock_magic.framing",
-        "codedock_magic.output",
-        "codedock_magic.labels",
-        "codedock_magic._supervisor",
-    ]
+    # Every module of the package but the Jupyter side, found by walking it.
     probe = (
-        "import importlib, sys\n"
-        f"for name in {core!r}: importlib.import_module(name)\n"
+        "import importlib, pkgutil, sys\n"
+        "import codedock_magic\n"
+        "names = [m.name for m in pkgutil.walk_packages(codedock_magic.__path__, 'codedock_magic.')"
+        " if not m.name.startswith(('codedock_magic.jupyter', 'codedock_magic.__main__'))]\n"
+        "for name in names: importlib.import_module(name)\n"
+        "for name in codedock_magic.__all__: getattr(codedock_magic, name)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('IPython', 'ipywidgets', 'traitlets', 'ipykernel'))\n"
-        "print(','.join(bad))\n"
+        "('IPython', 'ipywidgets', 'traitlets', 'ipykernel', 'nbclient', 'tornado'))\n"
+        "print(len(names), ','.join(bad))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
+    count, bad = out.stdout.split(" ")
+    assert int(count) >= 20
+    assert bad.strip() == ""
+
+
+def test_importing_the_package_loads_no_engine_client() -> None:
+    probe = "import sys, codedock_magic\nprint('docker' in sys.modules, 'requests' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

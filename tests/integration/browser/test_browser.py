@@ -5,13 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-
-from codedock_magic.display import COLOURS
+from codedock_magic.jupyter.render import COLOURS
 
 from .conftest import Server, shot
-
-pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
 OK = "%%sandbox\nprint('hello from the sandbox')"
 ERROR = "%%sandbox --no-raise-error\ndef mean(xs):\n    return sum(xs) / len(xs)\nprint(mean([]))"

@@ -4,22 +4,27 @@ It is sent to the container as ``python3 -I -S -c <this file>``, so any image wi
 Python 3 works, and it uses nothing beyond the minimal standard library. It starts
 as root holding only CAP_SETUID and CAP_SETGID and:
 
-1. waits (at most the idle seconds given as its one argument) for a header line,
-   then reads the code and the stdin bytes from its own stdin (the host's attach
-   stream), and keeps that stream open as a control channel;
+1. waits (at most the idle seconds given as its one argument) for a JSON header
+   line of the protocol version it speaks, then reads the code and the stdin
+   bytes from its own stdin (the host's attach stream), and keeps that stream
+   open as a control channel;
 2. starts the program as an unprivileged user with no capabilities, in its own
    session, with the highest OOM score so the OOM killer takes it first;
 3. relays the program's stdout and stderr to its own stdout in frames
    (kind byte, 4-byte length, payload) that the program cannot forge, since it
    never holds that descriptor;
-4. ends with an ``x`` frame saying ``exit N`` or ``signal N`` and exits with the
-   same code a shell would report, when the program exits, when its own deadline
-   passes, or at once when the control stream hits EOF (the host is gone). When it
-   exits, the container's init exits and the kernel kills whatever is left.
+4. ends with an ``x`` frame saying ``exit N``, ``signal N`` or ``deadline`` and
+   exits with the same code a shell would report, when the program exits, when
+   its own deadline passes, or at once when the control stream hits EOF (the host
+   is gone). When it exits, the container's init exits and the kernel kills
+   whatever is left.
 
 The program cannot stop any of this: it runs under another uid without CAP_KILL.
+The host's side of the protocol is ``codedock_magic.supervisor.protocol``; the
+constants below are this program's own copy of it.
 """
 
+import json
 import os
 import select
 import signal
@@ -27,43 +32,69 @@ import struct
 import sys
 import time
 
+VERSION = 1
+OUT, ERR, END = b"o", b"e", b"x"
+EXIT_DEADLINE = 124
+EXIT_HOST_GONE = 125
+EXIT_CANNOT_START = 126
+
 SCRIPT = "/sandbox/main.py"
 CHUNK = 65536
 
 
-def emit(kind: bytes, payload: bytes) -> None:
+def emit(kind: bytes, payload: bytes, fd: int = 1) -> None:
     data = struct.pack(">cI", kind, len(payload)) + payload
     while data:
-        written = os.write(1, data)
+        written = os.write(fd, data)
         data = data[written:]
 
 
-def read_request(idle: float) -> tuple[bytes, bytes, float, int]:
+class Refused(Exception):
+    """The request is not one this supervisor can run."""
+
+
+class HostGone(Exception):
+    """The control stream ended, or no request came in time."""
+
+
+def read_request(idle: float, fd: int = 0) -> tuple[bytes, bytes, float, int]:
     # A container started ahead of time waits here; past ``idle`` seconds nobody
     # wants it any more and it ends itself.
     give_up = time.monotonic() + idle
     buf = b""
     while b"\n" not in buf:
         left = give_up - time.monotonic()
-        if left <= 0 or not select.select([0], [], [], left)[0]:
-            os._exit(125)
-        chunk = os.read(0, CHUNK)
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise HostGone
+        chunk = os.read(fd, CHUNK)
         if not chunk:
-            os._exit(125)
+            raise HostGone
         buf += chunk
     line, buf = buf.split(b"\n", 1)
-    code_len, stdin_len, timeout, uid = line.split()
-    need = int(code_len) + int(stdin_len)
+    try:
+        header = json.loads(line)
+        version = header["version"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Refused(f"bad header: {exc!r}") from None
+    # The version first: another version may name its fields otherwise.
+    if version != VERSION:
+        raise Refused(f"protocol version {version!r} (this supervisor speaks {VERSION})")
+    try:
+        code_len, stdin_len = int(header["code_bytes"]), int(header["stdin_bytes"])
+        timeout, uid = float(header["timeout"]), int(header["uid"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Refused(f"bad header: {exc!r}") from None
+    need = code_len + stdin_len
     parts = [buf]
     have = len(buf)
     while have < need:
-        chunk = os.read(0, CHUNK)
+        chunk = os.read(fd, CHUNK)
         if not chunk:
-            os._exit(125)
+            raise HostGone
         parts.append(chunk)
         have += len(chunk)
     data = b"".join(parts)
-    return data[: int(code_len)], data[int(code_len) : need], float(timeout), int(uid)
+    return data[:code_len], data[code_len:need], timeout, uid
 
 
 def start_child(code: bytes, uid: int) -> tuple[int, int, int, int]:
@@ -102,7 +133,7 @@ def start_child(code: bytes, uid: int) -> tuple[int, int, int, int]:
             os.execve(sys.executable, [sys.executable, "-u", SCRIPT], env)
         except BaseException as exc:
             os.write(2, b"codedock: could not start the program: " + repr(exc).encode() + b"\n")
-        os._exit(126)
+        os._exit(EXIT_CANNOT_START)
     os.close(in_r)
     os.close(out_w)
     os.close(err_w)
@@ -110,14 +141,22 @@ def start_child(code: bytes, uid: int) -> tuple[int, int, int, int]:
 
 
 def main() -> None:
-    code, stdin_data, timeout, uid = read_request(float(sys.argv[1]) if len(sys.argv) > 1 else 60.0)
+    try:
+        code, stdin_data, timeout, uid = read_request(
+            float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
+        )
+    except HostGone:
+        os._exit(EXIT_HOST_GONE)
+    except Refused as exc:
+        emit(END, b"refused " + str(exc).encode("ascii", "replace"))
+        os._exit(EXIT_CANNOT_START)
     deadline = time.monotonic() + timeout
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     pid, in_w, out_r, err_r = start_child(code, uid)
-    kinds = {out_r: b"o", err_r: b"e"}
+    kinds = {out_r: OUT, err_r: ERR}
     pending = memoryview(stdin_data)
     if pending:
         os.set_blocking(in_w, False)
@@ -127,8 +166,8 @@ def main() -> None:
     while status is None:
         left = deadline - time.monotonic()
         if left <= 0:
-            emit(b"x", b"deadline")
-            os._exit(124)
+            emit(END, b"deadline")
+            os._exit(EXIT_DEADLINE)
         readers = [0, wake_r, *kinds]
         writers = [in_w] if pending else []
         try:
@@ -139,7 +178,7 @@ def main() -> None:
             chunk = os.read(fd, CHUNK)
             if fd == 0:
                 if not chunk:
-                    os._exit(125)
+                    os._exit(EXIT_HOST_GONE)
             elif fd != wake_r:
                 if chunk:
                     emit(kinds[fd], chunk)
@@ -168,10 +207,10 @@ def main() -> None:
             emit(kind, chunk)
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
-        emit(b"x", b"signal %d" % number)
+        emit(END, b"signal %d" % number)
         os._exit(128 + number)
     exit_code = os.WEXITSTATUS(status)
-    emit(b"x", b"exit %d" % exit_code)
+    emit(END, b"exit %d" % exit_code)
     os._exit(exit_code)
 
 

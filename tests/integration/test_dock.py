@@ -14,9 +14,7 @@ import pytest
 
 from codedock_magic import DockerEngine, InvalidValueError, dock
 
-from .conftest import wait_until_gone
-
-pytestmark = pytest.mark.docker
+from ..conftest import wait_until_gone
 
 
 def _job(

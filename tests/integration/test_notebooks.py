@@ -12,11 +12,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from codedock_magic import DockerEngine
-from codedock_magic.notebooks import outcomes
+from codedock_magic.jupyter.notebooks import outcomes
 
-ROOT = Path(__file__).resolve().parent.parent
-
-pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(tmp_path: Path, *sources: str) -> Any:
@@ -43,7 +41,7 @@ def execute(path: Path, out: Path) -> Any:
         [
             sys.executable,
             "-m",
-            "codedock_magic.notebooks",
+            "codedock_magic.jupyter.notebooks",
             str(path),
             "--save-to",
             str(out / "run"),

@@ -1,6 +1,6 @@
 """Execute notebooks headless and report each sandboxed cell's outcome.
 
-``python -m codedock_magic.notebooks notebooks/demo.ipynb`` runs the notebook in
+``python -m codedock_magic.jupyter.notebooks notebooks/demo.ipynb`` runs the notebook in
 a real kernel (nbclient) and prints one line per ``%%sandbox`` run, read from the
 static result each run leaves in the notebook.
 """
@@ -103,7 +103,7 @@ def outcomes(notebook: Any) -> list[CellOutcome]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Execute the notebooks named on the command line and print their outcomes."""
     parser = argparse.ArgumentParser(
-        prog="python -m codedock_magic.notebooks", description=__doc__.splitlines()[0]
+        prog="python -m codedock_magic.jupyter.notebooks", description=__doc__.splitlines()[0]
     )
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--save-to", type=Path, help="folder to write the executed notebooks to")

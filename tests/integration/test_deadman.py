@@ -12,9 +12,7 @@ import pytest
 
 from codedock_magic import DockerEngine
 
-from .conftest import ours, wait_until_gone
-
-pytestmark = pytest.mark.docker
+from ..conftest import ours, wait_until_gone
 
 HOST = textwrap.dedent(
     """
@@ -64,12 +62,12 @@ def test_a_created_but_never_started_container_goes_with_its_host(engine: Docker
     host = textwrap.dedent(
         """
         import time
-        from codedock_magic import DEFAULT_IMAGE, Limits, SandboxSpec, default_engine
+        from codedock_magic import Profile, SandboxSpec, default_engine
         from codedock_magic.labels import SESSION_ID, make_labels
-        from codedock_magic.runner import supervisor_command
+        from codedock_magic.supervisor import supervisor_command
         from codedock_magic.watchdog import ensure_watchdog
         ensure_watchdog()
-        spec = SandboxSpec(DEFAULT_IMAGE, supervisor_command(), Limits(), make_labels(60))
+        spec = SandboxSpec(Profile(), supervisor_command(), make_labels(60))
         default_engine().create(spec)
         print(SESSION_ID, flush=True)
         time.sleep(600)

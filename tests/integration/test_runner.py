@@ -23,8 +23,6 @@ from codedock_magic import (
 )
 from codedock_magic.labels import MANAGED, SESSION, SESSION_ID
 
-pytestmark = pytest.mark.docker
-
 
 def test_ok_run_reports_output_and_exit_zero(engine: DockerEngine) -> None:
     result = run("print('hello')", engine=engine)

@@ -1,0 +1,84 @@
+"""The seam at the level of a whole run, and the backend that runs on a local engine.
+
+A :class:`Backend` takes a :class:`RunRequest` (code, stdin, a container profile
+and run limits), streams output back through ``on_output`` and returns a
+:class:`~codedock_magic.result.RunResult`, as an httpx transport takes a request
+and returns a response. :func:`~codedock_magic.run`, the magic and the
+pycodedock API all go through one, so a backend that asks a remote sandbox
+service can take the place of :class:`LocalBackend` with no change above it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from .engines import Engine, default_engine
+from .execution import execute, never_started
+from .pool import Pool
+from .request import OnOutput, RunRequest
+from .result import RunResult
+from .sandbox import start_sandbox
+
+__all__ = ["Backend", "LocalBackend", "OnOutput", "RunRequest"]
+
+
+class Backend(Protocol):
+    """Something that runs a :class:`RunRequest` to its end."""
+
+    def run(
+        self,
+        request: RunRequest,
+        *,
+        on_output: OnOutput | None = None,
+        stop: threading.Event | None = None,
+    ) -> RunResult:
+        """Run ``request``; return its result.
+
+        ``on_output`` gets output as it arrives; once ``stop`` is set the run is
+        ended and returned with status ``interrupted``. Failures of the program are
+        results, not exceptions; only the backend's own failures raise, as
+        :class:`~codedock_magic.errors.CodedockError`.
+        """
+        ...
+
+
+class LocalBackend:
+    """Runs each request in a fresh container on an engine this process holds.
+
+    Args:
+        engine: the engine; the pool's, else the Docker engine from the
+            environment, by default.
+        pool: where to take a container started ahead of time; a request it has
+            none for starts a container of its own.
+    """
+
+    def __init__(self, engine: Engine | None = None, *, pool: Pool | None = None) -> None:
+        self._engine = engine
+        self.pool = pool
+
+    @property
+    def engine(self) -> Engine:
+        """The engine cold starts use; looked up on first use."""
+        if self._engine is None:
+            self._engine = self.pool.engine if self.pool is not None else default_engine()
+        return self._engine
+
+    def run(
+        self,
+        request: RunRequest,
+        *,
+        on_output: OnOutput | None = None,
+        stop: threading.Event | None = None,
+    ) -> RunResult:
+        """Run ``request`` in a pooled container when one fits, else in a new one."""
+        sandbox = None
+        if self.pool is not None:
+            sandbox = self.pool.take(request.profile, request.limits.timeout)
+        if sandbox is None:
+            if stop is not None and stop.is_set():
+                return never_started(request)
+            sandbox = start_sandbox(
+                self.engine, request.profile, longest_run=request.limits.timeout
+            )
+        return execute(sandbox, request, on_output=on_output, stop=stop)

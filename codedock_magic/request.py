@@ -1,0 +1,45 @@
+"""What a backend is asked to run, and how it reports output as it comes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .errors import InvalidValueError
+from .limits import RunLimits
+from .profile import Profile
+
+__all__ = ["OnOutput", "RunRequest", "as_bytes"]
+
+#: ``on_output(stream, text)``: ``stream`` is ``"stdout"`` or ``"stderr"``.
+OnOutput = Callable[[str, str], None]
+
+
+def as_bytes(value: object, name: str) -> bytes:
+    """Text as UTF-8, bytes as they are; anything else is refused, naming ``name``."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise InvalidValueError(name, type(value).__name__, "str or bytes")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run as a backend takes it.
+
+    Attributes:
+        code: the Python source (text is sent as UTF-8).
+        stdin: what the program reads on standard input.
+        profile: the image and container limits it runs in.
+        limits: its timeout and output cap.
+    """
+
+    code: bytes
+    stdin: bytes = b""
+    profile: Profile = field(default_factory=Profile)
+    limits: RunLimits = field(default_factory=RunLimits)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", as_bytes(self.code, "code"))
+        object.__setattr__(self, "stdin", as_bytes(self.stdin, "stdin"))

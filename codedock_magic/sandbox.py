@@ -1,0 +1,111 @@
+"""One sandbox container's life: started ahead of its code, ended by one method.
+
+:func:`start_sandbox` creates the container (auto-remove, hardened, labelled),
+subscribes to its fate before it can die, attaches to its streams and keeps that
+channel open (the dead-man's switch: when this process dies, the engine closes
+the container's stdin and the supervisor ends the run), then starts it: the
+supervisor now waits for its code. A pool can do all of that ahead of time.
+:meth:`Sandbox.end` is the one way a container is ended, used or not.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from .engines.base import Channel, Engine, SandboxSpec, Watch
+from .labels import make_labels
+from .profile import Profile
+from .supervisor import COLD_IDLE, supervisor_command
+from .watchdog import ensure_watchdog
+
+__all__ = ["KILL_GRACE", "REMOVE_WAIT", "SUPERVISOR_GRACE", "Sandbox", "start_sandbox"]
+
+# The supervisor's own deadline trails the host's, so that it only acts when the
+# host is stuck, never racing the host's more informative kill.
+SUPERVISOR_GRACE = 2.0
+# How long to keep reading after a kill, and to wait for the engine's removal.
+KILL_GRACE = 3.0
+REMOVE_WAIT = 5.0
+
+
+@dataclass(eq=False)
+class Sandbox:
+    """A started container whose supervisor waits for code. Single use.
+
+    Attributes:
+        engine: the engine it lives on.
+        container: its id.
+        channel: its streams; closing them ends the container.
+        watch: the engine's account of it.
+        profile: its image and container limits.
+        ready_at: ``time.monotonic()`` when it was started.
+    """
+
+    engine: Engine
+    container: str
+    channel: Channel
+    watch: Watch
+    profile: Profile
+    ready_at: float
+
+    def alive(self) -> bool:
+        """Whether the container is still waiting (it may end itself when idle)."""
+        return not self.watch.died.is_set()
+
+    def end(self, *, kill: bool = False, wait: bool = False) -> None:
+        """End the container and make sure the engine removes it.
+
+        Closing the channel makes its supervisor exit, which is enough for one
+        that is idle or has finished; ``kill`` is for one that may still run.
+        The removal is confirmed (and forced if it does not come) in the
+        background, unless ``wait``.
+        """
+        self.channel.close()
+        if kill:
+            self.engine.kill(self.container)
+        if wait:
+            self._confirm_removal()
+        else:
+            threading.Thread(
+                target=self._confirm_removal, name="codedock-reap", daemon=True
+            ).start()
+
+    def _confirm_removal(self) -> None:
+        try:
+            if not self.watch.removed.wait(REMOVE_WAIT):
+                self.engine.remove(self.container)
+        finally:
+            self.watch.close()
+
+
+def start_sandbox(
+    engine: Engine, profile: Profile, *, idle: float = COLD_IDLE, longest_run: float
+) -> Sandbox:
+    """Create, watch, attach and start one hardened container, ready for code.
+
+    Its supervisor waits ``idle`` seconds for code, which may then run for up to
+    ``longest_run`` seconds; its labels let a sweep reap it after that. Nothing is
+    left behind if any step fails.
+    """
+    lifetime = idle + longest_run + SUPERVISOR_GRACE
+    spec = SandboxSpec(
+        profile=profile, command=supervisor_command(idle), labels=make_labels(lifetime)
+    )
+    ensure_watchdog()
+    container = engine.create(spec)
+    watch: Watch | None = None
+    channel: Channel | None = None
+    try:
+        watch = engine.watch(container)
+        channel = engine.attach(container)
+        engine.start(container)
+    except BaseException:
+        if channel is not None:
+            channel.close()
+        engine.remove(container)
+        if watch is not None:
+            watch.close()
+        raise
+    return Sandbox(engine, container, channel, watch, profile, time.monotonic())

@@ -1,0 +1,118 @@
+"""The supervisor's protocol, as the host speaks it: one versioned request, framed replies.
+
+The host writes one request to the container's stdin: a JSON header line, then
+the code and the stdin bytes whose lengths it states. The supervisor answers on
+its stdout in frames of a kind byte and a big-endian 4-byte length: ``o`` the
+program's stdout, ``e`` its stderr, ``x`` the end, whose payload says how the
+program ended. The program never holds that descriptor, so it cannot forge a
+frame.
+
+The supervisor (:mod:`.program`) runs in the container with nothing of this
+package, so it keeps its own copy of these constants; a unit test runs its own
+encode and decode against these.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import struct
+from dataclasses import dataclass
+
+__all__ = [
+    "EXIT_CANNOT_START",
+    "EXIT_DEADLINE",
+    "EXIT_HOST_GONE",
+    "VERSION",
+    "End",
+    "FrameDecoder",
+    "FrameKind",
+    "encode_request",
+    "parse_end",
+]
+
+#: Bumped whenever a field or frame changes meaning.
+VERSION = 1
+
+#: The supervisor's own exit codes (as a shell's ``timeout`` uses 124 and 126).
+EXIT_DEADLINE = 124  # its own deadline passed: the host was stuck
+EXIT_HOST_GONE = 125  # the control stream ended, or no request came in time
+EXIT_CANNOT_START = 126  # the program could not be started, or the request was refused
+
+HEADER = struct.Struct(">cI")
+
+
+class FrameKind(bytes, enum.Enum):
+    """The kind byte of a supervisor frame."""
+
+    STDOUT = b"o"
+    STDERR = b"e"
+    END = b"x"
+
+
+def encode_request(code: bytes, stdin: bytes, timeout: float, uid: int) -> bytes:
+    """The header line, then the code and stdin, as the supervisor reads them."""
+    header = {
+        "version": VERSION,
+        "code_bytes": len(code),
+        "stdin_bytes": len(stdin),
+        "timeout": round(timeout, 3),
+        "uid": uid,
+    }
+    return json.dumps(header, separators=(",", ":")).encode("ascii") + b"\n" + code + stdin
+
+
+@dataclass(frozen=True)
+class End:
+    """How the supervisor says the program ended.
+
+    Attributes:
+        how: ``exit`` (``number`` is the exit code), ``signal`` (``number`` is the
+            signal), ``deadline`` (the supervisor's own deadline passed) or
+            ``refused`` (it would not run the request; ``detail`` says why).
+        number: the exit code or signal, else 0.
+        detail: the refusal's reason, else empty.
+    """
+
+    how: str
+    number: int = 0
+    detail: str = ""
+
+
+def parse_end(payload: bytes) -> End | None:
+    """Read an ``x`` frame's payload; None when it is not one the protocol defines."""
+    word, _, rest = payload.decode("ascii", "replace").partition(" ")
+    if word in ("exit", "signal") and rest.isdigit():
+        return End(word, int(rest))
+    if word == "deadline" and not rest:
+        return End("deadline")
+    if word == "refused":
+        return End("refused", detail=rest)
+    return None
+
+
+class FrameDecoder:
+    """Turns the supervisor's byte stream back into ``(kind, payload)`` frames."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[bytes, bytes]]:
+        """Return every complete frame that ``data`` completes."""
+        self._buffer += data
+        start = 0
+        frames: list[tuple[bytes, bytes]] = []
+        while len(self._buffer) - start >= HEADER.size:
+            kind, length = HEADER.unpack_from(self._buffer, start)
+            end = start + HEADER.size + length
+            if len(self._buffer) < end:
+                break
+            frames.append((kind, bytes(self._buffer[start + HEADER.size : end])))
+            start = end
+        del self._buffer[:start]
+        return frames
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame held back."""
+        return len(self._buffer)

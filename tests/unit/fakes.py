@@ -1,0 +1,172 @@
+"""A fake engine for unit tests: no Docker, but the supervisor's own protocol code.
+
+Each fake container is a socketpair. The host holds one end as its channel; a
+thread plays the supervisor on the other, reading the request with the real
+supervisor's ``read_request`` and answering with its ``emit``, as the test's
+``behave`` function says. The test feeds the container's :class:`Watch` as an
+engine would (exit code, memory kill, removal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import select
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from codedock_magic.engines import STDOUT, Chunk, ContainerInfo, SandboxSpec, Watch
+from codedock_magic.labels import MANAGED
+
+PROGRAM_PATH = Path(__file__).resolve().parents[2] / "codedock_magic" / "supervisor" / "program.py"
+
+
+def load_program() -> ModuleType:
+    """The supervisor program as a module (its main() does not run on import)."""
+    spec = importlib.util.spec_from_file_location("codedock_supervisor_program", PROGRAM_PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+program = load_program()
+
+
+class FakeChannel:
+    """The host's end of the socketpair; the container end carries raw supervisor bytes."""
+
+    def __init__(self) -> None:
+        self.host, self.container = socket.socketpair()
+        self.closed = threading.Event()
+
+    def send(self, data: bytes) -> None:
+        self.host.sendall(data)
+
+    def receive(self, timeout: float) -> list[Chunk] | None:
+        if self.closed.is_set():
+            return None
+        try:
+            if not select.select([self.host], [], [], max(0.0, timeout))[0]:
+                return []
+            data = self.host.recv(65536)
+        except (OSError, ValueError):
+            data = b""
+        if not data:
+            return None
+        return [(STDOUT, data)]
+
+    def close(self) -> None:
+        self.closed.set()
+        with contextlib.suppress(OSError):
+            self.host.shutdown(socket.SHUT_RDWR)
+        self.host.close()
+
+
+@dataclass(eq=False)
+class FakeContainer:
+    """One fake container: what it was made with and what happened to it."""
+
+    id: str
+    spec: SandboxSpec
+    channel: FakeChannel = field(default_factory=FakeChannel)
+    watch: Watch = field(default_factory=Watch)
+    started: bool = False
+    killed: threading.Event = field(default_factory=threading.Event)
+    removed: bool = False
+    request: tuple[bytes, bytes, float, int] | None = None
+
+    @property
+    def fd(self) -> int:
+        """The container end, as the supervisor's fds 0 and 1."""
+        return self.channel.container.fileno()
+
+    def read_request(self) -> tuple[bytes, bytes, float, int]:
+        """Read the host's request with the supervisor's own code."""
+        self.request = program.read_request(5.0, self.fd)
+        return self.request
+
+    def emit(self, kind: bytes, payload: bytes) -> None:
+        """Write one frame with the supervisor's own code."""
+        program.emit(kind, payload, self.fd)
+
+    def exit(self, code: int) -> None:
+        """The main process exits and the container removes itself (auto-remove)."""
+        with contextlib.suppress(OSError):
+            self.channel.container.shutdown(socket.SHUT_RDWR)
+        self.watch.record_exit(code)
+        self.watch.record_removed()
+        self.removed = True
+
+
+Behaviour = Callable[[FakeContainer], None]
+
+
+class FakeEngine:
+    """:class:`~codedock_magic.engines.Engine` in memory; ``behave`` plays each container."""
+
+    address = "fake://"
+
+    def __init__(self, behave: Behaviour | None = None) -> None:
+        self.behave = behave or (lambda container: None)
+        self.containers: dict[str, FakeContainer] = {}
+        self.threads: list[threading.Thread] = []
+
+    def ping(self) -> None:
+        pass
+
+    def image_exists(self, image: str) -> bool:
+        return True
+
+    def create(self, spec: SandboxSpec) -> str:
+        container = FakeContainer(uuid.uuid4().hex, spec)
+        self.containers[container.id] = container
+        return container.id
+
+    def watch(self, container_id: str) -> Watch:
+        return self.containers[container_id].watch
+
+    def attach(self, container_id: str) -> FakeChannel:
+        return self.containers[container_id].channel
+
+    def start(self, container_id: str) -> None:
+        container = self.containers[container_id]
+        container.started = True
+        thread = threading.Thread(target=self._play, args=(container,), daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _play(self, container: FakeContainer) -> None:
+        try:
+            with contextlib.suppress(OSError, program.HostGone):
+                self.behave(container)
+        finally:
+            container.channel.container.close()
+
+    def kill(self, container_id: str) -> None:
+        container = self.containers[container_id]
+        container.killed.set()
+        if not container.removed:
+            container.exit(137)
+
+    def remove(self, container_id: str) -> None:
+        container = self.containers[container_id]
+        container.removed = True
+        container.watch.record_removed()
+
+    def list(self, labels: Mapping[str, str] | None = None) -> list[ContainerInfo]:
+        return [
+            ContainerInfo(c.id, {MANAGED: "1", **c.spec.labels}, "running")
+            for c in self.containers.values()
+            if not c.removed
+        ]
+
+    def only(self) -> FakeContainer:
+        """The one container made so far."""
+        (container,) = self.containers.values()
+        return container

@@ -1,0 +1,73 @@
+"""The watchdog stays small: nothing but the standard library until its parent is gone."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import time
+
+from codedock_magic.watchdog import watchdog_command
+
+
+def _imported(lines: bytes) -> set[str]:
+    # python -X importtime writes "import time: self | cumulative | name" per import.
+    names = set()
+    for line in lines.decode().splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name and name != "imported package":
+                names.add(name.split(".")[0])
+    return names
+
+
+def _read_until_quiet(stream: object, quiet: float = 0.5, within: float = 10.0) -> bytes:
+    fd = stream.fileno()  # type: ignore[attr-defined]
+    data = b""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not select.select([fd], [], [], quiet)[0]:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _startup_imports() -> set[str]:
+    # What any interpreter here loads at start (site hooks of the environment).
+    bare = subprocess.run(
+        [sys.executable, "-X", "importtime", "-I", "-c", "pass"], capture_output=True, check=True
+    )
+    return _imported(bare.stderr)
+
+
+def test_the_watchdog_imports_only_the_standard_library_until_its_parent_is_gone() -> None:
+    startup = _startup_imports()
+    command = watchdog_command("unit-test-" + os.urandom(4).hex())
+    command[1:1] = ["-X", "importtime"]
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        # Its final sweep must find no engine here.
+        env={**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )
+    assert proc.stdin is not None and proc.stderr is not None
+    try:
+        waiting = _imported(_read_until_quiet(proc.stderr))
+        assert proc.poll() is None, "the watchdog ended while its parent was alive"
+    finally:
+        proc.stdin.close()
+    after = _imported(proc.stderr.read())
+    proc.stderr.close()
+    assert proc.wait(timeout=30) == 0
+    assert waiting, "the probe saw no imports at all"
+    extra = waiting - startup - set(sys.stdlib_module_names)
+    assert not extra, f"the idle watchdog imported {sorted(extra)}"
+    assert "threading" in waiting
+    # Once the parent is gone it loads the package to remove the session's containers.
+    assert {"codedock_magic", "docker"} <= after
