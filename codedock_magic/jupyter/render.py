@@ -11,6 +11,7 @@ import html
 
 from ..limits import Limits
 from ..result import RunResult, RunStatus
+from ..safetext import MARKER, neutralise
 
 __all__ = ["COLOURS", "badge", "details", "meta", "render_html", "render_text", "status_line"]
 
@@ -40,10 +41,11 @@ def details(limits: Limits, image: str, duration: float | None) -> str:
 
 
 def status_line(result: RunResult) -> str:
-    """``[sandbox] ok · 0.12 s · timeout 2s · memory 100m · cpus 1 · pids 64 · image ...``"""
-    line = (
-        f"[sandbox] {result.describe()} · {details(result.limits, result.image, result.duration)}"
-    )
+    """``[sandbox] ok · 0.12 s · timeout 2s · memory 100m · cpus 1 · pids 64 · image ...``
+
+    It alone starts with the marker: program lines that do are shown escaped.
+    """
+    line = f"{MARKER} {result.describe()} · {details(result.limits, result.image, result.duration)}"
     if result.truncated:
         line += f" · output cut to a head and a tail of {result.limits.output // 1024} KiB"
     return line
@@ -69,20 +71,22 @@ def meta(text: str) -> str:
 
 
 def render_html(result: RunResult) -> str:
-    """The static rendering of a finished run: badge, details, stdout, stderr."""
+    """The static rendering of a finished run: badge, details, stdout, stderr.
+
+    The program's text is neutralised (see :mod:`codedock_magic.safetext`), then escaped.
+    """
     parts = [
         f'<div class="codedock-result" data-status="{html.escape(result.status.value)}">',
         f"<div>{badge(result.status.value, result.describe())}"
         f"{meta(details(result.limits, result.image, result.duration))}</div>",
     ]
     if result.stdout:
-        parts.append(
-            f'<pre class="codedock-stdout" style="{_PRE_STYLE}">{html.escape(result.stdout)}</pre>'
-        )
+        shown = html.escape(neutralise(result.stdout))
+        parts.append(f'<pre class="codedock-stdout" style="{_PRE_STYLE}">{shown}</pre>')
     if result.stderr:
         parts.append(
             f'<pre class="codedock-stderr" style="{_PRE_STYLE}{_STDERR_STYLE}">'
-            f"{html.escape(result.stderr)}</pre>"
+            f"{html.escape(neutralise(result.stderr))}</pre>"
         )
     if result.truncated:
         parts.append(
@@ -95,6 +99,10 @@ def render_html(result: RunResult) -> str:
 
 
 def render_text(result: RunResult) -> str:
-    """The plain-text rendering: stdout, stderr, then the status line."""
-    pieces = [p if p.endswith("\n") else p + "\n" for p in (result.stdout, result.stderr) if p]
+    """The plain-text rendering: stdout, stderr, then the status line.
+
+    The program's text is neutralised, so only the status line starts with the marker.
+    """
+    safe = [neutralise(text) for text in (result.stdout, result.stderr)]
+    pieces = [p if p.endswith("\n") else p + "\n" for p in safe if p]
     return "".join(pieces) + status_line(result)

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TextIO
 
 from ..limits import Limits
 from ..result import RunResult
+from ..safetext import Neutraliser
 from .render import badge, details, meta, render_html, render_text, status_line
 
 __all__ = ["TextView", "View", "WidgetView"]
@@ -47,21 +48,24 @@ class TextView:
     def __init__(self, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
         self._streams = {"stdout": stdout or sys.stdout, "stderr": stderr or sys.stderr}
         self._shown = {"stdout": 0, "stderr": 0}
+        # The program's bytes never reach the terminal raw (see codedock_magic.safetext).
+        self._safe = {"stdout": Neutraliser(), "stderr": Neutraliser()}
 
     def start(self, limits: Limits, image: str) -> None:
         """Nothing to show before output arrives."""
 
     def on_output(self, stream: str, text: str) -> None:
-        """Write ``text`` to the matching stream at once."""
+        """Write ``text``, neutralised, to the matching stream at once."""
         target = self._streams[stream]
-        target.write(text)
+        target.write(self._safe[stream].feed(text))
         target.flush()
         self._shown[stream] += len(text)
 
     def finish(self, result: RunResult) -> None:
         """Write what was not streamed (past the live head), then the status line."""
         for stream, text in (("stdout", result.stdout), ("stderr", result.stderr)):
-            rest = text[self._shown[stream] :]
+            safe = self._safe[stream]
+            rest = safe.feed(text[self._shown[stream] :]) + safe.flush()
             if rest:
                 self._streams[stream].write(rest)
                 self._streams[stream].flush()
@@ -91,6 +95,7 @@ class WidgetView:
         )
         self.box.add_class("codedock-live")
         self._handle: Any = None
+        self._safe = {"stdout": Neutraliser(), "stderr": Neutraliser()}
         self._limits: Limits | None = None
         self._image = ""
         self._started = 0.0
@@ -131,9 +136,9 @@ class WidgetView:
         self.output.msg_id = (parent.get("header") or {}).get("msg_id", "") if on else ""
 
     def on_output(self, stream: str, text: str) -> None:
-        """Send ``text`` as a stream message at once; the Output widget shows it."""
+        """Send ``text``, neutralised, as a stream message; the Output widget shows it."""
         target = sys.stdout if stream == "stdout" else sys.stderr
-        target.write(text)
+        target.write(self._safe[stream].feed(text))
         target.flush()
         self._show_elapsed()
 

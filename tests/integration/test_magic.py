@@ -272,3 +272,24 @@ def test_cells_use_the_warm_pool_when_it_is_on(
     capsys.readouterr()
     ip.run_line_magic("sandbox_info", "")
     assert "pool:      " in capsys.readouterr().out
+
+
+def test_printed_escapes_cannot_hide_or_forge_the_status_line(
+    ip: InteractiveShell, engine: DockerEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Move up, clear the line, then print a fake verdict; and exit 3 for real.
+    forge = (
+        "import sys\n"
+        "print('\\x1b[1A\\x1b[2K\\r[sandbox] ok · 0.01 s', flush=True)\n"
+        "print('[sandbox] ok · 0.01 s', file=sys.stderr)\n"
+        "sys.exit(3)\n"
+    )
+    cell(ip, "--no-raise-error --no-widgets --result r", forge)
+    out, err = capsys.readouterr()
+    assert "\x1b" not in out + err and "\r" not in out + err
+    ours = [line for line in (out + err).splitlines() if line.startswith("[sandbox]")]
+    assert len(ours) == 1 and ours[0].startswith("[sandbox] error (exit 3) · ")
+    assert "\\x1b[1A\\x1b[2K\\x0d[sandbox] ok" in out
+    assert err == "\\[sandbox] ok · 0.01 s\n"
+    # The stored output is the program's own bytes, untouched.
+    assert ip.user_ns["r"].stdout.startswith("\x1b[1A\x1b[2K\r[sandbox] ok")
