@@ -22,10 +22,20 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*$", re.IGNORECAS
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _SIZE_FORM = "a size such as 100m or 1g"
 
+# Every limit has bounds, so that each accepted value is enforced as stated: past
+# them an engine reads the value as "no limit" (cpus under 0.01 become 0 nano-CPUs),
+# or fails deep inside with a message about int64, or the host cannot hold it.
 # The engine refuses memory limits under 6 MiB; Python itself needs more than that.
 MIN_MEMORY = 16 * 1024**2
 MIN_WORKDIR = 1024**2
 MIN_OUTPUT = 1024
+MAX_SIZE = 1024**5  # 1024t: beyond any machine, well inside int64
+MAX_OUTPUT = 1024**3  # kept in the host's memory, per stream
+MIN_CPUS = 0.01  # Docker's own floor; below it nano_cpus rounds to "unlimited"
+MAX_CPUS = 1024.0  # the engine also refuses more than it has (checked at create)
+MIN_PIDS = 4  # the init process and the supervisor count too
+MAX_PIDS = 4_194_304  # the kernel's PID_MAX_LIMIT
+MAX_TIMEOUT = 7 * 24 * 3600.0
 
 
 def parse_size(value: str | int, name: str = "size") -> int:
@@ -68,9 +78,14 @@ def _number(value: Any, name: str, expected: str, *, integer: bool = False) -> f
     return number
 
 
-def _at_least(name: str, given: object, value: int, least: int, shown: str) -> int:
+def _bounded(name: str, given: object, value: float, least: float, most: float) -> float:
+    def shown(bound: float) -> str:
+        return format_size(int(bound)) if name in ("memory", "workdir", "output") else f"{bound:g}"
+
     if value < least:
-        raise InvalidValueError(name, given, f"at least {shown}")
+        raise InvalidValueError(name, given, f"at least {shown(least)}")
+    if value > most:
+        raise InvalidValueError(name, given, f"at most {shown(most)}")
     return value
 
 
@@ -99,18 +114,27 @@ class ContainerLimits:
         workdir: int | str = "64m",
     ) -> None:
         checked = {
-            "memory": _at_least("memory", memory, parse_size(memory, "memory"), MIN_MEMORY, "16m"),
-            "cpus": _number(cpus, "cpus", "a positive number of CPUs such as 1 or 0.5"),
-            # The init process and the supervisor count too.
-            "pids": _at_least(
-                "pids",
-                pids,
-                int(_number(pids, "pids", "a whole number such as 64", integer=True)),
-                4,
-                "4",
+            "memory": int(
+                _bounded("memory", memory, parse_size(memory, "memory"), MIN_MEMORY, MAX_SIZE)
             ),
-            "workdir": _at_least(
-                "workdir", workdir, parse_size(workdir, "workdir"), MIN_WORKDIR, "1m"
+            "cpus": _bounded(
+                "cpus",
+                cpus,
+                _number(cpus, "cpus", "a positive number of CPUs such as 1 or 0.5"),
+                MIN_CPUS,
+                MAX_CPUS,
+            ),
+            "pids": int(
+                _bounded(
+                    "pids",
+                    pids,
+                    _number(pids, "pids", "a whole number such as 64", integer=True),
+                    MIN_PIDS,
+                    MAX_PIDS,
+                )
+            ),
+            "workdir": int(
+                _bounded("workdir", workdir, parse_size(workdir, "workdir"), MIN_WORKDIR, MAX_SIZE)
             ),
         }
         for key, value in checked.items():
@@ -135,13 +159,11 @@ class RunLimits:
     output: int
 
     def __init__(self, *, timeout: float | str = 10.0, output: int | str = "1m") -> None:
+        seconds = _number(timeout, "timeout", "a number of seconds such as 2 or 0.5")
+        object.__setattr__(self, "timeout", _bounded("timeout", timeout, seconds, 0, MAX_TIMEOUT))
+        size = parse_size(output, "output")
         object.__setattr__(
-            self, "timeout", _number(timeout, "timeout", "a number of seconds such as 2 or 0.5")
-        )
-        object.__setattr__(
-            self,
-            "output",
-            _at_least("output", output, parse_size(output, "output"), MIN_OUTPUT, "1k"),
+            self, "output", int(_bounded("output", output, size, MIN_OUTPUT, MAX_OUTPUT))
         )
 
 

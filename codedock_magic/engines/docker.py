@@ -22,7 +22,7 @@ import docker.utils
 import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
-from ..errors import EngineError, EngineUnavailableError, ImageNotFoundError
+from ..errors import EngineError, EngineUnavailableError, ImageNotFoundError, InvalidValueError
 from ..labels import MANAGED
 from .base import (
     SANDBOX_GID,
@@ -117,6 +117,7 @@ class DockerEngine:
         if base_url:
             kwargs["base_url"] = base_url
         self._address = str(kwargs.get("base_url") or "unix:///var/run/docker.sock")
+        self._cpus: int | None = None
         try:
             self.api = docker.APIClient(version="auto", timeout=timeout, max_pool_size=32, **kwargs)
         except docker.errors.DockerException as exc:
@@ -149,9 +150,25 @@ class DockerEngine:
             return False
         return True
 
+    def cpus(self) -> int:
+        """How many CPUs the engine's host has (asked once)."""
+        if self._cpus is None:
+            info = self._call("describe itself", self.api.info)
+            self._cpus = int(info.get("NCPU") or 0) or 1
+        return self._cpus
+
     def create(self, spec: SandboxSpec) -> str:
-        """Create an auto-removing sandbox: no network, read-only root, capped tmpfs, limits."""
+        """Create an auto-removing sandbox: no network, read-only root, capped tmpfs, limits.
+
+        Raises:
+            InvalidValueError: the limits ask for more CPUs than the engine has (it
+                would refuse them itself, deep inside); nothing is created.
+        """
         limits = spec.profile.limits
+        if limits.cpus > self.cpus():
+            raise InvalidValueError(
+                "cpus", limits.cpus, f"at most {self.cpus()}, the CPUs of the engine's host"
+            )
         host_config = self.api.create_host_config(
             auto_remove=True,
             network_mode="none",

@@ -39,6 +39,8 @@ __all__ = ["SandboxMagics", "load_ipython_extension", "unload_ipython_extension"
 
 NO_WIDGETS_ENV = "CODEDOCK_NO_WIDGETS"
 
+_SIZES = ("memory", "output", "workdir")
+
 # The parsed options of a cell that sets none: what the defaults resolve to.
 _NO_OPTIONS = argparse.Namespace(timeout=None, memory=None, cpus=None, pids=None, image=None)
 
@@ -85,6 +87,15 @@ class SandboxMagics(Magics):
     max_cpus = Float(0.0, help="Ceiling: the most CPUs a cell may ask for (0: none).").tag(
         config=True
     )
+    max_pids = Int(
+        0, help="Ceiling: the most processes and threads a cell may ask for (0: none)."
+    ).tag(config=True)
+    max_output = Unicode("", help="Ceiling: the largest output cap ('': none).").tag(config=True)
+    max_workdir = Unicode("", help="Ceiling: the largest work dir ('': none).").tag(config=True)
+    max_stdin = Unicode(
+        "16m",
+        help="Ceiling: the most stdin a cell may feed its program, from --stdin or --stdin-file.",
+    ).tag(config=True)
     allowed_images = List(
         Unicode(), default_value=[], help="Ceiling: the only images cells may use ([]: any)."
     ).tag(config=True)
@@ -104,9 +115,19 @@ class SandboxMagics(Magics):
     def _check_size(self, proposal: Any) -> str:
         return _size_trait_check(proposal["trait"].name, proposal["value"])
 
-    @validate("max_memory")
-    def _check_max_memory(self, proposal: Any) -> str:
-        return _size_trait_check("max_memory", proposal["value"], empty_ok=True)
+    @validate("max_memory", "max_output", "max_workdir")
+    def _check_max_size(self, proposal: Any) -> str:
+        return _size_trait_check(proposal["trait"].name, proposal["value"], empty_ok=True)
+
+    @validate("max_stdin")
+    def _check_max_stdin(self, proposal: Any) -> str:
+        return _size_trait_check("max_stdin", proposal["value"])
+
+    @validate("max_pids")
+    def _check_max_pids(self, proposal: Any) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"max_pids must be 0 (no ceiling) or more, not {proposal['value']}")
+        return int(proposal["value"])
 
     @validate("pool_size")
     def _check_pool_size(self, proposal: Any) -> int:
@@ -144,6 +165,9 @@ class SandboxMagics(Magics):
         "max_timeout",
         "max_memory",
         "max_cpus",
+        "max_pids",
+        "max_output",
+        "max_workdir",
         "allowed_images",
     )
     def _on_config_change(self, change: Any) -> None:
@@ -259,14 +283,17 @@ class SandboxMagics(Magics):
             "timeout": self.max_timeout or None,
             "memory": parse_size(self.max_memory, "max_memory") if self.max_memory else None,
             "cpus": self.max_cpus or None,
+            "pids": self.max_pids or None,
+            "output": parse_size(self.max_output, "max_output") if self.max_output else None,
+            "workdir": parse_size(self.max_workdir, "max_workdir") if self.max_workdir else None,
         }
         clamped: dict[str, Any] = {}
         for name, ceiling in ceilings.items():
             value = getattr(limits, name)
             if ceiling is None or value <= ceiling:
                 continue
-            if asked[name] is not None:
-                shown = format_size(int(ceiling)) if name == "memory" else f"{ceiling:g}"
+            if asked.get(name) is not None:
+                shown = format_size(int(ceiling)) if name in _SIZES else f"{ceiling:g}"
                 raise UsageError(
                     f"{option[name]} {asked[name]} exceeds the ceiling "
                     f"SandboxMagics.max_{name} = {shown} set by your administrator"
@@ -284,6 +311,14 @@ class SandboxMagics(Magics):
         return limits, image
 
     def _stdin(self, args: Any) -> bytes | str | None:
+        cap = parse_size(self.max_stdin, "max_stdin")
+
+        def too_much(source: str) -> UsageError:
+            return UsageError(
+                f"{source} holds more than SandboxMagics.max_stdin = {self.max_stdin}; feed "
+                "the program less, or ask your administrator to raise the ceiling"
+            )
+
         if args.stdin is not None and args.stdin_file is not None:
             raise UsageError("give --stdin or --stdin-file, not both")
         if args.stdin is not None:
@@ -295,13 +330,22 @@ class SandboxMagics(Magics):
                 raise UsageError(
                     f"--stdin: {args.stdin} holds a {type(value).__name__}, not str or bytes"
                 )
-            return value
+            data = value.encode("utf-8") if isinstance(value, str) else value
+            if len(data) > cap:
+                raise too_much(f"--stdin {args.stdin}")
+            return data
         if args.stdin_file is not None:
             path = Path(args.stdin_file).expanduser()
             try:
-                return path.read_bytes()
+                # Read one byte past the ceiling at most: an endless file such as
+                # /dev/zero must not be read forever.
+                with path.open("rb") as handle:
+                    data = handle.read(cap + 1)
             except OSError as exc:
                 raise UsageError(f"--stdin-file: cannot read {path}: {exc.strerror}") from None
+            if len(data) > cap:
+                raise too_much(f"--stdin-file {path}")
+            return data
         return None
 
     def _view(self, no_widgets: bool) -> View:
@@ -338,6 +382,10 @@ class SandboxMagics(Magics):
             f"max_timeout={self.max_timeout:g}" if self.max_timeout else "",
             f"max_memory={self.max_memory}" if self.max_memory else "",
             f"max_cpus={self.max_cpus:g}" if self.max_cpus else "",
+            f"max_pids={self.max_pids}" if self.max_pids else "",
+            f"max_output={self.max_output}" if self.max_output else "",
+            f"max_workdir={self.max_workdir}" if self.max_workdir else "",
+            f"max_stdin={self.max_stdin}",
             f"allowed_images={list(self.allowed_images)}" if self.allowed_images else "",
         ]
         print("ceilings:  " + (", ".join(c for c in ceilings if c) or "none"))

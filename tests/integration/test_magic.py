@@ -199,6 +199,45 @@ def test_ceilings_bound_cell_options_and_clamp_defaults(
     assert ip.user_ns["r"].ok
 
 
+def test_pids_output_and_workdir_ceilings_hold_inside_the_sandbox(
+    ip: InteractiveShell, engine: DockerEngine
+) -> None:
+    ip.run_line_magic("config", "SandboxMagics.max_pids = 16")
+    ip.run_line_magic("config", "SandboxMagics.max_output = '4k'")
+    ip.run_line_magic("config", "SandboxMagics.max_workdir = '2m'")
+    with pytest.raises(
+        UsageError, match=r"--pids 1000 exceeds the ceiling SandboxMagics\.max_pids"
+    ):
+        cell(ip, "--pids 1000", "print(1)")
+    # The configured defaults (64 pids, 1m output, 64m workdir) are brought down.
+    ip.run_line_magic("config", "SandboxMagics.output = '1m'")
+    probe = (
+        "import os\n"
+        "print(open('/sys/fs/cgroup/pids/pids.max').read().strip())\n"
+        "disk = os.statvfs('/sandbox')\n"
+        "print(disk.f_blocks * disk.f_frsize)\n"
+        "print('x' * 20000)\n"
+    )
+    cell(ip, "--result r --no-widgets", probe)
+    result = ip.user_ns["r"]
+    assert result.stdout.split()[:2] == ["16", str(2 * 1024**2)]
+    assert result.truncated and result.limits.output == 4096
+
+
+def test_stdin_has_a_ceiling_and_an_endless_file_is_not_read_forever(
+    ip: InteractiveShell, engine: DockerEngine
+) -> None:
+    ip.run_line_magic("config", "SandboxMagics.max_stdin = '1k'")
+    ip.user_ns["big"] = "x" * 2000
+    with pytest.raises(UsageError, match=r"--stdin big holds more than SandboxMagics\.max_stdin"):
+        cell(ip, "--stdin big", "print(1)")
+    with pytest.raises(UsageError, match="--stdin-file /dev/zero holds more than"):
+        cell(ip, "--stdin-file /dev/zero", "print(1)")
+    ip.user_ns["small"] = "y" * 1000
+    cell(ip, "--stdin small --out o", "print(len(input()))")
+    assert ip.user_ns["o"] == "1000\n"
+
+
 def test_help_lists_every_option(ip: InteractiveShell) -> None:
     doc = ip.magics_manager.magics["cell"]["sandbox"].__doc__
     assert "%%%" not in doc
@@ -226,7 +265,7 @@ def test_info_and_cleanup_line_magics(
     ip.run_line_magic("sandbox_info", "")
     info = capsys.readouterr().out
     assert "defaults:  timeout=10s memory=256m" in info
-    assert "ceilings:  none" in info
+    assert "ceilings:  max_stdin=16m" in info
     assert f"engine:    answering at {engine.address}" in info
     assert "image:     codedock/pybuntu:latest (present)" in info
     ip.run_line_magic("config", "SandboxMagics.image = 'no-such-image:1'")

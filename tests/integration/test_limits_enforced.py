@@ -1,0 +1,98 @@
+"""Every limit value is enforced as stated or refused before anything starts.
+
+Property tests over each limit's value space: whatever Limits accepts, the engine
+really set, as read back from the cgroup and the mounts inside the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from codedock_magic import DockerEngine, InvalidValueError, Limits, RunStatus, run
+from codedock_magic.limits import MAX_PIDS, MIN_CPUS, MIN_MEMORY
+
+PAGE = 4096
+
+# Reads what the engine set, on cgroup v1 or v2.
+PROBE = """
+import json, os
+def read(*paths):
+    for path in paths:
+        try:
+            return open(path).read().split()
+        except OSError:
+            pass
+    return None
+memory = read('/sys/fs/cgroup/memory/memory.limit_in_bytes', '/sys/fs/cgroup/memory.max')
+swap = read('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes')
+pids = read('/sys/fs/cgroup/pids/pids.max', '/sys/fs/cgroup/pids.max')
+quota = read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us', '/sys/fs/cgroup/cpu.max')
+period = read('/sys/fs/cgroup/cpu/cpu.cfs_period_us') or quota[1:]
+disk = os.statvfs('/sandbox')
+print(json.dumps({
+    'memory': int(memory[0]), 'swap': swap and int(swap[0]), 'pids': pids[0],
+    'cpus': int(quota[0]) / int(period[0]), 'workdir': disk.f_blocks * disk.f_frsize,
+}))
+"""
+
+SETTINGS = settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+def _seen(engine: DockerEngine, limits: Limits) -> dict[str, object]:
+    result = run(PROBE, limits=limits, engine=engine)
+    assert result.status is RunStatus.OK, result.stderr
+    seen: dict[str, object] = json.loads(result.stdout)
+    return seen
+
+
+@SETTINGS
+@given(
+    memory=st.integers(MIN_MEMORY // 2, 4 * 1024**3) | st.sampled_from([MIN_MEMORY, 2**62]),
+    cpus=st.floats(MIN_CPUS / 2, 4.0) | st.sampled_from([MIN_CPUS, 1e-12, 2.0]),
+    pids=st.integers(1, 100_000) | st.sampled_from([4, MAX_PIDS, MAX_PIDS + 1, 2**63]),
+    workdir=st.integers(512 * 1024, 2 * 1024**3),
+)
+def test_container_limits_are_what_the_engine_sets(
+    engine: DockerEngine, memory: int, cpus: float, pids: int, workdir: int
+) -> None:
+    try:
+        limits = Limits(memory=memory, cpus=cpus, pids=pids, workdir=workdir)
+        seen = _seen(engine, limits)
+    except InvalidValueError as refused:
+        # Refused with one line naming the limit, before anything started.
+        assert refused.name in ("memory", "cpus", "pids", "workdir")
+        assert "\n" not in str(refused)
+        return
+    assert seen["memory"] == limits.memory // PAGE * PAGE
+    assert seen["swap"] in (None, seen["memory"]), "swap must be off"
+    assert seen["pids"] == str(limits.pids)
+    assert math.isclose(float(seen["cpus"]), limits.cpus, rel_tol=1e-4)  # type: ignore[arg-type]
+    assert abs(int(seen["workdir"]) - limits.workdir) < PAGE  # type: ignore[call-overload]
+
+
+@SETTINGS
+@given(
+    timeout=st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([1e12, 7 * 24 * 3600.0, "1e400", "nan", -1, 0]),
+)
+def test_extreme_timeouts_are_refused_or_served(engine: DockerEngine, timeout: object) -> None:
+    try:
+        limits = Limits(timeout=timeout)  # type: ignore[arg-type]
+    except InvalidValueError as refused:
+        assert refused.name == "timeout"
+        return
+    # A huge but accepted timeout neither crashes the supervisor nor blames the program.
+    result = run("print('fine')", limits=limits, engine=engine)
+    if limits.timeout >= 5:
+        assert (result.status, result.stdout) == (RunStatus.OK, "fine\n")
+    else:
+        assert result.status in (RunStatus.OK, RunStatus.TIMEOUT)
