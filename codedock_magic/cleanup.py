@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import dataclass
 
 from .engines import Engine, default_engine
-from .labels import SESSION, SESSION_ID, ContainerLabels
+from .labels import SESSION, SESSION_ID, ContainerLabels, where_pids_mean_this_process
 
 __all__ = ["Orphan", "find_orphans", "remove_session", "sweep"]
 
@@ -36,18 +35,22 @@ def _pid_alive(pid: int) -> bool:
 def find_orphans(engine: Engine | None = None, *, now: float | None = None) -> list[Orphan]:
     """Managed containers past their expiry, or owned by a dead process on this host.
 
-    The owner check only applies to containers made on this host (by hostname);
-    containers of other hosts on a shared engine are judged by expiry alone.
+    The owner check only applies where the owner's pid means the same process as
+    here: the same hostname, boot and pid namespace. A kernel in another container
+    or pod with the same hostname, or a container from before a reboot, is judged
+    by its expiry alone, so a live run is never taken for an orphan.
     """
     engine = engine or default_engine()
     now = time.time() if now is None else now
-    here = socket.gethostname()
+    here = where_pids_mean_this_process()
     orphans = []
     for container in engine.list():
         labels = ContainerLabels.parse(container.labels)
         if labels.expires and labels.expires < now:
             orphans.append(Orphan(container.id, f"expired {now - labels.expires:.0f}s ago"))
-        elif labels.host == here and not _pid_alive(labels.owner_pid):
+        elif (labels.host, labels.boot, labels.pid_namespace) == here and not _pid_alive(
+            labels.owner_pid
+        ):
             orphans.append(Orphan(container.id, f"owner pid {labels.owner_pid} is gone"))
     return orphans
 

@@ -18,6 +18,8 @@ OWNER_PID = PREFIX + "owner-pid"
 HOST = PREFIX + "host"
 CREATED = PREFIX + "created"
 EXPIRES = PREFIX + "expires"
+BOOT = PREFIX + "boot-id"
+PID_NAMESPACE = PREFIX + "pid-ns"
 
 #: Identifies this process's containers; new in every process.
 SESSION_ID = uuid.uuid4().hex[:16]
@@ -27,14 +29,41 @@ SESSION_ID = uuid.uuid4().hex[:16]
 EXPIRY_GRACE = 60.0
 
 
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def where_pids_mean_this_process() -> tuple[str, str, str]:
+    """(hostname, boot id, pid namespace): where an owner pid can be checked from here.
+
+    Two containers with the same hostname (pods, a kernel in a container) see
+    different processes under the same pid; a reboot reuses every pid.
+    """
+    return socket.gethostname(), _read("/proc/sys/kernel/random/boot_id"), _pid_namespace()
+
+
 def make_labels(lifetime: float, *, session: str | None = None) -> dict[str, str]:
     """Labels for a new container that may live ``lifetime`` seconds."""
     now = time.time()
+    host, boot, namespace = where_pids_mean_this_process()
     return {
         MANAGED: "1",
         SESSION: session or SESSION_ID,
         OWNER_PID: str(os.getpid()),
-        HOST: socket.gethostname(),
+        HOST: host,
+        BOOT: boot,
+        PID_NAMESPACE: namespace,
         CREATED: f"{now:.3f}",
         EXPIRES: f"{now + lifetime + EXPIRY_GRACE:.3f}",
     }
@@ -49,6 +78,8 @@ class ContainerLabels:
     host: str
     created: float
     expires: float
+    boot: str = ""
+    pid_namespace: str = ""
 
     @classmethod
     def parse(cls, labels: Mapping[str, str]) -> ContainerLabels:
@@ -66,4 +97,6 @@ class ContainerLabels:
             host=labels.get(HOST, ""),
             created=number(CREATED),
             expires=number(EXPIRES),
+            boot=labels.get(BOOT, ""),
+            pid_namespace=labels.get(PID_NAMESPACE, ""),
         )

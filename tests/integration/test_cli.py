@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
-from codedock_magic import DockerEngine, Profile, SandboxSpec
+from codedock_magic import DockerEngine, Profile, SandboxSpec, run
 from codedock_magic.cli import main
-from codedock_magic.labels import make_labels
+from codedock_magic.labels import SESSION, SESSION_ID, make_labels
 from codedock_magic.supervisor import supervisor_command
 
 
@@ -66,3 +68,40 @@ def test_without_an_engine_the_cli_says_what_to_do() -> None:
     assert out.returncode == 1
     assert out.stderr.startswith("codedock: no Docker engine answered at unix:///nonexistent.sock")
     assert "Traceback" not in out.stderr
+
+
+def test_a_sweep_from_another_pid_namespace_never_removes_a_live_run(
+    engine: DockerEngine,
+) -> None:
+    # A kernel in another container or pod may share this hostname; there the
+    # owner's pid means another process, or none.
+    results = []
+    runner = threading.Thread(
+        target=lambda: results.append(
+            run("import time\nprint('up', flush=True)\ntime.sleep(3)\nprint('done')")
+        )
+    )
+    runner.start()
+    deadline = time.monotonic() + 20
+    while not engine.list({SESSION: SESSION_ID}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.list({SESSION: SESSION_ID}), "the run never started"
+    sweep = subprocess.run(
+        [
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            sys.executable,
+            "-m",
+            "codedock_magic",
+            "sweep",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    runner.join(30)
+    assert sweep.returncode == 0, sweep.stderr
+    assert results and results[0].ok, results
+    assert results[0].stdout == "up\ndone\n"

@@ -14,7 +14,7 @@ import pytest
 
 from codedock_magic import ContainerInfo, Orphan, RunStatus, find_orphans
 from codedock_magic.engines.docker import DockerChannel
-from codedock_magic.labels import ContainerLabels, make_labels
+from codedock_magic.labels import ContainerLabels, make_labels, where_pids_mean_this_process
 from codedock_magic.output import CappedOutput
 from codedock_magic.result import decide_status
 from codedock_magic.supervisor.protocol import (
@@ -184,20 +184,28 @@ def test_orphans_are_dead_owners_here_or_expired_anywhere() -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     now = time.time()
-    here = socket.gethostname()
+    here, boot, namespace = where_pids_mean_this_process()
+    assert boot and namespace.startswith("pid:[")
 
-    def labels(pid: int, host: str, expires: float) -> dict[str, str]:
+    def labels(pid: int, host: str, expires: float, **other: str) -> dict[str, str]:
+        where = {"boot-id": boot, "pid-ns": namespace, **other}
         return {
             "io.codedock.owner-pid": str(pid),
             "io.codedock.host": host,
             "io.codedock.expires": str(expires),
+            **{f"io.codedock.{key}": value for key, value in where.items()},
         }
 
+    later = now + 100
     engine = _ListOnlyEngine(
         [
-            ContainerInfo("live", labels(os.getpid(), here, now + 100), "running"),
-            ContainerInfo("dead", labels(dead.pid, here, now + 100), "running"),
-            ContainerInfo("elsewhere", labels(dead.pid, "other-host", now + 100), "running"),
+            ContainerInfo("live", labels(os.getpid(), here, later), "running"),
+            ContainerInfo("dead", labels(dead.pid, here, later), "running"),
+            ContainerInfo("elsewhere", labels(dead.pid, "other-host", later), "running"),
+            # The same hostname but another pid namespace (a kernel in another
+            # container or pod): its pid means nothing here.
+            ContainerInfo("pod", labels(dead.pid, here, later, **{"pid-ns": "pid:[1]"}), "running"),
+            ContainerInfo("before-reboot", labels(dead.pid, here, later, **{"boot-id": "x"}), ""),
             ContainerInfo("expired", labels(os.getpid(), "other-host", now - 5), "running"),
         ]
     )
