@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from .engines import Engine, default_engine
-from .labels import SESSION, SESSION_ID, ContainerLabels, where_pids_mean_this_process
+from .labels import SESSION, ContainerLabels, session_id, where_pids_mean_this_process
 
 __all__ = ["Orphan", "find_orphans", "remove_session", "sweep"]
 
@@ -65,9 +65,10 @@ def sweep(engine: Engine | None = None, *, dry_run: bool = False) -> list[Orphan
     return orphans
 
 
-def remove_session(engine: Engine | None = None, session: str = SESSION_ID) -> int:
+def remove_session(engine: Engine | None = None, session: str | None = None) -> int:
     """Remove every container of ``session`` (this process by default); return how many."""
     engine = engine or default_engine()
+    session = session or session_id()
     containers = engine.list({SESSION: session})
     for container in containers:
         engine.remove(container.id)

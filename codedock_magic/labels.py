@@ -9,7 +9,14 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["PREFIX", "SESSION_ID", "ContainerLabels", "make_labels"]
+__all__ = [
+    "PREFIX",
+    "SESSION_ID",
+    "ContainerLabels",
+    "make_labels",
+    "session_id",
+    "where_pids_mean_this_process",
+]
 
 PREFIX = "io.codedock."
 MANAGED = PREFIX + "managed"
@@ -21,8 +28,24 @@ EXPIRES = PREFIX + "expires"
 BOOT = PREFIX + "boot-id"
 PID_NAMESPACE = PREFIX + "pid-ns"
 
-#: Identifies this process's containers; new in every process.
+#: Identifies this process's containers; new in every process, a forked child's too
+#: (read it as ``labels.SESSION_ID`` or :func:`session_id`, not by ``from`` import).
 SESSION_ID = uuid.uuid4().hex[:16]
+
+
+def session_id() -> str:
+    """This process's session: the label every container it starts carries."""
+    return SESSION_ID
+
+
+def _new_session_after_fork() -> None:
+    # A forked child (multiprocessing's default on Linux) is another owner: its
+    # containers, its watchdog and its cleanup must not be its parent's.
+    global SESSION_ID
+    SESSION_ID = uuid.uuid4().hex[:16]
+
+
+os.register_at_fork(after_in_child=_new_session_after_fork)
 
 # A container left behind by a host that hung (not died) is reaped this long
 # after its own deadline.
@@ -59,7 +82,7 @@ def make_labels(lifetime: float, *, session: str | None = None) -> dict[str, str
     host, boot, namespace = where_pids_mean_this_process()
     return {
         MANAGED: "1",
-        SESSION: session or SESSION_ID,
+        SESSION: session or session_id(),
         OWNER_PID: str(os.getpid()),
         HOST: host,
         BOOT: boot,

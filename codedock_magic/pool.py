@@ -20,8 +20,10 @@ reports the error itself.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
+import weakref
 from collections import deque
 
 from .engines import Engine, default_engine
@@ -76,7 +78,9 @@ class Pool:
         self._ready: deque[Sandbox] = deque()
         self._wake = threading.Condition()
         self._closed = False
+        self._started = False
         self._thread: threading.Thread | None = None
+        _pools.add(self)
 
     @property
     def engine(self) -> Engine:
@@ -92,6 +96,7 @@ class Pool:
     def start(self) -> Pool:
         """Begin filling in the background (idempotent); returns the pool."""
         with self._wake:
+            self._started = True
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(
                     target=self._fill, name="codedock-pool", daemon=True
@@ -103,6 +108,8 @@ class Pool:
         """A ready sandbox for a run of ``profile`` and ``timeout``, or None (start one cold)."""
         if self.size == 0 or not self.serves(profile, timeout):
             return None
+        if self._started and self._thread is None:
+            self.start()
         stale: list[Sandbox] = []
         found = None
         with self._wake:
@@ -211,6 +218,18 @@ class Pool:
             if not fits:
                 sandbox.end()
 
+    def _reset_after_fork(self) -> None:
+        # The child inherits the parent's ready containers, whose channels are the
+        # parent's connections: using one would mix two processes' runs, and
+        # closing one properly (a shutdown) would end the parent's container. So
+        # the child forgets them. Its fill thread did not survive the fork; the
+        # child's first run starts another (a forked worker that never runs
+        # fills nothing).
+        self._wake = threading.Condition()
+        self._ready = deque()
+        self._thread = None
+        self.hits = self.misses = 0
+
     def _expire_locked(self) -> None:
         now = time.monotonic()
         old = [s for s in self._ready if now - s.ready_at >= self.idle or not s.alive()]
@@ -219,3 +238,14 @@ class Pool:
             for sandbox in old:
                 with contextlib.suppress(Exception):
                     sandbox.end()
+
+
+_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
+
+
+def _reset_pools_after_fork() -> None:
+    for pool in list(_pools):
+        pool._reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_pools_after_fork)

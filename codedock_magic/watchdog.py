@@ -43,20 +43,34 @@ def ensure_watchdog() -> None:
     """Start this process's watchdog unless it runs already (cheap to call often)."""
     import subprocess
 
-    from .labels import SESSION_ID
+    from .labels import session_id
 
     global _process, _owner
     with _lock:
         if _process is not None and _owner == os.getpid() and _process.poll() is None:
             return
         _process = subprocess.Popen(
-            watchdog_command(SESSION_ID),
+            watchdog_command(session_id()),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         _owner = os.getpid()
+
+
+def _forget_after_fork() -> None:
+    # A forked child must not hold its parent's watchdog open (it would outlive
+    # the parent's death); it starts one of its own for its own session.
+    global _process, _lock
+    _lock = threading.Lock()
+    if _process is not None and _process.stdin is not None:
+        # Not contextlib: the idle watchdog imports as little as it can.
+        try:  # noqa: SIM105
+            _process.stdin.close()  # this process's copy only: the parent's stays open
+        except OSError:
+            pass
+    _process = None
 
 
 def _watch(session: str, package_parent: str) -> None:
@@ -76,3 +90,5 @@ def _watch(session: str, package_parent: str) -> None:
 
 if __name__ == "__main__":
     _watch(sys.argv[1], sys.argv[2])
+else:
+    os.register_at_fork(after_in_child=_forget_after_fork)

@@ -9,6 +9,7 @@ facts. No other module imports docker-py.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
 import struct
@@ -118,10 +119,27 @@ class DockerEngine:
             kwargs["base_url"] = base_url
         self._address = str(kwargs.get("base_url") or "unix:///var/run/docker.sock")
         self._cpus: int | None = None
+        self._kwargs = {"timeout": timeout, **kwargs}
+        self._api = self._connect()
+        self._pid = os.getpid()
+
+    def _connect(self) -> docker.APIClient:
         try:
-            self.api = docker.APIClient(version="auto", timeout=timeout, max_pool_size=32, **kwargs)
+            return docker.APIClient(version="auto", max_pool_size=32, **self._kwargs)
         except docker.errors.DockerException as exc:
             raise EngineUnavailableError(self._address, _short(exc)) from exc
+
+    @property
+    def api(self) -> docker.APIClient:
+        """docker-py's low-level client, one per process.
+
+        Its connection pool would be shared with a forked child, and two processes
+        reading one connection garble each other's replies.
+        """
+        if self._pid != os.getpid():
+            self._api = self._connect()
+            self._pid = os.getpid()
+        return self._api
 
     @property
     def address(self) -> str:
@@ -320,6 +338,14 @@ def _short(exc: BaseException) -> str:
 
 _default: DockerEngine | None = None
 _default_lock = threading.Lock()
+
+
+def _forget_default_after_fork() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_default_after_fork)
 
 
 def default_engine() -> DockerEngine:
