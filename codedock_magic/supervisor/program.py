@@ -5,9 +5,10 @@ Python 3 works, and it uses nothing beyond the minimal standard library. It star
 as root holding only CAP_SETUID and CAP_SETGID and:
 
 1. waits (at most the idle seconds given as its one argument) for a JSON header
-   line of the protocol version it speaks, then reads the code and the stdin
-   bytes from its own stdin (the host's attach stream), and keeps that stream
-   open as a control channel;
+   line of the protocol version it speaks, then reads the code from its own
+   stdin (the host's attach stream), and keeps that stream open as a control
+   channel; the stdin bytes that follow are relayed to the program as it reads
+   them, never held whole;
 2. starts the program as an unprivileged user with no capabilities, in its own
    session, with the highest OOM score so the OOM killer takes it first;
 3. relays the program's stdout and stderr to its own stdout in frames
@@ -57,7 +58,13 @@ class HostGone(Exception):
     """The control stream ended, or no request came in time."""
 
 
-def read_request(idle: float, fd: int = 0) -> tuple[bytes, bytes, float, int]:
+def read_request(idle: float, fd: int = 0) -> tuple[bytes, bytes, int, float, int]:
+    """Read the header and the code; return (code, stdin begun, stdin length, timeout, uid).
+
+    The stdin bytes are not waited for: they follow on the control stream and are
+    relayed to the program as they come, so that the supervisor never holds a
+    copy of them (they would count against the program's memory limit).
+    """
     # A container started ahead of time waits here; past ``idle`` seconds nobody
     # wants it any more and it ends itself.
     give_up = time.monotonic() + idle
@@ -84,17 +91,16 @@ def read_request(idle: float, fd: int = 0) -> tuple[bytes, bytes, float, int]:
         timeout, uid = float(header["timeout"]), int(header["uid"])
     except (ValueError, KeyError, TypeError) as exc:
         raise Refused(f"bad header: {exc!r}") from None
-    need = code_len + stdin_len
     parts = [buf]
     have = len(buf)
-    while have < need:
-        chunk = os.read(fd, CHUNK)
+    while have < code_len:
+        chunk = os.read(fd, min(CHUNK, code_len + stdin_len - have))
         if not chunk:
             raise HostGone
         parts.append(chunk)
         have += len(chunk)
     data = b"".join(parts)
-    return data[:code_len], data[code_len:need], timeout, uid
+    return data[:code_len], data[code_len : code_len + stdin_len], stdin_len, timeout, uid
 
 
 def start_child(code: bytes, uid: int) -> tuple[int, int, int, int]:
@@ -142,7 +148,7 @@ def start_child(code: bytes, uid: int) -> tuple[int, int, int, int]:
 
 def main() -> None:
     try:
-        code, stdin_data, timeout, uid = read_request(
+        code, stdin_head, stdin_len, timeout, uid = read_request(
             float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
         )
     except HostGone:
@@ -157,8 +163,11 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     pid, in_w, out_r, err_r = start_child(code, uid)
     kinds = {out_r: OUT, err_r: ERR}
-    pending = memoryview(stdin_data)
-    if pending:
+    # Stdin still to come on the control stream, and what waits for the program.
+    to_read = stdin_len - len(stdin_head)
+    pending = bytearray(stdin_head)
+    feeding = bool(pending) or to_read > 0
+    if feeding:
         os.set_blocking(in_w, False)
     else:
         os.close(in_w)
@@ -168,18 +177,28 @@ def main() -> None:
         if left <= 0:
             emit(END, b"deadline")
             os._exit(EXIT_DEADLINE)
-        readers = [0, wake_r, *kinds]
-        writers = [in_w] if pending else []
+        readers = [wake_r, *kinds]
+        # Backpressure: take more stdin only when the program has taken the last
+        # of it. Once all of it is in, the stream is still watched for EOF.
+        if len(pending) < CHUNK:
+            readers.append(0)
+        writers = [in_w] if feeding and pending else []
         try:
             ready_r, ready_w, _ = select.select(readers, writers, [], left)
         except InterruptedError:
             continue
         for fd in ready_r:
-            chunk = os.read(fd, CHUNK)
             if fd == 0:
+                chunk = os.read(0, min(CHUNK, to_read) if to_read > 0 else CHUNK)
                 if not chunk:
                     os._exit(EXIT_HOST_GONE)
-            elif fd != wake_r:
+                if to_read > 0:
+                    to_read -= len(chunk)
+                    if feeding:
+                        pending += chunk
+                continue
+            chunk = os.read(fd, CHUNK)
+            if fd != wake_r:
                 if chunk:
                     emit(kinds[fd], chunk)
                 else:
@@ -187,11 +206,15 @@ def main() -> None:
                     del kinds[fd]
         if ready_w:
             try:
-                pending = pending[os.write(in_w, pending) :]
+                del pending[: os.write(in_w, pending)]
             except OSError:
-                pending = pending[:0]
-            if not pending:
+                # The program closed its stdin: the rest is read and dropped.
+                pending.clear()
+                feeding = False
                 os.close(in_w)
+        if feeding and not pending and to_read == 0:
+            feeding = False
+            os.close(in_w)
         done, status = os.waitpid(pid, os.WNOHANG)
         if not done:
             status = None

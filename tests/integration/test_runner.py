@@ -284,3 +284,31 @@ def test_no_engine_says_where_it_looked_and_how_to_start_one(tmp_path: object) -
 def test_bad_code_type_is_refused_before_anything_starts(engine: DockerEngine) -> None:
     with pytest.raises(ValueError, match="code 'int' is not str or bytes"):
         run(42, engine=engine)  # type: ignore[arg-type]
+
+
+def test_stdin_is_streamed_so_it_does_not_count_against_the_program(engine: DockerEngine) -> None:
+    # 60 MiB of stdin under a 100m limit: the supervisor never holds it whole.
+    data = b"x" * (60 * 1024 * 1024)
+    ignored = run("print('never read')", stdin=data, limits=Limits(memory="100m"), engine=engine)
+    assert (ignored.status, ignored.stdout) == (RunStatus.OK, "never read\n")
+    counted = run(
+        "import sys\nn = 0\n"
+        "while chunk := sys.stdin.buffer.read(65536):\n    n += len(chunk)\nprint(n)",
+        stdin=data,
+        limits=Limits(memory="100m", timeout=60),
+        engine=engine,
+    )
+    assert (counted.status, counted.stdout) == (RunStatus.OK, f"{len(data)}\n")
+    closed = run("import os\nos.close(0)\nprint('closed')", stdin=data, engine=engine)
+    assert (closed.status, closed.stdout) == (RunStatus.OK, "closed\n")
+
+
+def test_a_program_that_lowers_its_oom_score_is_still_a_memory_limit(engine: DockerEngine) -> None:
+    code = (
+        "open('/proc/self/oom_score_adj', 'w').write('0')\n"
+        "print(open('/proc/self/oom_score_adj').read().strip(), flush=True)\n"
+        "hog = [bytearray(10 * 1024 * 1024) for _ in range(40)]\n"
+    )
+    result = run(code, limits=Limits(memory="100m", timeout=20), engine=engine)
+    assert result.stdout == "0\n"
+    assert result.status is RunStatus.MEMORY_LIMIT, (result.describe(), result.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import select
 import socket
 import threading
@@ -87,8 +88,14 @@ class FakeContainer:
         return self.channel.container.fileno()
 
     def read_request(self) -> tuple[bytes, bytes, float, int]:
-        """Read the host's request with the supervisor's own code."""
-        self.request = program.read_request(5.0, self.fd)
+        """Read the host's request with the supervisor's own code, and all its stdin."""
+        code, stdin, length, timeout, uid = program.read_request(5.0, self.fd)
+        while len(stdin) < length:
+            chunk = os.read(self.fd, length - len(stdin))
+            if not chunk:
+                raise program.HostGone
+            stdin += chunk
+        self.request = (code, stdin, timeout, uid)
         return self.request
 
     def emit(self, kind: bytes, payload: bytes) -> None:

@@ -19,7 +19,7 @@ def test_bad_unique_codes_are_refused_with_the_apis_own_error(tmp_path: Path, co
     script.write_text("print(1)")
     root = tmp_path / "root"
     root.mkdir()
-    with pytest.raises(InvalidValueError, match="^unique_code "):
+    with pytest.raises(InvalidValueError, match=r"^unique_code "):
         dock.Docker(code, str(script), None, 5, {"DOCKER_ROOT": str(root)})  # type: ignore[arg-type]
     assert list(root.iterdir()) == []
 

@@ -61,7 +61,7 @@ def test_host_requests_are_what_the_supervisor_reads() -> None:
     read, write = os.pipe()
     try:
         os.write(write, encode_request(b"print(1)", b"in\n", 3.5, 65534))
-        assert program.read_request(1.0, read) == (b"print(1)", b"in\n", 3.5, 65534)
+        assert program.read_request(1.0, read) == (b"print(1)", b"in\n", 3, 3.5, 65534)
         header = json.dumps({"version": VERSION + 1, "code_bytes": 0, "stdin_bytes": 0})
         os.write(write, header.encode() + b"\n")
         with pytest.raises(program.Refused, match="protocol version"):
