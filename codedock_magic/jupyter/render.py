@@ -8,6 +8,7 @@ escaped before it is placed in HTML.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 from ..limits import Limits
 from ..result import RunResult, RunStatus
@@ -70,23 +71,73 @@ def meta(text: str) -> str:
     )
 
 
+def _cut_marker(count: int) -> str:
+    return f"\n[... {count:,} characters cut from the saved view; --result keeps them ...]\n"
+
+
+def _fit(text: str, budget: int, size: Callable[[str], int]) -> str:
+    """``text``, or a head and a tail of it, whose rendered ``size`` is within ``budget``."""
+    if size(text) <= budget:
+        return text
+    low, high, keep = 0, len(text) // 2, 0
+    while low <= high:
+        middle = (low + high) // 2
+        cut = len(text) - 2 * middle
+        if size(text[:middle] + _cut_marker(cut) + text[len(text) - middle :]) <= budget:
+            keep, low = middle, middle + 1
+        else:
+            high = middle - 1
+    return text[:keep] + _cut_marker(len(text) - 2 * keep) + text[len(text) - keep :]
+
+
+def _fit_streams(
+    stdout: str, stderr: str, budget: int, size: Callable[[str], int]
+) -> tuple[str, str]:
+    """Both streams within one ``budget``: a stream that needs less leaves the rest to the other.
+
+    So that a saved notebook stays near the output cap however the output is made
+    (escaping can make HTML five times the text, and there are two renderings).
+    """
+    out, err = size(stdout), size(stderr)
+    if out + err <= budget:
+        return stdout, stderr
+    half = budget // 2
+    if out <= half:
+        return stdout, _fit(stderr, budget - out, size)
+    if err <= half:
+        return _fit(stdout, budget - err, size), stderr
+    return _fit(stdout, half, size), _fit(stderr, budget - half, size)
+
+
+def _html_size(text: str) -> int:
+    return len(html.escape(text).encode())
+
+
+def _text_size(text: str) -> int:
+    return len(text.encode())
+
+
 def render_html(result: RunResult) -> str:
     """The static rendering of a finished run: badge, details, stdout, stderr.
 
-    The program's text is neutralised (see :mod:`codedock_magic.safetext`), then escaped.
+    The program's text is neutralised (see :mod:`codedock_magic.safetext`), then escaped;
+    together the streams take at most the output cap in bytes.
     """
+    stdout, stderr = _fit_streams(
+        neutralise(result.stdout), neutralise(result.stderr), result.limits.output, _html_size
+    )
     parts = [
         f'<div class="codedock-result" data-status="{html.escape(result.status.value)}">',
         f"<div>{badge(result.status.value, result.describe())}"
         f"{meta(details(result.limits, result.image, result.duration))}</div>",
     ]
-    if result.stdout:
-        shown = html.escape(neutralise(result.stdout))
+    if stdout:
+        shown = html.escape(stdout)
         parts.append(f'<pre class="codedock-stdout" style="{_PRE_STYLE}">{shown}</pre>')
-    if result.stderr:
+    if stderr:
         parts.append(
             f'<pre class="codedock-stderr" style="{_PRE_STYLE}{_STDERR_STYLE}">'
-            f"{html.escape(neutralise(result.stderr))}</pre>"
+            f"{html.escape(stderr)}</pre>"
         )
     if result.truncated:
         parts.append(
@@ -101,8 +152,11 @@ def render_html(result: RunResult) -> str:
 def render_text(result: RunResult) -> str:
     """The plain-text rendering: stdout, stderr, then the status line.
 
-    The program's text is neutralised, so only the status line starts with the marker.
+    The program's text is neutralised, so only the status line starts with the marker;
+    together the streams take at most the output cap in bytes.
     """
-    safe = [neutralise(text) for text in (result.stdout, result.stderr)]
+    safe = _fit_streams(
+        neutralise(result.stdout), neutralise(result.stderr), result.limits.output, _text_size
+    )
     pieces = [p if p.endswith("\n") else p + "\n" for p in safe if p]
     return "".join(pieces) + status_line(result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -178,3 +179,15 @@ def test_teaching_notebook(engine: DockerEngine, tmp_path: Path) -> None:
     assert runs[-1].statuses == ["ok", "ok", "ok", "ok", "error", "error", "timeout"]
     verdict = [o.text for o in notebook.cells[runs[-1].index].outputs if o.output_type == "stream"]
     assert "".join(verdict).endswith("7/7 tests passed\n")
+
+
+def test_a_capped_cell_saves_within_two_and_a_half_caps(
+    tmp_path: Path, engine: DockerEngine
+) -> None:
+    cap = 64 * 1024
+    flood = "%%sandbox\nimport sys\nsys.stdout.write('<&' * 500000)\nsys.stderr.write('<' * 500000)"
+    notebook = _run(tmp_path, "%config SandboxMagics.output = '64k'", flood)
+    outputs = notebook.cells[2].outputs
+    saved = len(json.dumps([dict(output) for output in outputs], ensure_ascii=False).encode())
+    assert saved <= 2.5 * cap, f"{saved / cap:.2f}x the cap"
+    assert outputs[0].metadata["codedock"]["status"] == "ok"

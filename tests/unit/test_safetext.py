@@ -66,3 +66,29 @@ def test_the_saved_renderings_show_one_status_line_and_no_escapes() -> None:
     assert text.splitlines()[-1].startswith("[sandbox] error (exit 3)")
     assert "\x1b" not in text and "\x1b" not in render_html(result)
     assert "\\x1b[2J[sandbox] ok · fake" in render_html(result)
+
+
+def test_a_capped_runs_saved_renderings_stay_within_two_and_a_half_caps() -> None:
+    from codedock_magic import Limits, RunResult, RunStatus
+    from codedock_magic.jupyter.render import render_html, render_text
+    from codedock_magic.output import CappedOutput
+
+    cap = 64 * 1024
+    for flood in ("<&>" * 100_000, "\x1b" * 300_000, "plain text\n" * 30_000):
+        kept = CappedOutput(cap)
+        kept.feed(flood.encode())
+        result = RunResult(
+            status=RunStatus.OK,
+            exit_code=0,
+            signal=None,
+            stdout=kept.text(),
+            stderr=kept.text(),
+            duration=0.1,
+            truncated=True,
+            limits=Limits(output=cap),
+            image="img",
+        )
+        saved = len(render_html(result).encode()) + len(render_text(result).encode())
+        assert saved <= 2.5 * cap, (repr(flood[:3]), saved / cap)
+        assert "characters cut from the saved view" in render_html(result)
+        assert render_text(result).splitlines()[-1].startswith("[sandbox] ok")
