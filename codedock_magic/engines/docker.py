@@ -40,6 +40,27 @@ from .base import (
 __all__ = ["DockerChannel", "DockerEngine", "default_engine"]
 
 NOFILE = 256
+# Host details a sandbox has no need of, masked (read as empty): the engine's own
+# list, then the host's kernel command line, modules, boot id and slab details.
+# What stays visible is in the README (the kernel version, host memory).
+MASKED_PATHS = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+    "/proc/cmdline",
+    "/proc/modules",
+    "/proc/sys/kernel/random/boot_id",
+    "/proc/slabinfo",
+    "/proc/vmallocinfo",
+]
 _RECV = 256 * 1024
 # Docker multiplexes stdout and stderr on one socket: stream byte, 3 zero bytes,
 # big-endian length, payload.
@@ -211,6 +232,8 @@ class DockerEngine:
             # keep a copy of every byte on the host's disk.
             log_config=LogConfig(type="none"),
         )
+        # Setting them replaces the engine's own list, which is kept in full.
+        host_config["MaskedPaths"] = MASKED_PATHS
         try:
             created = self._call(
                 "create a sandbox container",
