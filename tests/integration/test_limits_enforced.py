@@ -96,3 +96,14 @@ def test_extreme_timeouts_are_refused_or_served(engine: DockerEngine, timeout: o
         assert (result.status, result.stdout) == (RunStatus.OK, "fine\n")
     else:
         assert result.status in (RunStatus.OK, RunStatus.TIMEOUT)
+
+
+@SETTINGS
+@given(cap=st.integers(1024, 256 * 1024), printed=st.integers(0, 600 * 1024))
+def test_the_output_cap_holds_for_any_size(engine: DockerEngine, cap: int, printed: int) -> None:
+    code = f"import sys\nsys.stdout.write('x' * {printed})"
+    result = run(code, limits=Limits(output=cap), engine=engine)
+    assert result.status is RunStatus.OK
+    assert result.truncated == (printed > cap)
+    kept = result.stdout.count("x")
+    assert kept == min(printed, cap)
