@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from codedock_magic import DockerEngine, InvalidValueError, Limits, RunStatus, run
@@ -39,25 +39,32 @@ print(json.dumps({
 }))
 """
 
+# Each example is a real container; a failure reports its example at once rather
+# than shrinking it through dozens more.
 SETTINGS = settings(
     max_examples=12,
     deadline=None,
     derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+# At the floor of 0.01 CPUs the probe's interpreter takes about 15 s to start.
+SLOW_ENOUGH = 120
 
 
 def _seen(engine: DockerEngine, limits: Limits) -> dict[str, object]:
-    result = run(PROBE, limits=limits, engine=engine)
+    result = run(PROBE, limits=limits.replace(timeout=SLOW_ENOUGH), engine=engine)
     assert result.status is RunStatus.OK, result.stderr
     seen: dict[str, object] = json.loads(result.stdout)
     return seen
 
 
 @SETTINGS
+@example(memory=MIN_MEMORY, cpus=MIN_CPUS, pids=4, workdir=1024**2)
 @given(
     memory=st.integers(MIN_MEMORY // 2, 4 * 1024**3) | st.sampled_from([MIN_MEMORY, 2**62]),
-    cpus=st.floats(MIN_CPUS / 2, 4.0) | st.sampled_from([MIN_CPUS, 1e-12, 2.0]),
+    # Fractions under 0.1 CPU are slow to run; the floor itself is an explicit example.
+    cpus=st.floats(0.1, 4.0) | st.sampled_from([MIN_CPUS / 2, 1e-12, 2.0, 1e6]),
     pids=st.integers(1, 100_000) | st.sampled_from([4, MAX_PIDS, MAX_PIDS + 1, 2**63]),
     workdir=st.integers(512 * 1024, 2 * 1024**3),
 )
