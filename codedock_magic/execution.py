@@ -138,6 +138,8 @@ class _Run:
                 return
 
     def _take(self, kind: bytes, body: bytes) -> None:
+        if kind == FrameKind.READY.value:
+            return
         if kind == FrameKind.END.value:
             self.end = parse_end(body)
             if self.end is not None and self.end.how == "deadline":

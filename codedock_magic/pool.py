@@ -197,6 +197,7 @@ class Pool:
                     profile,
                     idle=self.idle + _IDLE_MARGIN,
                     longest_run=self.max_run,
+                    wait_ready=True,
                 )
             except CodedockError as exc:
                 # The engine is down or the image gone: runs start cold and say so.

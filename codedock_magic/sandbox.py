@@ -14,10 +14,12 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .engines.base import Channel, Engine, SandboxSpec, Watch
+from .engines.base import STDOUT, Channel, Engine, SandboxSpec, Watch
+from .errors import EngineError
 from .labels import make_labels
 from .profile import Profile
 from .supervisor import COLD_IDLE, supervisor_command
+from .supervisor.protocol import FrameDecoder, FrameKind
 from .watchdog import ensure_watchdog
 
 __all__ = ["KILL_GRACE", "REMOVE_WAIT", "SUPERVISOR_GRACE", "Sandbox", "start_sandbox"]
@@ -28,6 +30,8 @@ SUPERVISOR_GRACE = 2.0
 # How long to keep reading after a kill, and to wait for the engine's removal.
 KILL_GRACE = 3.0
 REMOVE_WAIT = 5.0
+# How long a pooled container's supervisor may take to set itself up.
+READY_WAIT = 30.0
 
 
 @dataclass(eq=False)
@@ -81,13 +85,20 @@ class Sandbox:
 
 
 def start_sandbox(
-    engine: Engine, profile: Profile, *, idle: float = COLD_IDLE, longest_run: float
+    engine: Engine,
+    profile: Profile,
+    *,
+    idle: float = COLD_IDLE,
+    longest_run: float,
+    wait_ready: bool = False,
 ) -> Sandbox:
     """Create, watch, attach and start one hardened container, ready for code.
 
     Its supervisor waits ``idle`` seconds for code, which may then run for up to
-    ``longest_run`` seconds; its labels let a sweep reap it after that. Nothing is
-    left behind if any step fails.
+    ``longest_run`` seconds; its labels let a sweep reap it after that. With
+    ``wait_ready`` it returns only once the supervisor has set itself up, so that a
+    run handed this container later does not wait for that. Nothing is left behind
+    if any step fails.
     """
     lifetime = idle + longest_run + SUPERVISOR_GRACE
     spec = SandboxSpec(
@@ -101,6 +112,8 @@ def start_sandbox(
         watch = engine.watch(container)
         channel = engine.attach(container)
         engine.start(container)
+        if wait_ready:
+            _await_ready(channel)
     except BaseException:
         if channel is not None:
             channel.close()
@@ -109,3 +122,23 @@ def start_sandbox(
             watch.close()
         raise
     return Sandbox(engine, container, channel, watch, profile, time.monotonic())
+
+
+def _await_ready(channel: Channel) -> None:
+    frames = FrameDecoder()
+    said = b""
+    deadline = time.monotonic() + READY_WAIT
+    while time.monotonic() < deadline:
+        chunks = channel.receive(min(0.1, max(0.0, deadline - time.monotonic())))
+        if chunks is None:
+            break
+        for stream, payload in chunks:
+            if stream != STDOUT:
+                said += payload
+                continue
+            if any(kind == FrameKind.READY.value for kind, _ in frames.feed(payload)):
+                return
+    detail = said.decode("utf-8", "replace").strip()[:200] or "no word from it"
+    raise EngineError(
+        f"the sandbox's supervisor did not come up ({detail}); is python3 in the image?"
+    )

@@ -2,10 +2,10 @@
 
 The host writes one request to the container's stdin: a JSON header line, then
 the code and the stdin bytes whose lengths it states. The supervisor answers on
-its stdout in frames of a kind byte and a big-endian 4-byte length: ``o`` the
-program's stdout, ``e`` its stderr, ``x`` the end, whose payload says how the
-program ended. The program never holds that descriptor, so it cannot forge a
-frame.
+its stdout in frames of a kind byte and a big-endian 4-byte length: ``r`` once it
+is ready for its request (it has set itself up), ``o`` the program's stdout,
+``e`` its stderr, ``x`` the end, whose payload says how the program ended. The
+program never holds that descriptor, so it cannot forge a frame.
 
 The supervisor (:mod:`.program`) runs in the container with nothing of this
 package, so it keeps its own copy of these constants; a unit test runs its own
@@ -45,6 +45,7 @@ HEADER = struct.Struct(">cI")
 class FrameKind(bytes, enum.Enum):
     """The kind byte of a supervisor frame."""
 
+    READY = b"r"
     STDOUT = b"o"
     STDERR = b"e"
     END = b"x"

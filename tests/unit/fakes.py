@@ -119,8 +119,10 @@ class FakeEngine:
 
     address = "fake://"
 
-    def __init__(self, behave: Behaviour | None = None) -> None:
+    def __init__(self, behave: Behaviour | None = None, *, ready: bool = True) -> None:
         self.behave = behave or (lambda container: None)
+        #: Whether the supervisors say they are ready, as the real one does at once.
+        self.ready = ready
         self.containers: dict[str, FakeContainer] = {}
         self.threads: list[threading.Thread] = []
 
@@ -151,6 +153,8 @@ class FakeEngine:
     def _play(self, container: FakeContainer) -> None:
         try:
             with contextlib.suppress(OSError, program.HostGone):
+                if self.ready:
+                    container.emit(program.READY, b"")
                 self.behave(container)
         finally:
             container.channel.container.close()

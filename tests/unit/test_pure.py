@@ -91,7 +91,12 @@ def test_supervisor_frames_decode_on_the_host_across_any_chunking() -> None:
 
 def test_both_copies_of_the_protocol_agree() -> None:
     assert program.VERSION == VERSION
-    assert tuple(k.value for k in FrameKind) == (program.OUT, program.ERR, program.END)
+    assert tuple(k.value for k in FrameKind) == (
+        program.READY,
+        program.OUT,
+        program.ERR,
+        program.END,
+    )
     assert (program.EXIT_DEADLINE, program.EXIT_HOST_GONE, program.EXIT_CANNOT_START) == (
         EXIT_DEADLINE,
         EXIT_HOST_GONE,

@@ -229,3 +229,20 @@ def test_the_pool_serves_its_profile_once_and_starts_others_cold() -> None:
 def test_backend_goes_alone() -> None:
     with pytest.raises(ValueError, match="without engine= or pool="):
         run("x", backend=LocalBackend(FakeEngine()), engine=FakeEngine())
+
+
+def test_the_pool_hands_out_only_supervisors_that_said_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("codedock_magic.sandbox.READY_WAIT", 0.3)
+    engine = FakeEngine(answer((OUT, b"cold\n"), (END, b"exit 0"), exit_code=0), ready=False)
+    pool = Pool(engine, size=1).start()
+    try:
+        assert not pool.wait_ready(timeout=1.0)
+        assert isinstance(pool.last_error, EngineError)
+        assert "did not come up" in str(pool.last_error)
+        # A cold run does not wait for the word: it sends its code at once.
+        result = run("x", pool=pool)
+        assert (result.ok, result.stdout, pool.hits) == (True, "cold\n", 0)
+    finally:
+        pool.close()
