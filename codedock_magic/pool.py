@@ -37,6 +37,9 @@ __all__ = ["Pool"]
 # hands out a container that is about to end itself.
 _IDLE_MARGIN = 30.0
 _RETRY = 5.0
+# A run that finds the pool empty while a container is being readied for it waits
+# this long for that one: it was created earlier than a cold start's would be.
+_WARMING_WAIT = 1.0
 
 
 class Pool:
@@ -79,6 +82,7 @@ class Pool:
         self._wake = threading.Condition()
         self._closed = False
         self._started = False
+        self._warming = False
         self._thread: threading.Thread | None = None
         _pools.add(self)
 
@@ -113,12 +117,18 @@ class Pool:
         stale: list[Sandbox] = []
         found = None
         with self._wake:
-            while self._ready:
-                candidate = self._ready.popleft()
-                if candidate.alive() and time.monotonic() - candidate.ready_at < self.idle:
-                    found = candidate
+            give_up = time.monotonic() + _WARMING_WAIT
+            while True:
+                while self._ready:
+                    candidate = self._ready.popleft()
+                    if candidate.alive() and time.monotonic() - candidate.ready_at < self.idle:
+                        found = candidate
+                        break
+                    stale.append(candidate)
+                left = give_up - time.monotonic()
+                if found is not None or not self._warming or self._closed or left <= 0:
                     break
-                stale.append(candidate)
+                self._wake.wait(left)
             if found is None:
                 self.misses += 1
             else:
@@ -191,6 +201,7 @@ class Pool:
                 if self._closed:
                     return
                 profile = self.profile
+                self._warming = True
             try:
                 sandbox = start_sandbox(
                     self.engine,  # may raise when no engine answers: retried below
@@ -203,19 +214,24 @@ class Pool:
                 # The engine is down or the image gone: runs start cold and say so.
                 self.last_error = exc
                 with self._wake:
+                    self._warming = False
+                    self._wake.notify_all()
                     self._wake.wait(_RETRY)
                 continue
             except Exception as exc:
                 self.last_error = CodedockError(f"refilling the pool failed: {exc!r}")
                 with self._wake:
+                    self._warming = False
+                    self._wake.notify_all()
                     self._wake.wait(_RETRY)
                 continue
             self.last_error = None
             with self._wake:
+                self._warming = False
                 fits = not self._closed and self.serves(profile) and (len(self._ready) < self.size)
                 if fits:
                     self._ready.append(sandbox)
-                    self._wake.notify_all()
+                self._wake.notify_all()
             if not fits:
                 sandbox.end()
 
@@ -229,6 +245,7 @@ class Pool:
         self._wake = threading.Condition()
         self._ready = deque()
         self._thread = None
+        self._warming = False
         self.hits = self.misses = 0
 
     def _expire_locked(self) -> None:

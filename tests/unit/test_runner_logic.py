@@ -246,3 +246,26 @@ def test_the_pool_hands_out_only_supervisors_that_said_ready(
         assert (result.ok, result.stdout, pool.hits) == (True, "cold\n", 0)
     finally:
         pool.close()
+
+
+def test_an_empty_pool_that_is_readying_a_container_hands_that_one_out() -> None:
+    engine = FakeEngine(answer((OUT, b"ok\n"), (END, b"exit 0"), exit_code=0))
+    started = threading.Event()
+    real_create = engine.create
+
+    def slow_create(spec: object) -> str:
+        started.set()
+        time.sleep(0.3)  # the engine is busy creating the pool's next container
+        return real_create(spec)  # type: ignore[arg-type]
+
+    engine.create = slow_create  # type: ignore[method-assign]
+    pool = Pool(engine, size=1).start()
+    try:
+        assert started.wait(5)
+        result = run("x", pool=pool)
+        assert result.ok and (pool.hits, pool.misses) == (1, 0)
+        # The run went to the container the pool was readying, not a cold one.
+        first = next(iter(engine.containers.values()))
+        assert first.request is not None and first.spec.profile == Profile()
+    finally:
+        pool.close()
