@@ -29,7 +29,7 @@ from collections import deque
 from .engines import Engine, default_engine
 from .errors import CodedockError, InvalidValueError
 from .profile import Profile
-from .sandbox import Sandbox, start_sandbox
+from .sandbox import ReadyWait, Sandbox, start_sandbox
 
 __all__ = ["Pool"]
 
@@ -37,9 +37,10 @@ __all__ = ["Pool"]
 # hands out a container that is about to end itself.
 _IDLE_MARGIN = 30.0
 _RETRY = 5.0
-# A run that finds the pool empty while a container is being readied for it waits
-# this long for that one: it was created earlier than a cold start's would be.
-_WARMING_WAIT = 1.0
+# A run that finds the pool empty while its next container has started but its
+# supervisor is still setting itself up takes that one rather than start cold; it
+# waits this long for the fill thread to hand it over.
+_HANDOVER_WAIT = 0.5
 
 
 class Pool:
@@ -82,7 +83,11 @@ class Pool:
         self._wake = threading.Condition()
         self._closed = False
         self._started = False
-        self._warming = False
+        # The fill thread holds a started container whose supervisor is not ready
+        # yet; runs waiting for it; the one handed over.
+        self._readying = False
+        self._wanted = 0
+        self._handed: Sandbox | None = None
         self._thread: threading.Thread | None = None
         _pools.add(self)
 
@@ -117,18 +122,14 @@ class Pool:
         stale: list[Sandbox] = []
         found = None
         with self._wake:
-            give_up = time.monotonic() + _WARMING_WAIT
-            while True:
-                while self._ready:
-                    candidate = self._ready.popleft()
-                    if candidate.alive() and time.monotonic() - candidate.ready_at < self.idle:
-                        found = candidate
-                        break
-                    stale.append(candidate)
-                left = give_up - time.monotonic()
-                if found is not None or not self._warming or self._closed or left <= 0:
+            while self._ready:
+                candidate = self._ready.popleft()
+                if candidate.alive() and time.monotonic() - candidate.ready_at < self.idle:
+                    found = candidate
                     break
-                self._wake.wait(left)
+                stale.append(candidate)
+            if found is None and self._readying and not self._closed:
+                found = self._take_handover_locked()
             if found is None:
                 self.misses += 1
             else:
@@ -192,6 +193,38 @@ class Pool:
         for sandbox in ready:
             sandbox.end()
 
+    def _take_handover_locked(self) -> Sandbox | None:
+        self._wanted += 1
+        give_up = time.monotonic() + _HANDOVER_WAIT
+        try:
+            while self._handed is None and self._readying and not self._closed:
+                left = give_up - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.wait(left)
+            handed, self._handed = self._handed, None
+            return handed
+        finally:
+            self._wanted -= 1
+
+    def _ready_or_handed_over(self, sandbox: Sandbox) -> bool:
+        """Wait for the supervisor to be ready; True if a waiting run took it first."""
+        waiting = ReadyWait(sandbox)
+        with self._wake:
+            self._readying = True
+        try:
+            while not waiting.wait(give_way=lambda: self._wanted > 0):
+                with self._wake:
+                    if self._wanted > 0:
+                        self._handed = sandbox
+                        self._wake.notify_all()
+                        return True
+            return False
+        finally:
+            with self._wake:
+                self._readying = False
+                self._wake.notify_all()
+
     def _fill(self) -> None:
         while True:
             with self._wake:
@@ -201,33 +234,34 @@ class Pool:
                 if self._closed:
                     return
                 profile = self.profile
-                self._warming = True
+            sandbox = None
             try:
                 sandbox = start_sandbox(
                     self.engine,  # may raise when no engine answers: retried below
                     profile,
                     idle=self.idle + _IDLE_MARGIN,
                     longest_run=self.max_run,
-                    wait_ready=True,
                 )
+                if self._ready_or_handed_over(sandbox):
+                    self.last_error = None
+                    continue
             except CodedockError as exc:
                 # The engine is down or the image gone: runs start cold and say so.
                 self.last_error = exc
+                if sandbox is not None:
+                    sandbox.end(kill=True)
                 with self._wake:
-                    self._warming = False
-                    self._wake.notify_all()
                     self._wake.wait(_RETRY)
                 continue
             except Exception as exc:
                 self.last_error = CodedockError(f"refilling the pool failed: {exc!r}")
+                if sandbox is not None:
+                    sandbox.end(kill=True)
                 with self._wake:
-                    self._warming = False
-                    self._wake.notify_all()
                     self._wake.wait(_RETRY)
                 continue
             self.last_error = None
             with self._wake:
-                self._warming = False
                 fits = not self._closed and self.serves(profile) and (len(self._ready) < self.size)
                 if fits:
                     self._ready.append(sandbox)
@@ -245,7 +279,9 @@ class Pool:
         self._wake = threading.Condition()
         self._ready = deque()
         self._thread = None
-        self._warming = False
+        self._readying = False
+        self._wanted = 0
+        self._handed = None
         self.hits = self.misses = 0
 
     def _expire_locked(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .engines.base import STDOUT, Channel, Engine, SandboxSpec, Watch
@@ -22,7 +23,14 @@ from .supervisor import COLD_IDLE, supervisor_command
 from .supervisor.protocol import FrameDecoder, FrameKind
 from .watchdog import ensure_watchdog
 
-__all__ = ["KILL_GRACE", "REMOVE_WAIT", "SUPERVISOR_GRACE", "Sandbox", "start_sandbox"]
+__all__ = [
+    "KILL_GRACE",
+    "REMOVE_WAIT",
+    "SUPERVISOR_GRACE",
+    "ReadyWait",
+    "Sandbox",
+    "start_sandbox",
+]
 
 # The supervisor's own deadline trails the host's, so that it only acts when the
 # host is stuck, never racing the host's more informative kill.
@@ -30,8 +38,10 @@ SUPERVISOR_GRACE = 2.0
 # How long to keep reading after a kill, and to wait for the engine's removal.
 KILL_GRACE = 3.0
 REMOVE_WAIT = 5.0
-# How long a pooled container's supervisor may take to set itself up.
+# How long a pooled container's supervisor may take to set itself up, and how
+# often the pool looks up from waiting for it.
 READY_WAIT = 30.0
+_READY_SLICE = 0.02
 
 
 @dataclass(eq=False)
@@ -90,15 +100,13 @@ def start_sandbox(
     *,
     idle: float = COLD_IDLE,
     longest_run: float,
-    wait_ready: bool = False,
 ) -> Sandbox:
     """Create, watch, attach and start one hardened container, ready for code.
 
     Its supervisor waits ``idle`` seconds for code, which may then run for up to
-    ``longest_run`` seconds; its labels let a sweep reap it after that. With
-    ``wait_ready`` it returns only once the supervisor has set itself up, so that a
-    run handed this container later does not wait for that. Nothing is left behind
-    if any step fails.
+    ``longest_run`` seconds; its labels let a sweep reap it after that. Its
+    supervisor may still be setting itself up (see :class:`ReadyWait`). Nothing is
+    left behind if any step fails.
     """
     lifetime = idle + longest_run + SUPERVISOR_GRACE
     spec = SandboxSpec(
@@ -112,8 +120,6 @@ def start_sandbox(
         watch = engine.watch(container)
         channel = engine.attach(container)
         engine.start(container)
-        if wait_ready:
-            _await_ready(channel)
     except BaseException:
         if channel is not None:
             channel.close()
@@ -124,21 +130,41 @@ def start_sandbox(
     return Sandbox(engine, container, channel, watch, profile, time.monotonic())
 
 
-def _await_ready(channel: Channel) -> None:
-    frames = FrameDecoder()
-    said = b""
-    deadline = time.monotonic() + READY_WAIT
-    while time.monotonic() < deadline:
-        chunks = channel.receive(min(0.1, max(0.0, deadline - time.monotonic())))
-        if chunks is None:
-            break
-        for stream, payload in chunks:
-            if stream != STDOUT:
-                said += payload
-                continue
-            if any(kind == FrameKind.READY.value for kind, _ in frames.feed(payload)):
-                return
-    detail = said.decode("utf-8", "replace").strip()[:200] or "no word from it"
-    raise EngineError(
-        f"the sandbox's supervisor did not come up ({detail}); is python3 in the image?"
-    )
+class ReadyWait:
+    """Waiting for a started sandbox's supervisor to say it has set itself up.
+
+    :meth:`wait` may be left early (``give_way``) and taken up again, so that a pool
+    can hand a started container to a run that needs one now: the run ignores the
+    ready frame if it comes later.
+    """
+
+    def __init__(self, sandbox: Sandbox, within: float | None = None) -> None:
+        self.sandbox = sandbox
+        self._frames = FrameDecoder()
+        self._said = b""
+        self._deadline = time.monotonic() + (READY_WAIT if within is None else within)
+
+    def wait(self, give_way: Callable[[], bool] = lambda: False) -> bool:
+        """True once ready; False when ``give_way()`` said to stop looking for now.
+
+        Raises:
+            EngineError: the supervisor ended or said nothing in time.
+        """
+        while time.monotonic() < self._deadline:
+            if give_way():
+                return False
+            chunks = self.sandbox.channel.receive(
+                min(_READY_SLICE, max(0.0, self._deadline - time.monotonic()))
+            )
+            if chunks is None:
+                break
+            for stream, payload in chunks:
+                if stream != STDOUT:
+                    self._said += payload
+                    continue
+                if any(kind == FrameKind.READY.value for kind, _ in self._frames.feed(payload)):
+                    return True
+        detail = self._said.decode("utf-8", "replace").strip()[:200] or "no word from it"
+        raise EngineError(
+            f"the sandbox's supervisor did not come up ({detail}); does the image have python3?"
+        )

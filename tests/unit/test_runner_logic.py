@@ -248,24 +248,24 @@ def test_the_pool_hands_out_only_supervisors_that_said_ready(
         pool.close()
 
 
-def test_an_empty_pool_that_is_readying_a_container_hands_that_one_out() -> None:
-    engine = FakeEngine(answer((OUT, b"ok\n"), (END, b"exit 0"), exit_code=0))
-    started = threading.Event()
-    real_create = engine.create
+def test_a_started_container_still_setting_up_is_handed_to_a_run_that_needs_one() -> None:
+    def slow_supervisor(container: FakeContainer) -> None:
+        time.sleep(0.5)  # still importing, as a real one may be right after its start
+        container.emit(b"r", b"")
+        answer((OUT, b"ok\n"), (END, b"exit 0"), exit_code=0)(container)  # type: ignore[operator]
 
-    def slow_create(spec: object) -> str:
-        started.set()
-        time.sleep(0.3)  # the engine is busy creating the pool's next container
-        return real_create(spec)  # type: ignore[arg-type]
-
-    engine.create = slow_create  # type: ignore[method-assign]
+    engine = FakeEngine(slow_supervisor, ready=False)
     pool = Pool(engine, size=1).start()
     try:
-        assert started.wait(5)
+        deadline = time.monotonic() + 5
+        while not pool._readying and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pool._readying
         result = run("x", pool=pool)
-        assert result.ok and (pool.hits, pool.misses) == (1, 0)
-        # The run went to the container the pool was readying, not a cold one.
+        assert (result.ok, result.stdout) == (True, "ok\n")
+        assert (pool.hits, pool.misses) == (1, 0)
+        # Handed over rather than a cold start beside it.
         first = next(iter(engine.containers.values()))
-        assert first.request is not None and first.spec.profile == Profile()
+        assert first.request is not None
     finally:
         pool.close()
