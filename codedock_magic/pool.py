@@ -197,33 +197,43 @@ class Pool:
         self._wanted += 1
         give_up = time.monotonic() + _HANDOVER_WAIT
         try:
-            while self._handed is None and self._readying and not self._closed:
+            while self._handed is None and not self._ready and self._readying and not self._closed:
                 left = give_up - time.monotonic()
                 if left <= 0:
                     break
                 self._wake.wait(left)
             handed, self._handed = self._handed, None
+            if handed is None and self._ready:
+                # It became ready while this run waited, and went to the ready queue.
+                handed = self._ready.popleft()
             return handed
         finally:
             self._wanted -= 1
 
     def _ready_or_handed_over(self, sandbox: Sandbox) -> bool:
-        """Wait for the supervisor to be ready; True if a waiting run took it first."""
+        """Wait for the supervisor to be ready; True if a waiting run took it first.
+
+        When it returns False, the pool is still marked as readying: the caller
+        clears that as it queues the container, in one step, so that a waiting run
+        sees one or the other.
+        """
         waiting = ReadyWait(sandbox)
         with self._wake:
             self._readying = True
+        ready = False
         try:
             while not waiting.wait(give_way=lambda: self._wanted > 0):
                 with self._wake:
                     if self._wanted > 0:
                         self._handed = sandbox
-                        self._wake.notify_all()
                         return True
+            ready = True
             return False
         finally:
-            with self._wake:
-                self._readying = False
-                self._wake.notify_all()
+            if not ready:
+                with self._wake:
+                    self._readying = False
+                    self._wake.notify_all()
 
     def _fill(self) -> None:
         while True:
@@ -262,6 +272,7 @@ class Pool:
                 continue
             self.last_error = None
             with self._wake:
+                self._readying = False
                 fits = not self._closed and self.serves(profile) and (len(self._ready) < self.size)
                 if fits:
                     self._ready.append(sandbox)
