@@ -29,11 +29,16 @@ if TYPE_CHECKING:
         ImageNotFoundError,
         InvalidValueError,
         RunFailedError,
+        ServiceAuthError,
+        ServiceError,
+        ServiceRefusedError,
+        ServiceUnavailableError,
     )
     from .limits import ContainerLimits, Limits, RunLimits, format_size, parse_size
     from .pool import Pool
     from .profile import DEFAULT_IMAGE, Profile
-    from .request import OnOutput, RunRequest
+    from .remote import ServiceBackend
+    from .request import OnOutput, OnState, RunRequest
     from .result import RunResult, RunStatus
     from .runner import run
 
@@ -57,6 +62,10 @@ _EXPORTS = {
     "ImageNotFoundError": ".errors",
     "InvalidValueError": ".errors",
     "RunFailedError": ".errors",
+    "ServiceAuthError": ".errors",
+    "ServiceError": ".errors",
+    "ServiceRefusedError": ".errors",
+    "ServiceUnavailableError": ".errors",
     "ContainerLimits": ".limits",
     "Limits": ".limits",
     "RunLimits": ".limits",
@@ -65,7 +74,9 @@ _EXPORTS = {
     "Pool": ".pool",
     "DEFAULT_IMAGE": ".profile",
     "Profile": ".profile",
+    "ServiceBackend": ".remote",
     "OnOutput": ".request",
+    "OnState": ".request",
     "RunRequest": ".request",
     "RunResult": ".result",
     "RunStatus": ".result",
@@ -87,6 +98,7 @@ __all__ = [
     "Limits",
     "LocalBackend",
     "OnOutput",
+    "OnState",
     "Orphan",
     "Pool",
     "Profile",
@@ -96,6 +108,11 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "SandboxSpec",
+    "ServiceAuthError",
+    "ServiceBackend",
+    "ServiceError",
+    "ServiceRefusedError",
+    "ServiceUnavailableError",
     "__version__",
     "autoload",
     "default_engine",

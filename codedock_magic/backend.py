@@ -16,11 +16,11 @@ from typing import Protocol
 from .engines import Engine, default_engine
 from .execution import execute, never_started
 from .pool import Pool
-from .request import OnOutput, RunRequest
+from .request import OnOutput, OnState, RunRequest
 from .result import RunResult
 from .sandbox import start_sandbox
 
-__all__ = ["Backend", "LocalBackend", "OnOutput", "RunRequest"]
+__all__ = ["Backend", "LocalBackend", "OnOutput", "OnState", "RunRequest"]
 
 
 class Backend(Protocol):
@@ -32,10 +32,12 @@ class Backend(Protocol):
         *,
         on_output: OnOutput | None = None,
         stop: threading.Event | None = None,
+        on_state: OnState | None = None,
     ) -> RunResult:
         """Run ``request``; return its result.
 
-        ``on_output`` gets output as it arrives; once ``stop`` is set the run is
+        ``on_output`` gets output as it arrives, and ``on_state`` the run's state
+        when it changes before its end; once ``stop`` is set the run is
         ended and returned with status ``interrupted``. Failures of the program are
         results, not exceptions; only the backend's own failures raise, as
         :class:`~codedock_magic.errors.CodedockError`.
@@ -70,8 +72,12 @@ class LocalBackend:
         *,
         on_output: OnOutput | None = None,
         stop: threading.Event | None = None,
+        on_state: OnState | None = None,
     ) -> RunResult:
-        """Run ``request`` in a pooled container when one fits, else in a new one."""
+        """Run ``request`` in a pooled container when one fits, else in a new one.
+
+        A local run never waits in a queue, so ``on_state`` is not called.
+        """
         sandbox = None
         if self.pool is not None:
             sandbox = self.pool.take(request.profile, request.limits.timeout)

@@ -1,4 +1,4 @@
-"""The ``codedock`` command: a demo of the runner, an orphan sweep, and kernel autoload."""
+"""The ``codedock`` command: a demo, an orphan sweep, kernel autoload, and the sandbox service."""
 
 from __future__ import annotations
 
@@ -87,6 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep_parser.add_argument(
         "--dry-run", action="store_true", help="only list what would be removed"
     )
+    commands.add_parser(
+        "serve",
+        help="run the sandbox service for a multi-user hub (codedock serve --help-all)",
+        add_help=False,
+    )
     autoload_parser = commands.add_parser(
         "autoload", help="make IPython kernels load the extension at start, or stop that"
     )
@@ -100,6 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "or /etc/ipython); user: your profile",
     )
     where.add_argument("--path", type=Path, help="a kernel config file to edit instead")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        # The service is a traitlets application with its own command line; it is
+        # imported only here, so that the rest of the core never loads a web server.
+        from .service import main as serve
+
+        return serve(argv[1:])
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":

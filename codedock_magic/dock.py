@@ -24,6 +24,7 @@ from .errors import InvalidValueError
 from .interrupts import signals_as_flag
 from .limits import Limits, parse_size
 from .profile import Profile
+from .remote import service_from_env
 from .request import RunRequest
 from .result import RunResult, RunStatus
 
@@ -166,7 +167,9 @@ class Docker:
         # SIGTERM and Ctrl+C only set a flag while the run is under way; the run
         # then ends itself, and the signal takes effect once it is cleaned up.
         with signals_as_flag((signal.SIGINT, signal.SIGTERM)) as stop:
-            result = LocalBackend().run(request, stop=stop)
+            # In a hub the kernel holds no engine: the service runs it there too.
+            backend = service_from_env() or LocalBackend()
+            result = backend.run(request, stop=stop)
         if stop.signum == signal.SIGTERM:
             self.destroy()
             os.kill(os.getpid(), signal.SIGTERM)

@@ -8,6 +8,10 @@ and what to do next::
     ├── EngineError                            the container engine failed us
     │   ├── EngineUnavailableError             no engine answered
     │   └── ImageNotFoundError                 the sandbox image is not built
+    ├── ServiceError                           the sandbox service failed us
+    │   ├── ServiceUnavailableError            no service answered
+    │   ├── ServiceAuthError                   it did not accept our token
+    │   └── ServiceRefusedError                it refused the run (a ceiling, a quota, a value)
     └── RunFailedError                         %%sandbox: the cell's program did not end ok
 
 A sandboxed program that fails, times out or runs out of memory is not an
@@ -30,6 +34,10 @@ __all__ = [
     "ImageNotFoundError",
     "InvalidValueError",
     "RunFailedError",
+    "ServiceAuthError",
+    "ServiceError",
+    "ServiceRefusedError",
+    "ServiceUnavailableError",
 ]
 
 BUILD_HINT = "bash images/pybuntu/build.sh (from a codedock-magic checkout)"
@@ -96,6 +104,51 @@ class ImageNotFoundError(EngineError):
             f"the sandbox image {image!r} is not on this Docker engine; build it with "
             f"{BUILD_HINT}, or choose another image that has python3"
         )
+
+
+class ServiceError(CodedockError):
+    """The sandbox service (``codedock serve``) failed or refused a request."""
+
+
+class ServiceUnavailableError(ServiceError):
+    """No sandbox service answered at its URL, or it went away during a run."""
+
+    def __init__(self, url: str, detail: str = "") -> None:
+        self.url = url
+        self.detail = detail
+        self._init_args = (url, detail)
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"no sandbox service answered at {url}{extra}; run the cell again once it is "
+            "back, or ask your administrator to start it (codedock serve)"
+        )
+
+
+class ServiceAuthError(ServiceError):
+    """The sandbox service did not accept the token sent with the request."""
+
+    def __init__(self, url: str, status: int, message: str) -> None:
+        self.url = url
+        self.status = status
+        self._init_args = (url, status, message)
+        super().__init__(
+            f"the sandbox service at {url} refused the token (HTTP {status}: {message}); in a "
+            "JupyterHub the hub gives kernels JUPYTERHUB_API_TOKEN, and the admin grants it "
+            "access:services!service=codedock; without a hub, set CODEDOCK_SERVICE_TOKEN to a "
+            "token from the service's api_tokens"
+        )
+
+
+class ServiceRefusedError(ServiceError):
+    """The sandbox service refused a run: over a ceiling or a quota, or a bad value.
+
+    The message is the service's own, one line naming what to change.
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        self.status = status
+        self._init_args = (message, status)
+        super().__init__(message)
 
 
 class RunFailedError(CodedockError):

@@ -9,10 +9,13 @@ from .errors import InvalidValueError
 from .limits import RunLimits
 from .profile import Profile
 
-__all__ = ["OnOutput", "RunRequest", "as_bytes"]
+__all__ = ["OnOutput", "OnState", "RunRequest", "as_bytes"]
 
 #: ``on_output(stream, text)``: ``stream`` is ``"stdout"`` or ``"stderr"``.
 OnOutput = Callable[[str, str], None]
+#: ``on_state(state)``: ``"queued"`` while a service holds the run back for its
+#: user's quota, ``"running"`` once it has a container.
+OnState = Callable[[str], None]
 
 
 def as_bytes(value: object, name: str) -> bytes:
@@ -33,12 +36,17 @@ class RunRequest:
         stdin: what the program reads on standard input.
         profile: the image and container limits it runs in.
         limits: its timeout and output cap.
+        asked: which of the limits' fields (and ``"image"``) the caller chose;
+            ``None`` for all. A local backend uses every value as it is; a sandbox
+            service fills the fields not asked for from its own defaults, and
+            refuses an asked value over its ceiling.
     """
 
     code: bytes
     stdin: bytes = b""
     profile: Profile = field(default_factory=Profile)
     limits: RunLimits = field(default_factory=RunLimits)
+    asked: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "code", as_bytes(self.code, "code"))

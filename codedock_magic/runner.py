@@ -8,6 +8,8 @@ otherwise), with Ctrl+C turned into a stop flag for the length of the run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .backend import Backend, LocalBackend
 from .engines import Engine
 from .errors import InvalidValueError
@@ -15,10 +17,12 @@ from .interrupts import signals_as_flag
 from .limits import Limits
 from .pool import Pool
 from .profile import DEFAULT_IMAGE, Profile
-from .request import OnOutput, RunRequest, as_bytes
+from .remote import service_from_env
+from .request import OnOutput, OnState, RunRequest, as_bytes
 from .result import RunResult
+from .wire import LIMIT_FIELDS
 
-__all__ = ["DEFAULT_IMAGE", "OnOutput", "run"]
+__all__ = ["DEFAULT_IMAGE", "OnOutput", "OnState", "run"]
 
 
 def run(
@@ -28,9 +32,11 @@ def run(
     limits: Limits | None = None,
     image: str = DEFAULT_IMAGE,
     on_output: OnOutput | None = None,
+    on_state: OnState | None = None,
     engine: Engine | None = None,
     pool: Pool | None = None,
     backend: Backend | None = None,
+    asked: Iterable[str] | None = None,
 ) -> RunResult:
     """Run ``code`` with ``python3`` in a fresh sandbox container and return what happened.
 
@@ -41,12 +47,20 @@ def run(
         image: an image with ``python3``; never pulled.
         on_output: called with ``("stdout" | "stderr", text)`` as output arrives,
             up to half the output cap per stream.
+        on_state: called with ``"queued"`` or ``"running"`` when a sandbox
+            service holds the run back for its user's quota, and when it starts.
         engine: the engine to use; the pool's, else the Docker engine from the
             environment, by default.
         pool: where to take a container started ahead of time; when it has none
             that fits, a container is started for this run.
-        backend: what runs it; by default a local backend over ``engine`` and
-            ``pool``, which must not be given with it.
+        backend: what runs it, which must not be given with ``engine`` or ``pool``.
+            By default the sandbox service at ``$CODEDOCK_SERVICE_URL`` when that
+            is set (see :class:`~codedock_magic.remote.ServiceBackend`), else a
+            local backend over ``engine`` and ``pool``.
+        asked: which limits (by field name) and whether ``"image"`` the caller
+            chose, for a service to know which to fill from its own defaults. By
+            default every field of ``limits`` when it is given, none when not,
+            and the image when it is not the default.
 
     Ctrl+C (SIGINT on the main thread) while the code runs stops it and returns a
     result with status ``interrupted``. The container is removed on every path.
@@ -57,16 +71,22 @@ def run(
         EngineError: the engine is unreachable, the image is missing, or the engine
             failed; no container is left behind.
     """
+    if asked is None:
+        asked = set(LIMIT_FIELDS) if limits is not None else set()
+        if image != DEFAULT_IMAGE:
+            asked.add("image")
     limits = limits if limits is not None else Limits()
     request = RunRequest(
         code=as_bytes(code, "code"),
         stdin=as_bytes(stdin if stdin is not None else b"", "stdin"),
         profile=Profile(image, limits.container),
         limits=limits.run,
+        asked=frozenset(asked),
     )
-    if backend is None:
-        backend = LocalBackend(engine, pool=pool)
-    elif engine is not None or pool is not None:
+    if backend is not None and (engine is not None or pool is not None):
         raise InvalidValueError("backend", backend, "given alone, without engine= or pool=")
+    if backend is None:
+        service = service_from_env() if engine is None and pool is None else None
+        backend = service if service is not None else LocalBackend(engine, pool=pool)
     with signals_as_flag() as stop:
-        return backend.run(request, on_output=on_output, stop=stop)
+        return backend.run(request, on_output=on_output, stop=stop, on_state=on_state)

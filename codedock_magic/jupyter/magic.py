@@ -5,6 +5,11 @@ IPython's own magics are::
 
     %config SandboxMagics.timeout = 5                     # in a notebook
     c.SandboxMagics.max_memory = "512m"                   # ipython_kernel_config.py
+
+These are a convenience for a user who holds the engine anyway. In a multi-user
+hub, ``$CODEDOCK_SERVICE_URL`` (or ``SandboxMagics.service_url``) sends every
+run to the sandbox service, whose own policy decides: this kernel's settings
+can then only ask for less.
 """
 
 from __future__ import annotations
@@ -22,17 +27,25 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, Float, Int, List, TraitError, Unicode, observe, validate
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, observe, validate
 
 from ..backend import Backend, LocalBackend
 from ..cleanup import remove_session, sweep
 from ..engines import Engine, default_engine
-from ..errors import CodedockError, ImageNotFoundError, InvalidValueError, RunFailedError
+from ..errors import (
+    CodedockError,
+    ImageNotFoundError,
+    InvalidValueError,
+    RunFailedError,
+    ServiceRefusedError,
+)
 from ..limits import Limits, format_size, parse_size
 from ..pool import Pool
 from ..profile import DEFAULT_IMAGE, Profile
+from ..remote import SERVICE_URL_ENV, ServiceBackend
 from ..result import RunResult
 from ..runner import run
+from ..wire import LIMIT_FIELDS
 from .views import TextView, View, WidgetView
 
 __all__ = ["SandboxMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -110,6 +123,19 @@ class SandboxMagics(Magics):
     sweep_on_load = Bool(
         True, help="When the extension loads, remove containers orphaned by dead kernels."
     ).tag(config=True)
+    service_url = Unicode(
+        help="The sandbox service that runs the cells, e.g. http://127.0.0.1:8765 "
+        f"(default: ${SERVICE_URL_ENV}; '': this kernel's own engine). With one, the "
+        "kernel needs no engine, and the service's limits apply."
+    ).tag(config=True)
+    service_token = Unicode(
+        help="The token sent to the service (default: $CODEDOCK_SERVICE_TOKEN, else "
+        "the hub's $JUPYTERHUB_API_TOKEN)."
+    ).tag(config=True)
+
+    @default("service_url")
+    def _default_service_url(self) -> str:
+        return os.environ.get(SERVICE_URL_ENV, "").strip()
 
     @validate("memory", "output", "workdir")
     def _check_size(self, proposal: Any) -> str:
@@ -145,13 +171,37 @@ class SandboxMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self._engine = engine
         self.pool = Pool(engine, size=0)
-        #: What runs the cells: a local backend over this kernel's engine and pool.
-        self.backend: Backend = LocalBackend(engine, pool=self.pool)
+        #: What runs the cells: the sandbox service when one is set, else a local
+        #: backend over this kernel's engine and pool.
+        self.backend: Backend = self._make_backend()
+
+    def _make_backend(self) -> Backend:
+        if self.service_url:
+            try:
+                return ServiceBackend(self.service_url, self.service_token or None)
+            except InvalidValueError as exc:
+                raise TraitError(f"SandboxMagics.service_url: {exc}") from None
+        return LocalBackend(self._engine, pool=self.pool)
+
+    @property
+    def remote(self) -> ServiceBackend | None:
+        """The sandbox service cells go to, or ``None`` when they run on a local engine."""
+        return self.backend if isinstance(self.backend, ServiceBackend) else None
+
+    @observe("service_url", "service_token")
+    def _on_service_change(self, change: Any) -> None:
+        if hasattr(self, "backend"):
+            self.backend = self._make_backend()
+            self._configure_pool()
 
     def start_pool(self) -> None:
-        """Size the warm pool from the config and start filling it in the background."""
+        """Size the warm pool from the config and start filling it in the background.
+
+        With a sandbox service the kernel keeps no pool: the service has its own.
+        """
         self._configure_pool()
-        self.pool.start()
+        if self.remote is None:
+            self.pool.start()
 
     @observe(
         "timeout",
@@ -176,6 +226,9 @@ class SandboxMagics(Magics):
             self._configure_pool()
 
     def _configure_pool(self) -> None:
+        if self.remote is not None:
+            self.pool.configure(size=0)
+            return
         try:
             limits, image = self._limits(_NO_OPTIONS)
         except UsageError:
@@ -243,8 +296,14 @@ class SandboxMagics(Magics):
                 limits=limits,
                 image=image,
                 on_output=view.on_output,
+                on_state=view.on_state,
                 backend=self.backend,
+                asked=self._asked(args),
             )
+        except ServiceRefusedError as exc:
+            # A ceiling or a quota of the service: a usage problem, told in one line.
+            view.abandon(exc)
+            raise UsageError(f"%%sandbox: {exc}") from None
         except BaseException as exc:
             view.abandon(exc)
             raise
@@ -252,6 +311,16 @@ class SandboxMagics(Magics):
         self._store(args, result)
         if not result.ok and self.raise_error and not args.no_raise_error:
             raise RunFailedError(result)
+
+    def _asked(self, args: Any) -> set[str]:
+        # What this cell or this kernel's config chose: a service fills the rest
+        # from its own defaults, so a kernel left alone gets what the admin set.
+        asked = {name for name in ("timeout", "memory", "cpus", "pids") if getattr(args, name)}
+        defaults: Any = self.trait_defaults(*LIMIT_FIELDS, "image")
+        asked |= {name for name, value in defaults.items() if getattr(self, name) != value}
+        if args.image:
+            asked.add("image")
+        return asked
 
     def _parse(self, line: str) -> Any:
         try:
@@ -370,6 +439,12 @@ class SandboxMagics(Magics):
     @line_magic
     def sandbox_cleanup(self, line: str = "") -> int:
         """Remove every sandbox container this kernel started, and say how many."""
+        if self.remote is not None:
+            print(
+                f"runs go to the sandbox service at {self.remote.url}, which removes each "
+                "container when its run ends or this kernel goes; nothing to remove here"
+            )
+            return 0
         count = remove_session(self.engine)
         print(f"removed {count} sandbox container(s) of this kernel")
         return count
@@ -377,6 +452,9 @@ class SandboxMagics(Magics):
     @line_magic
     def sandbox_info(self, line: str = "") -> None:
         """Show this kernel's sandbox settings, ceilings, engine and image in one place."""
+        if self.remote is not None:
+            self._service_info(self.remote)
+            return
         print("defaults:  " + self._defaults_line())
         ceilings = [
             f"max_timeout={self.max_timeout:g}" if self.max_timeout else "",
@@ -411,6 +489,38 @@ class SandboxMagics(Magics):
         else:
             print(f"image:     PROBLEM: {ImageNotFoundError(self.image)}")
 
+    def _service_info(self, service: ServiceBackend) -> None:
+        print(f"service:   {service.url}")
+        try:
+            info = service.info()
+        except CodedockError as exc:
+            print(f"service:   PROBLEM: {exc}")
+            return
+        groups = ", ".join(info.get("groups", [])) or "none"
+        print(f"user:      {info.get('user')} (groups: {groups})")
+        sizes = ("memory", "output", "workdir")
+
+        def shown(name: str, value: Any) -> str:
+            return format_size(int(value)) if name in sizes else f"{value:g}"
+
+        defaults = info.get("defaults", {})
+        print(
+            "defaults:  "
+            + " ".join(f"{n}={shown(n, defaults[n])}" for n in LIMIT_FIELDS if n in defaults)
+            + f" image={info.get('default_image')}"
+        )
+        ceilings = info.get("ceilings", {})
+        listed = [f"max_{n}={shown(n, ceilings[n])}" for n in LIMIT_FIELDS if n in ceilings]
+        listed.append(f"allowed_images={info.get('allowed_images') or 'any'}")
+        print("ceilings:  " + ", ".join(listed) + "  (the service's; this kernel's do not apply)")
+        print(
+            f"quota:     {info.get('max_concurrent_per_user')} runs at once, "
+            f"{info.get('max_queued_per_user')} queued; code up to "
+            f"{format_size(int(info.get('max_code_bytes', 0)))}, stdin up to "
+            f"{format_size(int(info.get('max_stdin_bytes', 0)))}"
+        )
+        print(f"view:      {'widgets' if self.widgets else 'text'}, raise_error={self.raise_error}")
+
     def _defaults_line(self) -> str:
         return (
             f"timeout={self.timeout:g}s memory={self.memory} cpus={self.cpus:g} pids={self.pids} "
@@ -427,6 +537,8 @@ def _quiet_sweep(engine: Engine | None) -> None:
 def _quiet_cleanup(magics: SandboxMagics) -> None:
     with contextlib.suppress(Exception):
         magics.pool.close()
+    if magics.remote is not None:
+        return  # the kernel holds no engine; its closed connections end its runs
     with contextlib.suppress(Exception):
         remove_session(magics._engine)
 
@@ -445,7 +557,7 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = SandboxMagics(shell=ipython)
     ipython.register_magics(magics)
     _loaded[id(ipython)] = magics
-    if magics.sweep_on_load:
+    if magics.sweep_on_load and magics.remote is None:
         threading.Thread(
             target=_quiet_sweep, args=(magics._engine,), name="codedock-sweep", daemon=True
         ).start()

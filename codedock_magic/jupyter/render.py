@@ -19,6 +19,7 @@ __all__ = ["COLOURS", "badge", "details", "meta", "render_html", "render_text", 
 #: Badge colours (white text on each has a contrast ratio of at least 4.5).
 COLOURS = {
     "running": "#1565c0",
+    "queued": "#4b5563",
     RunStatus.OK.value: "#2e7d32",
     RunStatus.ERROR.value: "#c62828",
     RunStatus.TIMEOUT.value: "#b45309",

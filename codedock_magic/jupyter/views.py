@@ -16,7 +16,7 @@ from typing import Any, Protocol, TextIO
 
 from ..limits import Limits
 from ..result import RunResult
-from ..safetext import Neutraliser
+from ..safetext import MARKER, Neutraliser
 from .render import badge, details, meta, render_html, render_text, status_line
 
 __all__ = ["TextView", "View", "WidgetView"]
@@ -31,6 +31,10 @@ class View(Protocol):
 
     def on_output(self, stream: str, text: str) -> None:
         """Output arrived on ``"stdout"`` or ``"stderr"``."""
+        ...
+
+    def on_state(self, state: str) -> None:
+        """The run is ``"queued"`` behind its user's other runs, or ``"running"``."""
         ...
 
     def finish(self, result: RunResult) -> None:
@@ -53,6 +57,13 @@ class TextView:
 
     def start(self, limits: Limits, image: str) -> None:
         """Nothing to show before output arrives."""
+
+    def on_state(self, state: str) -> None:
+        """Say when the run waits in the service's queue (only then: a run is the rule)."""
+        if state == "queued":
+            out = self._streams["stdout"]
+            out.write(f"{MARKER} queued: your other runs hold the service's quota; waiting\n")
+            out.flush()
 
     def on_output(self, stream: str, text: str) -> None:
         """Write ``text``, neutralised, to the matching stream at once."""
@@ -110,6 +121,14 @@ class WidgetView:
         self.details.value = meta(details(limits, image, None))
         self._handle = display(self.box, display_id=True)
         self._capture(True)
+
+    def on_state(self, state: str) -> None:
+        """Show ``queued`` on the badge while the service holds the run back."""
+        if state == "queued":
+            self.badge.value = badge("queued", "queued")
+        elif state == "running":
+            self.badge.value = badge("running", "running")
+            self._started = time.monotonic()
 
     def _show_elapsed(self) -> None:
         # Only ever from the kernel's main thread: widget messages sent from another

@@ -1,0 +1,251 @@
+"""The backend that asks a sandbox service (``codedock serve``) for each run.
+
+A kernel in a multi-user hub must not hold the engine: whoever holds the Docker
+socket is root on its host, and whatever the kernel holds its user holds. So
+there the kernel sends the run to the service over HTTP and reads back a stream
+of events (one JSON object per line), and the service decides the limits.
+
+A run lives as long as its HTTP response: when this process dies by any path,
+its socket closes and the service ends the run, as the attach stream does for a
+local container. An interrupt cancels the run and then reads on until the
+service reports the run's end, so the result says ``interrupted`` and keeps the
+output that came before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import requests
+
+from .errors import (
+    CodedockError,
+    EngineError,
+    InvalidValueError,
+    ServiceAuthError,
+    ServiceRefusedError,
+    ServiceUnavailableError,
+)
+from .limits import Limits
+from .request import OnOutput, OnState, RunRequest
+from .result import RunResult, RunStatus
+from .wire import LIMIT_FIELDS, result_from_json, run_to_json
+
+__all__ = ["SERVICE_TOKEN_ENV", "SERVICE_URL_ENV", "ServiceBackend", "service_from_env"]
+
+#: Where a kernel finds the service: a JupyterHub fragment sets it for every server.
+SERVICE_URL_ENV = "CODEDOCK_SERVICE_URL"
+#: A static token, for a service run without a hub (its ``api_tokens``).
+SERVICE_TOKEN_ENV = "CODEDOCK_SERVICE_TOKEN"
+#: The token every JupyterHub single-user server, and its kernels, inherit.
+HUB_TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
+
+# Seconds to wait for the service to confirm a cancel before giving up on it; the
+# closed connection then ends the run on the service's side anyway.
+CANCEL_WAIT = 5.0
+CONNECT_TIMEOUT = 5.0
+# How often the waiting loop looks at the stop flag.
+POLL = 0.05
+
+
+def service_from_env(environ: Mapping[str, str] | None = None) -> ServiceBackend | None:
+    """The service named by ``$CODEDOCK_SERVICE_URL``, or ``None`` when it is not set."""
+    environ = os.environ if environ is None else environ
+    url = environ.get(SERVICE_URL_ENV, "").strip()
+    if not url:
+        return None
+    return ServiceBackend(url)
+
+
+def _token_from_env(environ: Mapping[str, str]) -> str:
+    return environ.get(SERVICE_TOKEN_ENV) or environ.get(HUB_TOKEN_ENV) or ""
+
+
+class ServiceBackend:
+    """Runs each request on a sandbox service and streams its output back.
+
+    Args:
+        url: the service's base URL, e.g. ``http://127.0.0.1:8765``.
+        token: the bearer token; by default ``$CODEDOCK_SERVICE_TOKEN``, else the
+            hub's ``$JUPYTERHUB_API_TOKEN``.
+    """
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise InvalidValueError("service_url", url, "an http:// or https:// URL")
+        self.url = url.rstrip("/")
+        self.token = token if token is not None else _token_from_env(os.environ)
+        self._session = requests.Session()
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", (CONNECT_TIMEOUT, 30.0))
+        try:
+            response = self._session.request(
+                method, self.url + path, headers=self._headers(), **kwargs
+            )
+        except requests.ConnectionError as exc:
+            raise ServiceUnavailableError(self.url, _reason(exc)) from None
+        except requests.Timeout:
+            raise ServiceUnavailableError(self.url, "it did not answer in time") from None
+        if response.status_code >= 400:
+            _raise_for(self.url, response)
+        return response
+
+    def info(self) -> dict[str, Any]:
+        """What the service says of itself and of us: user, groups, defaults, ceilings."""
+        data: dict[str, Any] = self._request("GET", "/api/info").json()
+        return data
+
+    def run(
+        self,
+        request: RunRequest,
+        *,
+        on_output: OnOutput | None = None,
+        stop: threading.Event | None = None,
+        on_state: OnState | None = None,
+    ) -> RunResult:
+        """Send ``request`` to the service; return the result it reports.
+
+        Output and state changes (``"queued"``, ``"running"``) are passed on from
+        the calling thread, as they arrive.
+        """
+        limits = Limits.of(request.profile.limits, request.limits)
+        asked = request.asked if request.asked is not None else frozenset(LIMIT_FIELDS) | {"image"}
+        image = request.profile.image if "image" in asked else None
+        body = run_to_json(request.code, request.stdin, image, limits, asked)
+        if stop is not None and stop.is_set():
+            return _interrupted(request, "", "", 0.0, limits)
+        response = self._request(
+            "POST", "/api/runs", json=body, stream=True, timeout=(CONNECT_TIMEOUT, None)
+        )
+        events: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue()
+        reader = threading.Thread(
+            target=_read_events, args=(response, events), name="codedock-service", daemon=True
+        )
+        reader.start()
+        run_id = ""
+        shown = {"stdout": [], "stderr": []}  # type: dict[str, list[str]]
+        cancelled_at: float | None = None
+        waited = 0.0
+        try:
+            while True:
+                if stop is not None and stop.is_set() and cancelled_at is None:
+                    cancelled_at = waited
+                    self._cancel(run_id)
+                if cancelled_at is not None and waited - cancelled_at > CANCEL_WAIT:
+                    break
+                try:
+                    event = events.get(timeout=POLL)
+                except queue.Empty:
+                    waited += POLL
+                    continue
+                if event is None:
+                    raise ServiceUnavailableError(self.url, "it closed the run's stream early")
+                if isinstance(event, BaseException):
+                    raise ServiceUnavailableError(self.url, _reason(event))
+                kind = event.get("event")
+                if kind == "accepted":
+                    run_id = str(event.get("id", ""))
+                    if stop is not None and stop.is_set():
+                        self._cancel(run_id)
+                elif kind in ("queued", "running") and on_state is not None:
+                    on_state(kind)
+                elif kind == "output":
+                    stream, text = str(event["stream"]), str(event["text"])
+                    shown.setdefault(stream, []).append(text)
+                    if on_output is not None:
+                        on_output(stream, text)
+                elif kind == "result":
+                    return result_from_json(event["result"])
+                elif kind == "error":
+                    raise _error_from_event(event)
+        finally:
+            response.close()
+        # The service did not confirm the cancel in time; the closed stream ends
+        # the run there, and what reached us is all there is.
+        return _interrupted(
+            request, "".join(shown["stdout"]), "".join(shown["stderr"]), waited, limits
+        )
+
+    def _cancel(self, run_id: str) -> None:
+        if not run_id:
+            return
+        # Should the cancel fail, closing the stream stops the run all the same.
+        with contextlib.suppress(requests.RequestException):
+            self._session.delete(
+                f"{self.url}/api/runs/{run_id}", headers=self._headers(), timeout=CANCEL_WAIT
+            )
+
+
+def _read_events(
+    response: requests.Response, events: queue.Queue[dict[str, Any] | BaseException | None]
+) -> None:
+    try:
+        for line in _lines(response):
+            events.put(json.loads(line))
+    except Exception as exc:
+        events.put(exc)
+        return
+    events.put(None)
+
+
+def _lines(response: requests.Response) -> Iterator[bytes]:
+    for line in response.iter_lines(chunk_size=None):
+        if line:
+            yield line
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        return str(response.json().get("message", response.reason))
+    except ValueError:
+        return response.reason or f"HTTP {response.status_code}"
+
+
+def _raise_for(url: str, response: requests.Response) -> None:
+    message = _message(response)
+    if response.status_code in (401, 403):
+        raise ServiceAuthError(url, response.status_code, message)
+    if response.status_code >= 500:
+        raise ServiceUnavailableError(url, f"HTTP {response.status_code}: {message}")
+    raise ServiceRefusedError(message, response.status_code)
+
+
+def _error_from_event(event: Mapping[str, Any]) -> CodedockError:
+    message = str(event.get("message", "the service failed the run"))
+    if event.get("kind") == "engine":
+        return EngineError(f"the sandbox service's engine failed: {message}")
+    return ServiceRefusedError(message)
+
+
+def _interrupted(
+    request: RunRequest, stdout: str, stderr: str, duration: float, limits: Limits
+) -> RunResult:
+    return RunResult(
+        status=RunStatus.INTERRUPTED,
+        exit_code=None,
+        signal=None,
+        stdout=stdout,
+        stderr=stderr,
+        duration=duration,
+        truncated=False,
+        limits=limits,
+        image=request.profile.image,
+    )

@@ -1,0 +1,321 @@
+"""``codedock serve``: the sandbox service, the one process that holds the engine.
+
+A traitlets application, configured as Jupyter's own are::
+
+    codedock serve --config /etc/codedock/codedock_service_config.py
+
+    # codedock_service_config.py
+    c.SandboxService.max_memory = "512m"
+    c.SandboxService.group_settings = {"teachers": {"max_memory": "2g", "max_timeout": 300}}
+
+Without ``--config`` it reads ``/etc/codedock/codedock_service_config.py`` when
+that file exists. A bad setting stops it before it listens, with one line
+naming the setting. Started by JupyterHub (see ``jupyter-config/jupyterhub_config.py``)
+it checks tokens with the hub; otherwise with its ``api_tokens``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from tornado import httpserver, web
+from tornado.netutil import bind_sockets
+from traitlets import Dict, Float, Int, List, TraitError, Unicode, default
+from traitlets.config import Application
+
+from .. import __version__
+from ..backend import LocalBackend
+from ..cleanup import sweep
+from ..engines import Engine, default_engine
+from ..errors import CodedockError, InvalidValueError
+from ..pool import Pool
+from ..profile import Profile
+from .audit import AuditLog
+from .auth import TokenChecker
+from .handlers import LiveRun, handlers
+from .metrics import Metrics
+from .policy import SETTINGS, Policy
+from .scheduler import FairScheduler
+
+__all__ = ["DEFAULT_CONFIG", "SandboxService", "main"]
+
+#: Read when no ``--config`` is given and the file exists.
+DEFAULT_CONFIG = "/etc/codedock/codedock_service_config.py"
+
+# Base64 makes a body a third larger than the code and stdin it carries.
+_BODY_SLACK = 64 * 1024
+
+
+def _size_help(text: str) -> str:
+    return text + " (a size such as 512m; '' or 0: no ceiling)"
+
+
+class SandboxService(Application):
+    """The sandbox service: an HTTP API over the engine, under the service's policy."""
+
+    name = "codedock-serve"
+    description = __doc__
+    version = __version__
+
+    aliases = {  # noqa: RUF012 (traitlets reads it from the class)
+        "config": "SandboxService.config_file",
+        "ip": "SandboxService.ip",
+        "port": "SandboxService.port",
+        "log-level": "Application.log_level",
+    }
+
+    config_file = Unicode("", help=f"The config file to load (default: {DEFAULT_CONFIG}).").tag(
+        config=True
+    )
+    ip = Unicode("127.0.0.1", help="The address to listen on.").tag(config=True)
+    port = Int(8765, help="The port to listen on (0: any free one).").tag(config=True)
+
+    default_timeout = Float(
+        SETTINGS["default_timeout"], help="Timeout, s, of a run that asks for none."
+    ).tag(config=True)
+    default_memory = Unicode(
+        SETTINGS["default_memory"], help="Memory of a run that asks for none."
+    ).tag(config=True)
+    default_cpus = Float(
+        SETTINGS["default_cpus"], help="CPU share of a run that asks for none."
+    ).tag(config=True)
+    default_pids = Int(
+        SETTINGS["default_pids"], help="Processes and threads of a run that asks for none."
+    ).tag(config=True)
+    default_output = Unicode(
+        SETTINGS["default_output"], help="Output kept per stream of a run that asks for none."
+    ).tag(config=True)
+    default_workdir = Unicode(
+        SETTINGS["default_workdir"], help="Work dir size of a run that asks for none."
+    ).tag(config=True)
+    default_image = Unicode(SETTINGS["default_image"], help="Image of a run that names none.").tag(
+        config=True
+    )
+    max_timeout = Float(
+        SETTINGS["max_timeout"], help="Ceiling on a run's timeout, s (0: none)."
+    ).tag(config=True)
+    max_memory = Unicode(SETTINGS["max_memory"], help=_size_help("Ceiling on a run's memory")).tag(
+        config=True
+    )
+    max_cpus = Float(SETTINGS["max_cpus"], help="Ceiling on a run's CPU share (0: none).").tag(
+        config=True
+    )
+    max_pids = Int(
+        SETTINGS["max_pids"], help="Ceiling on a run's processes and threads (0: none)."
+    ).tag(config=True)
+    max_output = Unicode(
+        SETTINGS["max_output"], help=_size_help("Ceiling on the output kept per stream")
+    ).tag(config=True)
+    max_workdir = Unicode(SETTINGS["max_workdir"], help=_size_help("Ceiling on the work dir")).tag(
+        config=True
+    )
+    max_code_bytes = Unicode(
+        SETTINGS["max_code_bytes"], help="The largest code a run may send."
+    ).tag(config=True)
+    max_stdin_bytes = Unicode(
+        SETTINGS["max_stdin_bytes"], help="The largest stdin a run may send."
+    ).tag(config=True)
+    allowed_images = List(
+        Unicode(),
+        default_value=SETTINGS["allowed_images"],
+        help="The only images runs may use ([]: any).",
+    ).tag(config=True)
+    max_concurrent_per_user = Int(
+        SETTINGS["max_concurrent_per_user"], help="Runs of one user at once; more wait in a queue."
+    ).tag(config=True)
+    max_queued_per_user = Int(
+        SETTINGS["max_queued_per_user"],
+        help="Runs of one user waiting; past that, refused (HTTP 429).",
+    ).tag(config=True)
+    group_settings = Dict(
+        help="Settings by hub group, e.g. {'teachers': {'max_memory': '2g'}}; a user in "
+        "several groups gets the most generous value of each."
+    ).tag(config=True)
+
+    max_concurrent = Int(8, help="Runs at once across all users.").tag(config=True)
+    pool_size = Int(2, help="Containers kept started for runs with the default limits.").tag(
+        config=True
+    )
+    pool_idle = Float(300.0, help="Seconds a pooled container waits before it is replaced.").tag(
+        config=True
+    )
+    audit_log = Unicode("", help="A file that gets one JSON line per run ('': none).").tag(
+        config=True
+    )
+    api_tokens = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        help="Static tokens, each mapped to a user name, for use without a hub.",
+    ).tag(config=True)
+    metrics_token = Unicode("", help="The token that /metrics asks for ('': hub scope only).").tag(
+        config=True
+    )
+
+    @default("log_level")
+    def _default_log_level(self) -> int:
+        return logging.INFO
+
+    def __init__(self, engine: Engine | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._engine = engine
+        self.runs: dict[str, LiveRun] = {}
+        self.server: httpserver.HTTPServer | None = None
+        self.bound_port = 0
+
+    # -- configuration ---------------------------------------------------------------
+
+    def initialize(self, argv: list[str] | None = None) -> None:
+        """Read the command line and the config file, then check every setting."""
+        self.parse_command_line(argv)
+        path = self.config_file or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else "")
+        if path:
+            if not Path(path).is_file():
+                raise InvalidValueError("--config", path, "a config file that exists")
+            folder, name = os.path.split(os.path.abspath(path))
+            self.load_config_file(name, path=folder)
+            # The command line wins over the file.
+            self.parse_command_line(argv)
+        self._check_known()
+        hub_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
+        if hub_url and "port" not in self.config.SandboxService:
+            # Started by the hub: listen where the hub will look.
+            where = urlparse(hub_url)
+            self.ip, self.port = where.hostname or self.ip, where.port or self.port
+        self.policy = Policy(self._settings(), self.group_settings)
+        for name in ("max_concurrent", "pool_size"):
+            if getattr(self, name) < (1 if name == "max_concurrent" else 0):
+                raise InvalidValueError(name, getattr(self, name), "a whole number, at least 1")
+
+    def _check_known(self) -> None:
+        known = set(self.class_trait_names(config=True))
+        for name in self.config.get("SandboxService", {}):
+            if name not in known:
+                raise InvalidValueError(
+                    f"SandboxService.{name}", "…", "a setting of the service (a typo?)"
+                )
+
+    def _settings(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SETTINGS}
+
+    # -- running ---------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """The engine runs start on (the Docker engine from the environment by default)."""
+        if self._engine is None:
+            self._engine = default_engine()
+        return self._engine
+
+    def make_app(self) -> web.Application:
+        """The tornado application, with everything a handler needs."""
+        tier = self.policy.tier()
+        self.pool = Pool(
+            self.engine,
+            size=self.pool_size,
+            profile=Profile(tier.default_image, tier.defaults.container),
+            idle=self.pool_idle,
+        )
+        self.backend = LocalBackend(self.engine, pool=self.pool)
+        self.executor = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="codedock-run")
+        self.scheduler = FairScheduler(self.max_concurrent)
+        self.audit = AuditLog(self.audit_log)
+        self.metrics = Metrics(lambda: float(self.pool.ready))
+        self.tokens = TokenChecker(self.api_tokens, _hub_auth())
+        return web.Application(handlers(), codedock_service=self, serve_traceback=False)
+
+    def _body_cap(self) -> int:
+        tiers = [self.policy.tier(), *(self.policy.tier([g]) for g in self.group_settings)]
+        largest = max(t.max_code_bytes + t.max_stdin_bytes for t in tiers)
+        return largest * 4 // 3 + _BODY_SLACK
+
+    async def serve(self, ready: threading.Event | None = None) -> None:
+        """Listen, then serve until cancelled; the pool and the sweep start once listening."""
+        app = self.make_app()
+        self.server = httpserver.HTTPServer(app, max_body_size=self._body_cap(), xheaders=False)
+        sockets = bind_sockets(self.port, self.ip)
+        self.server.add_sockets(sockets)
+        self.bound_port = sockets[0].getsockname()[1]
+        self.log.info("codedock serve %s on http://%s:%d", __version__, self.ip, self.bound_port)
+        # The hub waits for the URL to answer, so listen first: containers a former
+        # run of this service left go in the background.
+        threading.Thread(target=self._sweep, name="codedock-sweep", daemon=True).start()
+        self.pool.start()
+        if ready is not None:
+            ready.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.shutdown()
+
+    def _sweep(self) -> None:
+        try:
+            removed = sweep(self.engine)
+        except CodedockError as exc:
+            self.log.warning("could not sweep orphaned sandboxes: %s", exc)
+            return
+        if removed:
+            self.log.info("removed %d orphaned sandbox container(s)", len(removed))
+
+    def shutdown(self) -> None:
+        """Stop every run and remove the pool's containers."""
+        if self.server is not None:
+            self.server.stop()
+        for run in list(self.runs.values()):
+            run.stop.set()
+        with contextlib.suppress(Exception):
+            self.pool.close()
+        with contextlib.suppress(Exception):
+            self.executor.shutdown(wait=True, cancel_futures=True)
+        self.audit.close()
+
+    def start(self) -> None:
+        """Serve until SIGTERM or SIGINT."""
+        loop = asyncio.new_event_loop()
+        task = loop.create_task(self.serve())
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(task)
+        loop.close()
+
+
+def _hub_auth() -> Any:
+    # A hub gives its managed services JUPYTERHUB_API_URL; elsewhere there is none.
+    if not os.environ.get("JUPYTERHUB_API_URL"):
+        return None
+    from jupyterhub.services.auth import HubAuth
+
+    return HubAuth(cache_max_age=60)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``codedock serve``; a bad setting exits 2 with one line."""
+    service = SandboxService()
+    try:
+        service.initialize(argv)
+    except (InvalidValueError, TraitError) as exc:
+        print(f"codedock serve: bad setting: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a config file that does not run
+        print(
+            f"codedock serve: cannot load the config: {type(exc).__name__}: {exc}", file=sys.stderr
+        )
+        return 2
+    try:
+        service.start()
+    except OSError as exc:
+        print(
+            f"codedock serve: cannot listen on {service.ip}:{service.port}: {exc}", file=sys.stderr
+        )
+        return 1
+    return 0

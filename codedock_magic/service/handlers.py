@@ -1,0 +1,435 @@
+"""The service's HTTP API.
+
+==========================  ======================================================
+``GET  /api/health``        ``{"ok": true}``; the only endpoint without a token
+``GET  /api/info``          the caller's name, groups, defaults, ceilings, quotas
+``POST /api/runs``          run; the answer streams events, one JSON object a line
+``GET  /api/runs``          the caller's runs under way
+``GET  /api/runs/ID``       one of them
+``DELETE /api/runs/ID``     cancel one of them
+``GET  /metrics``           Prometheus; ``metrics_token``, or a hub token with
+                            ``read:metrics``
+==========================  ======================================================
+
+A run's events are ``accepted`` (its id and applied limits), ``queued`` (with its
+place) when its user's quota holds it back, ``running``, ``output`` (``stream``,
+``text``), and last ``result`` or ``error``. The run lives as long as the
+response: when the client's connection closes, the run is stopped.
+
+Every error is JSON, ``{"message": ...}``, one line that says what to change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from .. import __version__
+from ..errors import EngineError, InvalidValueError, ServiceRefusedError
+from ..interrupts import Stop
+from ..limits import Limits
+from ..profile import Profile
+from ..request import RunRequest
+from ..result import RunResult, RunStatus
+from ..wire import RUN_FIELDS, decode_bytes, limits_to_json, result_to_json
+from .audit import audit_record
+from .auth import AuthError, Caller
+from .scheduler import QueueFullError, Slot
+
+if TYPE_CHECKING:
+    from .app import SandboxService
+
+__all__ = ["handlers"]
+
+# Past the run's own timeout, the service stops waiting for its backend: the
+# engine is stuck, and the run is ended from here.
+OVERRUN_GRACE = 30.0
+
+
+@dataclass
+class LiveRun:
+    """A run the service holds: what it lists, and how to stop it. No code, no output."""
+
+    id: str
+    user: str
+    image: str
+    created: float
+    state: str = "queued"
+    stop: Stop = field(default_factory=Stop)
+    #: While it waits for a slot: the scheduler's future, which a cancel takes away.
+    waiting: asyncio.Future[None] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The run as ``GET /api/runs`` shows it."""
+        return {"id": self.id, "state": self.state, "image": self.image, "created": self.created}
+
+
+class BaseHandler(web.RequestHandler):
+    """JSON errors, never a traceback; the caller from the request's token."""
+
+    @property
+    def service(self) -> SandboxService:
+        """The application that holds the engine and the policy."""
+        service: SandboxService = self.settings["codedock_service"]
+        return service
+
+    def set_default_headers(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        message = self._reason
+        exc_info = kwargs.get("exc_info")
+        if exc_info is not None and isinstance(exc_info[1], web.HTTPError):
+            message = exc_info[1].log_message or message
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": message}))
+
+    def fail(self, status: int, message: str) -> None:
+        """End the request with ``status`` and ``message``."""
+        raise web.HTTPError(status, message.replace("%", "%%"))
+
+    def token(self) -> str:
+        """The bearer token of the request, or ``""``."""
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() in ("bearer", "token"):
+            return value.strip()
+        return ""
+
+    async def caller(self) -> Caller:
+        """Who is asking; a 401 or 403 when the token does not let them in."""
+        try:
+            return await self.service.tokens.caller(self.token())
+        except AuthError as exc:
+            self.fail(exc.status, str(exc))
+            raise  # not reached: fail() raises
+
+    def body_json(self) -> dict[str, Any]:
+        """The request's body as a JSON object; a 400 when it is not one."""
+        try:
+            data: Any = json.loads(self.request.body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.fail(400, f"the body is not JSON ({exc})")
+        if not isinstance(data, dict):
+            self.fail(400, "the body must be a JSON object")
+        body: dict[str, Any] = data
+        return body
+
+
+class HealthHandler(BaseHandler):
+    """Liveness, for the hub and for monitors."""
+
+    def get(self) -> None:
+        self.finish({"ok": True, "version": __version__})
+
+
+class InfoHandler(BaseHandler):
+    """What the service applies to the caller."""
+
+    async def get(self) -> None:
+        caller = await self.caller()
+        tier = self.service.policy.tier(caller.groups)
+        self.finish(
+            {
+                "service": "codedock",
+                "version": __version__,
+                "user": caller.name,
+                "groups": list(caller.groups),
+                **tier.describe(),
+                "running": sum(1 for r in self.service.runs.values() if r.user == caller.name),
+            }
+        )
+
+
+class MetricsHandler(BaseHandler):
+    """Prometheus metrics for whoever holds the metrics token or ``read:metrics``."""
+
+    async def get(self) -> None:
+        token = self.token()
+        wanted = self.service.metrics_token
+        allowed = bool(wanted) and secrets.compare_digest(wanted.encode(), token.encode())
+        if not allowed and self.service.tokens.hub_auth is not None and token:
+            caller = await self.caller()
+            allowed = self.service.tokens.may_read_metrics(caller)
+            if not allowed:
+                self.fail(403, f"{caller.name}'s token lacks read:metrics")
+        if not allowed:
+            self.fail(401, "send the service's metrics_token as 'Authorization: Bearer TOKEN'")
+        self.service.metrics.queued.set(self.service.scheduler.queued)
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(self.service.metrics.registry))
+
+
+class RunHandler(BaseHandler):
+    """One of the caller's runs: look at it, or cancel it."""
+
+    async def _own(self, run_id: str) -> LiveRun:
+        caller = await self.caller()
+        run = self.service.runs.get(run_id)
+        # Another user's run is as absent as one that never was.
+        if run is None or run.user != caller.name:
+            self.fail(404, f"no run {run_id} of {caller.name} is under way")
+        assert run is not None
+        return run
+
+    async def get(self, run_id: str) -> None:
+        run = await self._own(run_id)
+        self.finish(run.describe())
+
+    async def delete(self, run_id: str) -> None:
+        run = await self._own(run_id)
+        run.stop.set()
+        if run.waiting is not None:
+            self.service.scheduler.leave(run.user, run.waiting)
+        self.set_status(204)
+        self.finish()
+
+
+class RunsHandler(BaseHandler):
+    """Start a run and stream it; or list the caller's runs."""
+
+    _run: LiveRun | None = None
+    _caller: Caller | None = None
+    _gone = False
+
+    async def get(self) -> None:
+        caller = await self.caller()
+        runs = [r.describe() for r in self.service.runs.values() if r.user == caller.name]
+        self.finish({"runs": runs})
+
+    def on_connection_close(self) -> None:
+        # The client is gone (its kernel died, or it gave up): so is its run.
+        self._gone = True
+        run = self._run
+        if run is not None:
+            run.stop.set()
+            if run.waiting is not None:
+                self.service.scheduler.leave(run.user, run.waiting)
+
+    def _event(self, event: dict[str, Any]) -> None:
+        if self._gone or self._finished:
+            return
+        try:
+            self.write(json.dumps(event) + "\n")
+            flushed = self.flush()
+        except StreamClosedError:
+            return
+        # A closed stream fails the flush; the close itself is handled above.
+        flushed.add_done_callback(lambda future: future.exception())
+
+    async def post(self) -> None:
+        service = self.service
+        started = time.monotonic()
+        caller = self._caller = await self.caller()
+        body = self.body_json()
+        unknown = sorted(set(body) - set(RUN_FIELDS))
+        if unknown:
+            self.fail(400, f"unknown field {unknown[0]!r}; a run has {', '.join(RUN_FIELDS)}")
+        tier = service.policy.tier(caller.groups)
+        asked = body.get("limits", {})
+        image = body.get("image")
+        try:
+            if not isinstance(asked, dict):
+                raise InvalidValueError("limits", asked, "a JSON object")
+            if image is not None and not isinstance(image, str):
+                raise InvalidValueError("image", image, "an image name")
+            code = decode_bytes(body.get("code"), "code")
+            stdin = decode_bytes(body.get("stdin", ""), "stdin")
+            limits, chosen = tier.apply(asked, image)
+        except InvalidValueError as exc:
+            self.fail(400, str(exc))
+        except ServiceRefusedError as exc:
+            self._refused(caller, body, code=b"", reason="ceiling")
+            self.fail(exc.status, str(exc))
+        for name, data, cap in (
+            ("code", code, tier.max_code_bytes),
+            ("stdin", stdin, tier.max_stdin_bytes),
+        ):
+            if len(data) > cap:
+                self._refused(caller, body, code=code, reason="size")
+                self.fail(
+                    413,
+                    f"the {name} is {len(data)} bytes, over the service's max_{name}_bytes "
+                    f"= {cap}; send less",
+                )
+        try:
+            admitted = service.scheduler.admit(
+                caller.name, max_concurrent=tier.max_concurrent, max_queued=tier.max_queued
+            )
+        except QueueFullError as exc:
+            self._refused(caller, body, code=code, reason="queue")
+            self.fail(429, str(exc))
+
+        run = self._run = LiveRun(
+            id=secrets.token_hex(8), user=caller.name, image=chosen, created=time.time()
+        )
+        service.runs[run.id] = run
+        self.set_header("Content-Type", "application/x-ndjson")
+        self._event(
+            {
+                "event": "accepted",
+                "id": run.id,
+                "user": caller.name,
+                "image": chosen,
+                "limits": limits_to_json(limits),
+            }
+        )
+        slot: Slot | None = None
+        try:
+            if isinstance(admitted, Slot):
+                slot = admitted
+            else:
+                run.waiting = admitted
+                service.metrics.queued.set(service.scheduler.queued)
+                self._event(
+                    {
+                        "event": "queued",
+                        "position": service.scheduler.position(caller.name, admitted),
+                    }
+                )
+                try:
+                    await admitted
+                    slot = Slot(caller.name)
+                except asyncio.CancelledError:
+                    pass  # cancelled, or its client went away, while it waited
+                finally:
+                    run.waiting = None
+                    service.metrics.queued.set(service.scheduler.queued)
+            if run.stop.is_set() or slot is None:
+                result = _never_ran(limits, chosen)
+                self._event({"event": "result", "result": result_to_json(result)})
+                self._finish_run(run, caller, body, code, limits, result, started)
+                return
+            run.state = "running"
+            self._event({"event": "running"})
+            request = RunRequest(
+                code=code,
+                stdin=stdin,
+                profile=Profile(chosen, limits.container),
+                limits=limits.run,
+            )
+            result = await self._run_backend(request, run)
+        except EngineError as exc:
+            self._event({"event": "error", "kind": "engine", "message": str(exc)})
+            self._finish_run(run, caller, body, code, limits, None, started, reason=str(exc))
+            return
+        finally:
+            if slot is not None:
+                service.scheduler.release(slot)
+            service.runs.pop(run.id, None)
+        self._event({"event": "result", "result": result_to_json(result)})
+        self._finish_run(run, caller, body, code, limits, result, started)
+
+    async def _run_backend(self, request: RunRequest, run: LiveRun) -> RunResult:
+        service = self.service
+        loop = asyncio.get_running_loop()
+
+        def on_output(stream: str, text: str) -> None:
+            loop.call_soon_threadsafe(
+                self._event, {"event": "output", "stream": stream, "text": text}
+            )
+
+        service.metrics.active.inc()
+        try:
+            future = loop.run_in_executor(
+                service.executor,
+                lambda: service.backend.run(request, on_output=on_output, stop=run.stop),
+            )
+            try:
+                # The service's own wall clock: whatever happens in the engine, the
+                # run ends soon after its timeout.
+                return await asyncio.wait_for(
+                    asyncio.shield(future), request.limits.timeout + OVERRUN_GRACE
+                )
+            except asyncio.TimeoutError:
+                run.stop.set()
+                return await future
+        finally:
+            service.metrics.active.dec()
+
+    def _refused(self, caller: Caller, body: dict[str, Any], *, code: bytes, reason: str) -> None:
+        self.service.metrics.refused.labels(reason).inc()
+        asked = body.get("limits")
+        self.service.audit.write(
+            audit_record(
+                user=caller.name,
+                image=str(body.get("image") or ""),
+                code=code,
+                limits_requested=asked if isinstance(asked, dict) else {},
+                limits_applied=None,
+                status="refused",
+                reason=reason,
+            )
+        )
+
+    def _finish_run(
+        self,
+        run: LiveRun,
+        caller: Caller,
+        body: dict[str, Any],
+        code: bytes,
+        limits: Any,
+        result: RunResult | None,
+        started: float,
+        reason: str = "",
+    ) -> None:
+        duration = time.monotonic() - started
+        status = result.status.value if result is not None else ("error" if reason else "cancelled")
+        self.service.metrics.runs.labels(status).inc()
+        self.service.metrics.duration.observe(duration)
+        self.service.audit.write(
+            audit_record(
+                user=caller.name,
+                image=run.image,
+                code=code,
+                limits_requested=body.get("limits") or {},
+                limits_applied=limits_to_json(limits),
+                status=status,
+                exit_code=result.exit_code if result is not None else None,
+                duration=result.duration if result is not None else duration,
+                output_bytes=(
+                    len(result.stdout.encode()) + len(result.stderr.encode())
+                    if result is not None
+                    else 0
+                ),
+                reason=reason,
+            )
+        )
+        if not self._finished and not self._gone:
+            with contextlib.suppress(StreamClosedError):
+                self.finish()
+
+
+def _never_ran(limits: Limits, image: str) -> RunResult:
+    return RunResult(
+        status=RunStatus.INTERRUPTED,
+        exit_code=None,
+        signal=None,
+        stdout="",
+        stderr="",
+        duration=0.0,
+        truncated=False,
+        limits=limits,
+        image=image,
+    )
+
+
+def handlers() -> list[tuple[str, type[web.RequestHandler]]]:
+    """The routes of the API."""
+    return [
+        (r"/api/health", HealthHandler),
+        (r"/api/info", InfoHandler),
+        (r"/api/runs", RunsHandler),
+        (r"/api/runs/([0-9a-f]{1,64})", RunHandler),
+        (r"/metrics", MetricsHandler),
+    ]

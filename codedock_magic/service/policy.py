@@ -1,0 +1,249 @@
+"""What the service lets each user run: its defaults, its ceilings, its quotas.
+
+Pure logic, so that it is tested without a server. The settings are the
+service's own (``default_memory``, ``max_memory``, ...), given as the config
+file writes them; groups of the hub may raise or lower any of them
+(``group_settings = {"teachers": {"max_memory": "2g"}}``). A user in several
+groups gets the most generous value of each. A request names only the limits
+its caller chose: those are checked against the ceilings and refused when over,
+never quietly cut; the others are the service's defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InvalidValueError, ServiceRefusedError
+from ..limits import Limits, format_size, parse_size
+from ..profile import DEFAULT_IMAGE
+from ..wire import LIMIT_FIELDS
+
+__all__ = ["SETTINGS", "Policy", "Tier"]
+
+_SIZES = ("memory", "output", "workdir")
+
+#: Every setting a policy reads, with its default as the config file writes it.
+#: A ceiling of 0 or "" is no ceiling.
+SETTINGS: dict[str, Any] = {
+    "default_timeout": 10.0,
+    "default_memory": "256m",
+    "default_cpus": 1.0,
+    "default_pids": 64,
+    "default_output": "1m",
+    "default_workdir": "64m",
+    "default_image": DEFAULT_IMAGE,
+    "max_timeout": 60.0,
+    "max_memory": "1g",
+    "max_cpus": 1.0,
+    "max_pids": 256,
+    "max_output": "4m",
+    "max_workdir": "256m",
+    "max_code_bytes": "1m",
+    "max_stdin_bytes": "16m",
+    "allowed_images": [DEFAULT_IMAGE],
+    "max_concurrent_per_user": 2,
+    "max_queued_per_user": 8,
+}
+
+_COUNTS = ("max_concurrent_per_user", "max_queued_per_user")
+
+
+def _ceiling(name: str, value: Any) -> float | None:
+    setting = f"max_{name}"
+    if value in (0, "", None):
+        return None
+    try:
+        if name in _SIZES:
+            return float(parse_size(value, setting))
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidValueError(setting, value, "a positive number, or 0 for none") from None
+    if number < 0 or isinstance(value, bool):
+        raise InvalidValueError(setting, value, "a positive number, or 0 for none")
+    return number
+
+
+def _shown(name: str, value: float) -> str:
+    return format_size(int(value)) if name in _SIZES else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Tier:
+    """The settings that apply to one user, resolved from the service's and their groups'.
+
+    Attributes:
+        defaults: the limits of a request that asks for none.
+        default_image: the image of a request that names none.
+        ceilings: the most each limit may be, by field name (absent: none).
+        images: the images a request may name (empty: any).
+        max_code_bytes: the largest code a request may send.
+        max_stdin_bytes: the largest stdin a request may send.
+        max_concurrent: runs of this user at once.
+        max_queued: runs of this user waiting for a slot, past which one is refused.
+    """
+
+    defaults: Limits
+    default_image: str
+    ceilings: Mapping[str, float]
+    images: tuple[str, ...]
+    max_code_bytes: int
+    max_stdin_bytes: int
+    max_concurrent: int
+    max_queued: int
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Tier:
+        """Check every setting and resolve them; a bad one raises, naming it."""
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise InvalidValueError("setting", unknown[0], "one of " + ", ".join(SETTINGS))
+        values = {**SETTINGS, **settings}
+        ceilings = {
+            name: ceiling
+            for name in LIMIT_FIELDS
+            if (ceiling := _ceiling(name, values[f"max_{name}"])) is not None
+        }
+        try:
+            defaults = Limits(**{name: values[f"default_{name}"] for name in LIMIT_FIELDS})
+        except InvalidValueError as exc:
+            raise InvalidValueError(f"default_{exc.name}", exc.value, exc.expected) from None
+        for name, ceiling in ceilings.items():
+            if getattr(defaults, name) > ceiling:
+                raise InvalidValueError(
+                    f"default_{name}",
+                    values[f"default_{name}"],
+                    f"at most max_{name} = {_shown(name, ceiling)}",
+                )
+        images = values["allowed_images"]
+        if isinstance(images, str) or not all(isinstance(i, str) and i for i in images):
+            raise InvalidValueError("allowed_images", images, "a list of image names")
+        default_image = values["default_image"]
+        if not isinstance(default_image, str) or not default_image:
+            raise InvalidValueError("default_image", default_image, "an image name")
+        if images and default_image not in images:
+            raise InvalidValueError("default_image", default_image, f"one of {list(images)}")
+        counts: dict[str, int] = {}
+        for name in _COUNTS:
+            value = values[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidValueError(name, value, "a whole number, 0 or more")
+            counts[name] = value
+        if counts["max_concurrent_per_user"] < 1:
+            raise InvalidValueError(
+                "max_concurrent_per_user", counts["max_concurrent_per_user"], "at least 1"
+            )
+        return cls(
+            defaults=defaults,
+            default_image=default_image,
+            ceilings=ceilings,
+            images=tuple(images),
+            max_code_bytes=parse_size(values["max_code_bytes"], "max_code_bytes"),
+            max_stdin_bytes=parse_size(values["max_stdin_bytes"], "max_stdin_bytes"),
+            max_concurrent=counts["max_concurrent_per_user"],
+            max_queued=counts["max_queued_per_user"],
+        )
+
+    def apply(self, asked: Mapping[str, Any], image: str | None) -> tuple[Limits, str]:
+        """The limits and image a request gets.
+
+        Raises:
+            InvalidValueError: an asked value is malformed, or not a limit.
+            ServiceRefusedError: an asked value is over its ceiling, or the image
+                is not allowed.
+        """
+        unknown = sorted(set(asked) - set(LIMIT_FIELDS))
+        if unknown:
+            raise InvalidValueError("limit", unknown[0], "one of " + ", ".join(LIMIT_FIELDS))
+        limits = self.defaults.replace(**dict(asked)) if asked else self.defaults
+        for name in asked:
+            ceiling = self.ceilings.get(name)
+            value = getattr(limits, name)
+            if ceiling is not None and value > ceiling:
+                raise ServiceRefusedError(
+                    f"{name} {_shown(name, value)} is over the service's ceiling max_{name} = "
+                    f"{_shown(name, ceiling)}; ask for less, or ask your administrator",
+                    422,
+                )
+        chosen = image if image is not None else self.default_image
+        if self.images and chosen not in self.images:
+            raise ServiceRefusedError(
+                f"image {chosen!r} is not allowed by the service; allowed_images = "
+                f"{list(self.images)}",
+                422,
+            )
+        return limits, chosen
+
+    def describe(self) -> dict[str, Any]:
+        """The tier as JSON, for ``/api/info`` and ``%sandbox_info``."""
+        return {
+            "defaults": {name: getattr(self.defaults, name) for name in LIMIT_FIELDS},
+            "default_image": self.default_image,
+            "ceilings": dict(self.ceilings),
+            "allowed_images": list(self.images),
+            "max_code_bytes": self.max_code_bytes,
+            "max_stdin_bytes": self.max_stdin_bytes,
+            "max_concurrent_per_user": self.max_concurrent,
+            "max_queued_per_user": self.max_queued,
+        }
+
+
+def _most_generous(name: str, values: list[Any]) -> Any:
+    if name == "allowed_images":
+        merged: list[str] = []
+        for images in values:
+            merged.extend(image for image in images if image not in merged)
+        return merged
+    if name == "default_image":
+        return values[0]
+    if name.startswith("max_") and name not in _COUNTS:
+        unbounded = [value for value in values if value in (0, "")]
+        if unbounded:
+            return unbounded[0]
+    if name[4:] in _SIZES or name in ("max_code_bytes", "max_stdin_bytes"):
+        return max(values, key=lambda value: parse_size(value, name))
+    if name.startswith("default_") and name[8:] in _SIZES:
+        return max(values, key=lambda value: parse_size(value, name))
+    return max(values)
+
+
+@dataclass
+class Policy:
+    """The service's settings and its groups' overrides, resolved per user.
+
+    Args:
+        settings: the service-wide settings (see :data:`SETTINGS`).
+        groups: for a group name, the settings its members get instead.
+    """
+
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    groups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._base = Tier.from_settings(self.settings)
+        self._cache: dict[frozenset[str], Tier] = {}
+        # Each group's tier on its own must hold, so a bad override is found at
+        # start, not by the first user in that group.
+        for name, overrides in self.groups.items():
+            try:
+                Tier.from_settings({**self.settings, **overrides})
+            except InvalidValueError as exc:
+                raise InvalidValueError(
+                    f"group_settings[{name!r}].{exc.name}", exc.value, exc.expected
+                ) from None
+
+    def tier(self, groups: Iterable[str] = ()) -> Tier:
+        """The tier of a user in ``groups``."""
+        relevant = frozenset(group for group in groups if group in self.groups)
+        if not relevant:
+            return self._base
+        tier = self._cache.get(relevant)
+        if tier is None:
+            merged = dict(self.settings)
+            names = {name for group in relevant for name in self.groups[group]}
+            for name in names:
+                values = [self.groups[g][name] for g in sorted(relevant) if name in self.groups[g]]
+                merged[name] = _most_generous(name, values)
+            tier = self._cache[relevant] = Tier.from_settings(merged)
+        return tier

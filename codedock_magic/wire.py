@@ -1,0 +1,108 @@
+"""The JSON forms of runs, limits and results that the sandbox service and its clients share.
+
+One module owns them, so the kernel's client and the service cannot drift apart.
+Bytes (code and stdin) travel as base64: source need not be UTF-8 and stdin may
+be binary. A run's limits travel as only the fields the caller asked for, so
+the service can fill the rest from its own defaults.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import InvalidValueError
+from .limits import Limits
+from .result import RunResult, RunStatus
+
+__all__ = [
+    "LIMIT_FIELDS",
+    "RUN_FIELDS",
+    "decode_bytes",
+    "encode_bytes",
+    "limits_to_json",
+    "result_from_json",
+    "result_to_json",
+    "run_to_json",
+]
+
+#: The fields of :class:`~codedock_magic.limits.Limits`, in the order users read them.
+LIMIT_FIELDS = ("timeout", "memory", "cpus", "pids", "output", "workdir")
+
+#: The fields a run request's JSON body may have.
+RUN_FIELDS = ("code", "stdin", "image", "limits")
+
+
+def encode_bytes(data: bytes) -> str:
+    """Bytes as base64 text."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def decode_bytes(text: object, name: str) -> bytes:
+    """Base64 text back to bytes; anything else is refused, naming ``name``."""
+    if not isinstance(text, str):
+        raise InvalidValueError(name, type(text).__name__, "base64 text")
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise InvalidValueError(name, text[:40], "base64 text") from None
+
+
+def limits_to_json(limits: Limits, fields: Iterable[str] = LIMIT_FIELDS) -> dict[str, Any]:
+    """The chosen fields of ``limits`` as JSON numbers (sizes in bytes)."""
+    return {name: getattr(limits, name) for name in LIMIT_FIELDS if name in set(fields)}
+
+
+def run_to_json(
+    code: bytes, stdin: bytes, image: str | None, limits: Limits, asked: Iterable[str]
+) -> dict[str, Any]:
+    """The body of ``POST /api/runs``: ``image`` is ``None`` when the caller did not choose one."""
+    body: dict[str, Any] = {
+        "code": encode_bytes(code),
+        "stdin": encode_bytes(stdin),
+        "limits": limits_to_json(limits, asked),
+    }
+    if image is not None:
+        body["image"] = image
+    return body
+
+
+def result_to_json(result: RunResult) -> dict[str, Any]:
+    """Everything in a :class:`RunResult`, as JSON values."""
+    return {
+        "status": result.status.value,
+        "exit_code": result.exit_code,
+        "signal": result.signal,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "duration": result.duration,
+        "truncated": result.truncated,
+        "limits": limits_to_json(result.limits),
+        "image": result.image,
+    }
+
+
+def result_from_json(data: Mapping[str, Any]) -> RunResult:
+    """The :class:`RunResult` that :func:`result_to_json` wrote.
+
+    Raises:
+        InvalidValueError: a field is missing or malformed.
+    """
+    try:
+        return RunResult(
+            status=RunStatus(data["status"]),
+            exit_code=data["exit_code"],
+            signal=data["signal"],
+            stdout=str(data["stdout"]),
+            stderr=str(data["stderr"]),
+            duration=float(data["duration"]),
+            truncated=bool(data["truncated"]),
+            limits=Limits(**{name: data["limits"][name] for name in LIMIT_FIELDS}),
+            image=str(data["image"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, InvalidValueError):
+            raise
+        raise InvalidValueError("result", str(exc), "a run result from the service") from None
