@@ -31,7 +31,8 @@ from urllib.parse import urlparse
 from tornado import httpserver, web
 from tornado.netutil import bind_sockets
 from traitlets import Dict, Float, Int, List, TraitError, Unicode, default
-from traitlets.config import Application
+from traitlets.config import Application, Config
+from traitlets.config.loader import PyFileConfigLoader
 
 from .. import __version__
 from ..backend import LocalBackend
@@ -182,10 +183,13 @@ class SandboxService(Application):
             if not Path(path).is_file():
                 raise InvalidValueError("--config", path, "a config file that exists")
             folder, name = os.path.split(os.path.abspath(path))
-            self.load_config_file(name, path=folder)
+            # Loaded here rather than with load_config_file, which logs a bad value
+            # and exits: a bad setting must be named on one line of our own.
+            loaded = PyFileConfigLoader(name, path=folder, log=self.log).load_config()
+            self._check_known(loaded)
+            self.update_config(loaded)
             # The command line wins over the file.
             self.parse_command_line(argv)
-        self._check_known()
         hub_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
         if hub_url and "port" not in self.config.SandboxService:
             # Started by the hub: listen where the hub will look.
@@ -196,12 +200,12 @@ class SandboxService(Application):
             if getattr(self, name) < (1 if name == "max_concurrent" else 0):
                 raise InvalidValueError(name, getattr(self, name), "a whole number, at least 1")
 
-    def _check_known(self) -> None:
+    def _check_known(self, config: Config) -> None:
         known = set(self.class_trait_names(config=True))
-        for name in self.config.get("SandboxService", {}):
+        for name, value in config.get("SandboxService", {}).items():
             if name not in known:
                 raise InvalidValueError(
-                    f"SandboxService.{name}", "…", "a setting of the service (a typo?)"
+                    f"SandboxService.{name}", value, "set: there is no such setting (a typo?)"
                 )
 
     def _settings(self) -> dict[str, Any]:

@@ -54,9 +54,12 @@ def _ceiling(name: str, value: Any) -> float | None:
     setting = f"max_{name}"
     if value in (0, "", None):
         return None
-    try:
-        if name in _SIZES:
+    if name in _SIZES:
+        try:
             return float(parse_size(value, setting))
+        except InvalidValueError:
+            raise InvalidValueError(setting, value, "a size such as 512m, or '' for none") from None
+    try:
         number = float(value)
     except (TypeError, ValueError):
         raise InvalidValueError(setting, value, "a positive number, or 0 for none") from None
