@@ -105,7 +105,10 @@ def test_output_streams_live_and_an_interrupt_keeps_what_came_before(
         if "second" in text:
             stop.set()
 
-    code = b"import time\nprint('first', flush=True)\ntime.sleep(1)\nprint('second', flush=True)\ntime.sleep(60)"
+    code = (
+        b"import time\nprint('first', flush=True)\ntime.sleep(1)\n"
+        b"print('second', flush=True)\ntime.sleep(60)"
+    )
     result = alice(service).run(RunRequest(code=code), on_output=on_output, stop=stop)
     assert result.status is RunStatus.INTERRUPTED
     assert result.stdout == "first\nsecond\n"
