@@ -128,26 +128,30 @@ class FairScheduler:
         self.active += 1
 
     def _serve(self) -> None:
-        skipped = 0
-        while self.active < self.capacity and self._turns and skipped < len(self._turns):
-            user = self._turns.popleft()
-            state = self._users[user]
-            while state.waiting and state.waiting[0][0].done():
-                state.waiting.popleft()  # cancelled while waiting
-            if not state.waiting:
-                skipped = 0
-                continue
-            future, max_concurrent = state.waiting[0]
-            if state.active >= max_concurrent:
-                self._turns.append(user)
-                skipped += 1
-                continue
-            state.waiting.popleft()
-            self._grant(user, state)
+        # Each free slot goes to the waiting user with the fewest runs under way;
+        # among equals, to whoever has waited longest for a turn.
+        while self.active < self.capacity:
+            chosen: str | None = None
+            for user in list(self._turns):
+                state = self._users[user]
+                while state.waiting and state.waiting[0][0].done():
+                    state.waiting.popleft()  # cancelled while it waited
+                if not state.waiting:
+                    self._turns.remove(user)
+                    continue
+                if state.active >= state.waiting[0][1]:
+                    continue
+                if chosen is None or state.active < self._users[chosen].active:
+                    chosen = user
+            if chosen is None:
+                return
+            state = self._users[chosen]
+            future, _ = state.waiting.popleft()
+            self._grant(chosen, state)
             future.set_result(None)
-            skipped = 0
+            self._turns.remove(chosen)
             if state.waiting:
-                self._turns.append(user)
+                self._turns.append(chosen)
 
     def _forget(self, user: str) -> None:
         state = self._users.get(user)
