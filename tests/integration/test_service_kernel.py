@@ -1,0 +1,230 @@
+"""A real kernel whose cells go to a real ``codedock serve``: the kernel holds no engine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from queue import Empty
+from typing import Any
+
+import pytest
+import requests
+from jupyter_client.manager import KernelManager
+
+from codedock_magic import DockerEngine
+
+from .servicehelp import Service, auth, wait_for
+
+
+@pytest.fixture(scope="module")
+def service(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    started = Service(
+        tmp_path_factory.mktemp("service"),
+        default_memory="128m",
+        max_memory="256m",
+        max_timeout=20.0,
+        max_concurrent_per_user=1,
+        max_queued_per_user=2,
+        # Every container is then a cell's, which keeps the counting exact.
+        pool_size=0,
+    ).start()
+    yield started
+    started.stop()
+
+
+def _start(service: Service, token: str) -> tuple[KernelManager, Any]:
+    env = {
+        **os.environ,
+        "CODEDOCK_SERVICE_URL": service.url,
+        "CODEDOCK_SERVICE_TOKEN": token,
+        # A kernel in a hub cannot reach the engine: make sure this one does not try.
+        "DOCKER_HOST": "unix:///nonexistent/docker.sock",
+    }
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env)
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    reply = client.execute_interactive("%load_ext codedock_magic", timeout=60)
+    assert reply["content"]["status"] == "ok"
+    return manager, client
+
+
+@pytest.fixture
+def kernel(service: Service) -> Iterator[tuple[KernelManager, Any]]:
+    manager, client = _start(service, "tok-alice")
+    yield manager, client
+    client.stop_channels()
+    if manager.is_alive():
+        manager.shutdown_kernel(now=True)
+
+
+def execute(client: Any, code: str, timeout: float = 60) -> tuple[dict[str, Any], str]:
+    """Run a cell; its reply's content, and every text it showed."""
+    shown: list[str] = []
+
+    def hook(message: dict[str, Any]) -> None:
+        content = message["content"]
+        shown.append(content.get("text", ""))
+        data = content.get("data", {})
+        shown.append(data.get("text/plain", ""))
+        if message["msg_type"] == "error":
+            shown.extend(content.get("traceback", []))
+
+    reply = client.execute_interactive(code, timeout=timeout, output_hook=hook)
+    return reply["content"], "".join(shown)
+
+
+@pytest.mark.parametrize(
+    ("cell", "status", "seen"),
+    [
+        ("print('hi from the service')", "ok", "[sandbox] ok"),
+        ("import sys\nsys.exit(3)", "error", "error (exit 3)"),
+        ("while True: pass", "error", "timeout after 1s"),
+        ("b = bytearray(400 * 1024 * 1024)", "error", "memory limit (100m) exceeded"),
+    ],
+    ids=["ok", "error", "timeout", "memory"],
+)
+def test_the_outcomes_through_the_service(
+    kernel: tuple[KernelManager, Any], cell: str, status: str, seen: str
+) -> None:
+    _, client = kernel
+    options = "--timeout 1" if "while" in cell else "--mem 100m" if "bytearray" in cell else ""
+    content, shown = execute(client, f"%%sandbox --no-widgets {options}\n{cell}")
+    assert content["status"] == status, shown
+    assert seen in shown
+
+
+def test_the_kernel_needs_no_engine_and_gets_the_services_defaults(
+    kernel: tuple[KernelManager, Any],
+) -> None:
+    _, client = kernel
+    content, shown = execute(
+        client,
+        "%%sandbox --no-widgets --result r --out o\n"
+        "print(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read())",
+    )
+    assert content["status"] == "ok", shown
+    probe = "import sys\nprint(r.limits.memory, o.strip(), 'docker' in sys.modules)"
+    _, printed = execute(client, probe)
+    assert printed.split() == [str(128 * 1024**2), str(128 * 1024**2), "False"]
+
+
+def test_config_in_the_kernel_cannot_lift_the_services_ceiling(
+    kernel: tuple[KernelManager, Any],
+) -> None:
+    _, client = kernel
+    execute(client, "%config SandboxMagics.max_memory = ''")
+    content, shown = execute(client, "%%sandbox --no-widgets --mem 2g\nprint('escaped')")
+    assert content["status"] == "error"
+    assert content["ename"] == "UsageError"
+    assert "max_memory = 256m" in content["evalue"]
+    assert "escaped" not in shown
+    # Setting the trait, or calling run() from the kernel, does not get past it either.
+    code = (
+        "from codedock_magic import run, Limits\n"
+        "get_ipython().magics_manager.registry['SandboxMagics'].max_memory = ''\n"
+        "run('print(1)', limits=Limits(memory='2g'))"
+    )
+    content, shown = execute(client, code)
+    assert content["ename"] == "ServiceRefusedError", shown
+
+
+def test_sandbox_info_shows_the_service_its_user_and_ceilings(
+    kernel: tuple[KernelManager, Any], service: Service
+) -> None:
+    _, client = kernel
+    content, shown = execute(client, "%sandbox_info")
+    assert content["status"] == "ok", shown
+    assert f"service:   {service.url}" in shown
+    assert "user:      alice" in shown
+    assert "max_memory=256m" in shown and "max_timeout=20" in shown
+
+
+def test_the_badge_says_queued_while_the_quota_holds_the_cell(
+    kernel: tuple[KernelManager, Any], service: Service
+) -> None:
+    _, client = kernel
+    # alice's one slot is taken by a run of hers from elsewhere.
+    body = {"code": "aW1wb3J0IHRpbWU7IHRpbWUuc2xlZXAoMzAp", "stdin": ""}  # sleep(30)
+    holder = requests.post(
+        service.url + "/api/runs", json=body, headers=auth("tok-alice"), stream=True, timeout=30
+    )
+    lines = holder.iter_lines()
+    assert b"accepted" in next(lines) and b"running" in next(lines)
+    msg_id = client.execute("%%sandbox --no-widgets\nprint('after the wait')")
+    queued = False
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not queued:
+        try:
+            message = client.get_iopub_msg(timeout=1)
+        except Empty:
+            continue
+        queued = "[sandbox] queued" in message["content"].get("text", "")
+    assert queued
+    holder.close()  # its run ends, and the cell's takes the slot
+    reply = client.get_shell_msg(timeout=30)
+    assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok"
+
+
+def test_interrupt_stops_the_run_and_the_next_cell_works(
+    kernel: tuple[KernelManager, Any], service: Service, engine: DockerEngine
+) -> None:
+    manager, client = kernel
+    msg_id = client.execute(
+        "%%sandbox --timeout 20\nimport time\nprint('up', flush=True)\ntime.sleep(20)"
+    )
+    _wait_text(client, "up")
+    manager.interrupt_kernel()
+    reply = client.get_shell_msg(timeout=15)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["ename"] == "RunFailedError"
+    assert "interrupted" in reply["content"]["evalue"]
+    for _ in range(3):
+        content, shown = execute(client, "%%sandbox --no-widgets\nprint('still here')")
+        if content["status"] != "aborted":  # ipykernel 7's post-error window
+            break
+        time.sleep(0.1)
+    assert content["status"] == "ok" and "still here" in shown
+
+
+def _wait_text(client: Any, text: str, within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            message = client.get_iopub_msg(timeout=1)
+        except Empty:
+            continue
+        if text in message["content"].get("text", ""):
+            return
+    raise AssertionError(f"{text!r} never appeared")
+
+
+def _runs(service: Service, token: str) -> list[Any]:
+    answer = requests.get(service.url + "/api/runs", headers=auth(token), timeout=5)
+    runs: list[Any] = answer.json()["runs"]
+    return runs
+
+
+def test_a_sigkilled_kernel_leaves_no_container_after_5s(
+    service: Service, engine: DockerEngine
+) -> None:
+    manager, client = _start(service, "tok-bob")
+    try:
+        client.execute(
+            "%%sandbox --timeout 20\nimport time\nprint('up', flush=True)\ntime.sleep(20)"
+        )
+        _wait_text(client, "up")
+        (running,) = _runs(service, "tok-bob")
+        cells = set(service.containers(engine))
+        assert cells, "the cell's container is not to be seen"
+        os.kill(int(manager.provisioner.process.pid), signal.SIGKILL)  # type: ignore[union-attr]
+        killed = time.monotonic()
+        assert wait_for(lambda: not cells & set(service.containers(engine)), 5.0)
+        assert time.monotonic() - killed < 5.0
+        assert _runs(service, "tok-bob") == []
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
