@@ -59,6 +59,47 @@ setup_browser() {
     fi
 }
 
+# The hub tests: a real JupyterHub with configurable-http-proxy from npm, system
+# users made here, and their servers in a world-readable virtualenv built from
+# Debian's python3 (the default python3 may live under /root, which they cannot
+# enter). All of it under $hub_dir, outside the checkout, which may be unreadable
+# to them too.
+hub_dir=${CODEDOCK_HUB_DIR:-/opt/codedock-test}
+HUB_USERS=(cdk-alice cdk-bob cdk-teach)
+
+setup_hub() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "dev.sh: the hub tests need root (system users); they will skip" >&2
+        return 0
+    fi
+    mkdir -p "$hub_dir"
+    if ! command -v npm >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null 2>&1 ||
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+    fi
+    if [ ! -x "$hub_dir/node_modules/.bin/configurable-http-proxy" ]; then
+        echo "installing configurable-http-proxy from npm into $hub_dir"
+        npm install --prefix "$hub_dir" --no-audit --no-fund --loglevel=error configurable-http-proxy@5 >/dev/null
+    fi
+    local users_venv="$hub_dir/user-venv" hub_version
+    hub_version=$("$venv/bin/python" -c 'import jupyterhub; print(jupyterhub.__version__)')
+    if [ ! -f "$users_venv/.installed-$hub_version" ]; then
+        rm -rf "$users_venv"
+        /usr/bin/python3 -m venv "$users_venv"
+        "$users_venv/bin/python" -m pip install -q --disable-pip-version-check -U pip
+        "$users_venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "jupyterhub==$hub_version" jupyter_server 'ipykernel>=7' .
+        touch "$users_venv/.installed-$hub_version"
+    else
+        # The package itself, as this checkout has it now.
+        "$users_venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall .
+    fi
+    chmod -R a+rX "$hub_dir"
+    for user in "${HUB_USERS[@]}"; do
+        id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
+    done
+}
+
 setup() {
     setup_venv
     bash scripts/engine.sh
@@ -77,6 +118,7 @@ case "${1:-}" in
     test)
         setup
         setup_browser
+        setup_hub
         shift
         "$venv/bin/ruff" check .
         "$venv/bin/ruff" format --check .

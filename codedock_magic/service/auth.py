@@ -80,10 +80,18 @@ class TokenChecker:
             )
         return Caller(str(model["name"]), tuple(model.get("groups", ())), scopes)
 
-    def may_read_metrics(self, caller: Caller) -> bool:
-        """Whether a hub caller's token holds ``read:metrics``."""
-        if self.hub_auth is None:
+    async def may_read_metrics(self, token: str) -> bool:
+        """Whether a hub token (a user's or a service's, such as a Prometheus
+        scraper's) holds ``read:metrics``.
+
+        Raises:
+            AuthError: the hub does not know the token.
+        """
+        if self.hub_auth is None or not token:
             return False
+        model = await self.hub_auth.user_for_token(token, use_cache=True, sync=False)
+        if not model:
+            raise AuthError(401, "the hub does not know this token")
         from jupyterhub.services.auth import check_scopes
 
-        return bool(check_scopes({"read:metrics"}, set(caller.scopes)))
+        return bool(check_scopes({"read:metrics"}, set(model.get("scopes", ()))))
