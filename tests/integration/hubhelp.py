@@ -10,6 +10,7 @@ through the proxy, the server's REST API and the kernel's websocket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -191,16 +192,12 @@ load_subconfig({str(FRAGMENT)!r})
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
         # The proxy and the service can outlive a hub that died: stop them by group.
         if self.process is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for user in USERS:
             subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
         self.log.close()
@@ -257,6 +254,7 @@ class RemoteKernel:
             "channel": "shell",
             "buffers": [],
         }
+
         async def write() -> None:
             await self._socket.write_message(json.dumps(message))
 

@@ -137,7 +137,9 @@ def test_the_kernels_config_cannot_lift_the_services_ceilings(kernel: RemoteKern
 
 
 def test_interrupt_in_a_users_kernel(kernel: RemoteKernel) -> None:
-    msg_id = kernel.send("%%sandbox --timeout 20\nimport time\nprint('up', flush=True)\ntime.sleep(20)")
+    msg_id = kernel.send(
+        "%%sandbox --timeout 20\nimport time\nprint('up', flush=True)\ntime.sleep(20)"
+    )
     up: list[bool] = []
 
     def watch(message: dict[str, Any]) -> None:
@@ -254,7 +256,9 @@ def test_the_audit_log_and_metrics(hub: Hub) -> None:
     assert metrics.status_code == 200 and 'codedock_runs_total{status="ok"}' in metrics.text
     # A hub token with read:metrics is let in too; a user's is not.
     assert (
-        requests.get(hub.service_url + "/metrics", headers=auth(ADMIN_TOKEN), timeout=10).status_code
+        requests.get(
+            hub.service_url + "/metrics", headers=auth(ADMIN_TOKEN), timeout=10
+        ).status_code
         == 200
     )
     alice = hub.token("cdk-alice", [SERVICE_SCOPE])

@@ -301,6 +301,13 @@ def test_a_restarted_service_leaves_no_container_and_clients_recover(
     engine: DockerEngine, tmp_path: Path
 ) -> None:
     service = Service(tmp_path, pool_size=1).start()
+    try:
+        _restart(service, engine)
+    finally:
+        service.stop()
+
+
+def _restart(service: Service, engine: DockerEngine) -> None:
     port, old = service.port, service.pid
     backend = ServiceBackend(service.url, "tok-alice")
     outcome: dict[str, Any] = {}
@@ -324,10 +331,7 @@ def test_a_restarted_service_leaves_no_container_and_clients_recover(
     with pytest.raises(ServiceUnavailableError, match="run the cell again"):
         run("print(1)", backend=backend)
     service.start(port=port)
-    try:
-        assert run("print('back')", backend=backend).stdout == "back\n"
-    finally:
-        service.stop()
+    assert run("print('back')", backend=backend).stdout == "back\n"
 
 
 @pytest.mark.parametrize(

@@ -217,7 +217,7 @@ def test_a_sigkilled_kernel_leaves_no_container_after_5s(
             "%%sandbox --timeout 20\nimport time\nprint('up', flush=True)\ntime.sleep(20)"
         )
         _wait_text(client, "up")
-        (running,) = _runs(service, "tok-bob")
+        (_running,) = _runs(service, "tok-bob")
         cells = set(service.containers(engine))
         assert cells, "the cell's container is not to be seen"
         os.kill(int(manager.provisioner.process.pid), signal.SIGKILL)  # type: ignore[union-attr]
