@@ -47,6 +47,7 @@ from .handlers import LiveRun, handlers
 from .metrics import Metrics
 from .policy import SETTINGS, Policy
 from .scheduler import FairScheduler
+from .starts import TurnTakingStarts
 
 __all__ = ["DEFAULT_CONFIG", "SandboxService", "main"]
 
@@ -230,6 +231,7 @@ class SandboxService(Application):
             idle=self.pool_idle,
         )
         self.backend = LocalBackend(self.engine, pool=self.pool)
+        self.cold_starts = TurnTakingStarts(self.engine)
         self.executor = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="codedock-run")
         self.scheduler = FairScheduler(self.max_concurrent)
         self.audit = AuditLog(self.audit_log)

@@ -320,7 +320,11 @@ class RunsHandler(BaseHandler):
                 profile=Profile(chosen, limits.container),
                 limits=limits.run,
             )
-            result = await self._run_backend(request, run)
+            # The warm pool serves one run per user at a time: a user's further
+            # runs at once start cold, and in turn, so that one user's flood can
+            # neither drain the pool nor take the machine from everyone else.
+            warm = service.scheduler.running(caller.name) <= 1
+            result = await self._run_backend(request, run, warm=warm)
         except EngineError as exc:
             self._event({"event": "error", "kind": "engine", "message": str(exc)})
             self._finish_run(run, caller, body, code, limits, None, started, reason=str(exc))
@@ -332,7 +336,7 @@ class RunsHandler(BaseHandler):
         self._event({"event": "result", "result": result_to_json(result)})
         self._finish_run(run, caller, body, code, limits, result, started)
 
-    async def _run_backend(self, request: RunRequest, run: LiveRun) -> RunResult:
+    async def _run_backend(self, request: RunRequest, run: LiveRun, *, warm: bool) -> RunResult:
         service = self.service
         loop = asyncio.get_running_loop()
 
@@ -345,7 +349,13 @@ class RunsHandler(BaseHandler):
         try:
             future = loop.run_in_executor(
                 service.executor,
-                lambda: service.backend.run(request, on_output=on_output, stop=run.stop),
+                lambda: (
+                    service.backend.run(request, on_output=on_output, stop=run.stop)
+                    if warm
+                    else service.cold_starts.run(
+                        request, run.user, on_output=on_output, stop=run.stop
+                    )
+                ),
             )
             try:
                 # The service's own wall clock: whatever happens in the engine, the

@@ -89,6 +89,11 @@ class FairScheduler:
             self._turns.append(user)
         return future
 
+    def running(self, user: str) -> int:
+        """Runs of ``user`` holding a slot."""
+        state = self._users.get(user)
+        return state.active if state is not None else 0
+
     def position(self, user: str, future: asyncio.Future[None]) -> int:
         """1 for the user's next waiting run, 2 for the one after, ..."""
         state = self._users.get(user)
