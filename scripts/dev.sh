@@ -133,6 +133,7 @@ case "${1:-}" in
     bench)
         setup
         "$venv/bin/python" benchmarks/bench.py
+        "$venv/bin/python" benchmarks/service_bench.py
         ;;
     *)
         echo "usage: bash scripts/dev.sh setup|demo|test [pytest args]|bench" >&2
