@@ -288,7 +288,8 @@ class SandboxMagics(Magics):
             if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
                 raise UsageError(f"{name!r} is not a valid variable name")
         view = self._view(args.no_widgets)
-        view.start(limits, image)
+        # A service applies limits of its own, known with the result.
+        view.start(limits if self.remote is None else None, image)
         try:
             result = run(
                 cell,

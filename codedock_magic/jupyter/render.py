@@ -36,10 +36,15 @@ _PRE_STYLE = (
 )
 
 
-def details(limits: Limits, image: str, duration: float | None) -> str:
-    """``0.12 s · timeout 2s · memory 100m · cpus 1 · pids 64 · image NAME``."""
+def details(limits: Limits | None, image: str, duration: float | None) -> str:
+    """``0.12 s · timeout 2s · memory 100m · cpus 1 · pids 64 · image NAME``.
+
+    Without ``limits`` (a sandbox service decides them, and says so with the
+    result) it says whose they are instead.
+    """
     took = f"{duration:.2f} s · " if duration is not None else ""
-    return f"{took}{limits.describe()} · image {image}"
+    applied = limits.describe() if limits is not None else "limits of the sandbox service"
+    return f"{took}{applied} · image {image}"
 
 
 def status_line(result: RunResult) -> str:

@@ -25,8 +25,8 @@ __all__ = ["TextView", "View", "WidgetView"]
 class View(Protocol):
     """What the magic drives: a start, streamed output, and the end."""
 
-    def start(self, limits: Limits, image: str) -> None:
-        """The run is about to start."""
+    def start(self, limits: Limits | None, image: str) -> None:
+        """The run is about to start (under ``limits``, or a service's when ``None``)."""
         ...
 
     def on_output(self, stream: str, text: str) -> None:
@@ -55,7 +55,7 @@ class TextView:
         # The program's bytes never reach the terminal raw (see codedock_magic.safetext).
         self._safe = {"stdout": Neutraliser(), "stderr": Neutraliser()}
 
-    def start(self, limits: Limits, image: str) -> None:
+    def start(self, limits: Limits | None, image: str) -> None:
         """Nothing to show before output arrives."""
 
     def on_state(self, state: str) -> None:
@@ -108,15 +108,16 @@ class WidgetView:
         self._handle: Any = None
         self._safe = {"stdout": Neutraliser(), "stderr": Neutraliser()}
         self._limits: Limits | None = None
+        self._live = False
         self._image = ""
         self._started = 0.0
         self._shown_at = 0.0
 
-    def start(self, limits: Limits, image: str) -> None:
+    def start(self, limits: Limits | None, image: str) -> None:
         """Show the view with a running badge."""
         from IPython.display import display
 
-        self._limits, self._image = limits, image
+        self._limits, self._image, self._live = limits, image, True
         self._started = time.monotonic()
         self.details.value = meta(details(limits, image, None))
         self._handle = display(self.box, display_id=True)
@@ -134,7 +135,7 @@ class WidgetView:
         # Only ever from the kernel's main thread: widget messages sent from another
         # thread race the kernel's own replies. So the time moves on with the output.
         now = time.monotonic()
-        if self._limits is not None and now - self._shown_at >= 0.5:
+        if self._live and now - self._shown_at >= 0.5:
             self._shown_at = now
             self.details.value = meta(details(self._limits, self._image, now - self._started))
 
