@@ -47,6 +47,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _NAME_MAX = 255
 _CPU_PERIOD = 100_000
 _OUTPUT_CAP = "16m"
+_DEFAULT_TIME_LIMIT = 1000.0
 _in_use: set[str] = set()
 _in_use_lock = threading.Lock()
 
@@ -96,7 +97,7 @@ class Docker:
         unique_code: str,
         code_file: str | os.PathLike[str],
         input_file: str | os.PathLike[str] | None = None,
-        time_limit: float = 1000,
+        time_limit: float = _DEFAULT_TIME_LIMIT,
         custom_settings: Mapping[str, Any] | None = None,
     ) -> None:
         settings = _settings(custom_settings)
@@ -114,6 +115,12 @@ class Docker:
             cpus=_cpus(settings["DOCKER_CPU_QUOTA_LIMIT"]),
             output=_OUTPUT_CAP,
         )
+        # What the caller chose, for a sandbox service to know: the rest is its own.
+        chosen = {"DOCKER_MEM_LIMIT": "memory", "DOCKER_CPU_QUOTA_LIMIT": "cpus"}
+        chosen["DOCKER_IMAGE_NAME"] = "image"
+        self._asked = frozenset(chosen[key] for key in custom_settings or {} if key in chosen)
+        if time_limit != _DEFAULT_TIME_LIMIT:
+            self._asked |= {"timeout"}
         self.image = settings["DOCKER_IMAGE_NAME"].strip()
         if not self.image:
             raise InvalidValueError("DOCKER_IMAGE_NAME", self.image, "an image name")
@@ -163,6 +170,7 @@ class Docker:
             stdin=(self.folder / "input.txt").read_bytes() if self.input_file else b"",
             profile=Profile(self.image, self.limits.container),
             limits=self.limits.run,
+            asked=self._asked,
         )
         # SIGTERM and Ctrl+C only set a flag while the run is under way; the run
         # then ends itself, and the signal takes effect once it is cleaned up.

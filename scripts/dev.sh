@@ -17,6 +17,7 @@ KERNEL_TESTS=(
     tests/integration/test_kernel_lifecycle.py
     tests/integration/test_notebooks.py
     tests/integration/test_autoload_kernel.py
+    tests/integration/test_service_kernel.py
 )
 
 # make_venv DIR [EXTRA PIP REQUIREMENTS...]: the package and its test tools in DIR.
