@@ -276,6 +276,11 @@ class RunsHandler(BaseHandler):
             id=secrets.token_hex(8), user=caller.name, image=chosen, created=time.time()
         )
         service.runs[run.id] = run
+        # Events are small and each matters at once: without this, Nagle's algorithm
+        # holds one back until the client acknowledges the last (up to 40 ms).
+        stream = getattr(self.request.connection, "stream", None)
+        if stream is not None:
+            stream.set_nodelay(True)
         self.set_header("Content-Type", "application/x-ndjson")
         self._event(
             {
