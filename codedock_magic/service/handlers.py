@@ -240,6 +240,7 @@ class RunsHandler(BaseHandler):
         tier = service.policy.tier(caller.groups)
         asked = body.get("limits", {})
         image = body.get("image")
+        code = b""
         try:
             if not isinstance(asked, dict):
                 raise InvalidValueError("limits", asked, "a JSON object")
@@ -251,7 +252,7 @@ class RunsHandler(BaseHandler):
         except InvalidValueError as exc:
             self.fail(400, str(exc))
         except ServiceRefusedError as exc:
-            self._refused(caller, body, code=b"", reason="ceiling")
+            self._refused(caller, body, code=code, reason="ceiling")
             self.fail(exc.status, str(exc))
         for name, data, cap in (
             ("code", code, tier.max_code_bytes),
