@@ -228,3 +228,37 @@ def test_a_sigkilled_kernel_leaves_no_container_after_5s(
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def test_a_bad_token_and_a_service_that_went_away_each_get_one_line(
+    engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    own = Service(tmp_path_factory.mktemp("restarting"), pool_size=0).start()
+    kernels: list[tuple[KernelManager, Any]] = []
+    try:
+        kernels.append(_start(own, "not-a-token"))
+        _, client = kernels[-1]
+        content, _ = execute(client, "%%sandbox --no-widgets\nprint(1)")
+        assert content["ename"] == "ServiceAuthError"
+        assert "CODEDOCK_SERVICE_TOKEN" in content["evalue"]
+        assert len(content["traceback"]) == 1
+
+        kernels.append(_start(own, "tok-alice"))
+        _, client = kernels[-1]
+        port = own.port
+        own.stop()
+        content, _ = execute(client, "%%sandbox --no-widgets\nprint(1)")
+        assert content["ename"] == "ServiceUnavailableError"
+        assert len(content["traceback"]) == 1
+        own.start(port=port)
+        for _ in range(3):
+            content, shown = execute(client, "%%sandbox --no-widgets\nprint('back')")
+            if content["status"] != "aborted":  # ipykernel 7's post-error window
+                break
+            time.sleep(0.1)
+        assert content["status"] == "ok" and "back" in shown
+    finally:
+        for manager, client in kernels:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+        own.stop()
