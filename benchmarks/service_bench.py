@@ -37,6 +37,18 @@ from codedock_magic import ServiceBackend, run
 from codedock_magic.pool import Pool
 
 CODE = "print(1)"
+# A heavy user: 8 threads sending cells back to back until terminated.
+FLOOD = """
+import sys, threading
+from codedock_magic import ServiceBackend, run
+backend = ServiceBackend(sys.argv[1], "tok-heavy")
+def flood():
+    while True:
+        run("print(1)", backend=backend)
+for _ in range(8):
+    threading.Thread(target=flood, daemon=True).start()
+threading.Event().wait()
+"""
 USERS = 20
 POOL = 4
 
@@ -198,22 +210,13 @@ def main() -> int:
                 return times, starts
 
             wait_pool(url, POOL)
-            alone, alone_start = waits(30)
-            heavy = ServiceBackend(url, "tok-heavy")
-            flooding = threading.Event()
-
-            def flood() -> None:
-                while not flooding.is_set():
-                    run(CODE, backend=heavy)
-
-            floods = [threading.Thread(target=flood) for _ in range(8)]
-            for thread in floods:
-                thread.start()
-            time.sleep(1)
-            loaded, loaded_start = waits(30)
-            flooding.set()
-            for thread in floods:
-                thread.join()
+            alone, alone_start = waits(60)
+            # The heavy user is another kernel: another process, as in a hub.
+            flood = subprocess.Popen([sys.executable, "-c", FLOOD, url])
+            time.sleep(2)
+            loaded, loaded_start = waits(60)
+            flood.terminate()
+            flood.wait(30)
             for what, idle_times, busy_times in (
                 ("wait until its run starts", alone_start, loaded_start),
                 ("cell, end to end", alone, loaded),
