@@ -140,6 +140,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="runs per timing row")
     parser.add_argument("--each", type=int, default=5, help="cells per simulated user")
+    parser.add_argument("--rounds", type=int, default=4, help="throughput rounds per side")
     args = parser.parse_args()
     rows: list[tuple[str, str, str]] = []
 
@@ -166,15 +167,32 @@ def main() -> int:
                 )
             )
 
-            shared = Pool(size=POOL).start()
-            shared.wait_ready()
-            local_rate = users_back_to_back(lambda i: run(CODE, pool=shared), USERS, args.each)
-            shared.close()
             backends = [ServiceBackend(url, f"tok-{i}") for i in range(USERS)]
-            wait_pool(url, POOL)
-            remote_rate = users_back_to_back(
-                lambda i: run(CODE, backend=backends[i]), USERS, args.each
-            )
+            local_rates, remote_rates = [], []
+            # In turns, the service first every other round, so that neither side
+            # gets the engine in a better state (fewer removals pending) by its order.
+            for round_ in range(args.rounds):
+                for side in ("remote", "local") if round_ % 2 == 0 else ("local", "remote"):
+                    if side == "local":
+                        shared = Pool(size=POOL).start()
+                        shared.wait_ready()
+                        local_rates.append(
+                            users_back_to_back(
+                                lambda i, pool=shared: run(CODE, pool=pool), USERS, args.each
+                            )
+                        )
+                        shared.close()
+                    else:
+                        wait_pool(url, POOL)
+                        remote_rates.append(
+                            users_back_to_back(
+                                lambda i: run(CODE, backend=backends[i]), USERS, args.each
+                            )
+                        )
+                    time.sleep(2)  # let the engine finish removing the round's containers
+            print(f"  rates, local {local_rates}, service {remote_rates}", file=sys.stderr)
+            local_rate = statistics.mean(local_rates)
+            remote_rate = statistics.mean(remote_rates)
             rows.append(
                 (
                     f"{USERS} users back to back, local pool of {POOL}",
