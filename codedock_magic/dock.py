@@ -48,6 +48,12 @@ _NAME_MAX = 255
 _CPU_PERIOD = 100_000
 _OUTPUT_CAP = "16m"
 _DEFAULT_TIME_LIMIT = 1000.0
+# The settings that choose a limit (or the image) of the run.
+_ASKED_BY = {
+    "DOCKER_MEM_LIMIT": "memory",
+    "DOCKER_CPU_QUOTA_LIMIT": "cpus",
+    "DOCKER_IMAGE_NAME": "image",
+}
 _in_use: set[str] = set()
 _in_use_lock = threading.Lock()
 
@@ -116,9 +122,7 @@ class Docker:
             output=_OUTPUT_CAP,
         )
         # What the caller chose, for a sandbox service to know: the rest is its own.
-        chosen = {"DOCKER_MEM_LIMIT": "memory", "DOCKER_CPU_QUOTA_LIMIT": "cpus"}
-        chosen["DOCKER_IMAGE_NAME"] = "image"
-        self._asked = frozenset(chosen[key] for key in custom_settings or {} if key in chosen)
+        self._asked = frozenset(_ASKED_BY[key] for key in custom_settings or {} if key in _ASKED_BY)
         if time_limit != _DEFAULT_TIME_LIMIT:
             self._asked |= {"timeout"}
         self.image = settings["DOCKER_IMAGE_NAME"].strip()

@@ -133,7 +133,7 @@ class ServiceBackend:
         )
         reader.start()
         run_id = ""
-        shown = {"stdout": [], "stderr": []}  # type: dict[str, list[str]]
+        shown: dict[str, list[str]] = {"stdout": [], "stderr": []}
         cancelled_at: float | None = None
         waited = 0.0
         try:

@@ -52,7 +52,8 @@ def decode_bytes(text: object, name: str) -> bytes:
 
 def limits_to_json(limits: Limits, fields: Iterable[str] = LIMIT_FIELDS) -> dict[str, Any]:
     """The chosen fields of ``limits`` as JSON numbers (sizes in bytes)."""
-    return {name: getattr(limits, name) for name in LIMIT_FIELDS if name in set(fields)}
+    wanted = set(fields)
+    return {name: getattr(limits, name) for name in LIMIT_FIELDS if name in wanted}
 
 
 def run_to_json(

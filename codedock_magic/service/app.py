@@ -197,9 +197,10 @@ class SandboxService(Application):
             where = urlparse(hub_url)
             self.ip, self.port = where.hostname or self.ip, where.port or self.port
         self.policy = Policy(self._settings(), self.group_settings)
-        for name in ("max_concurrent", "pool_size"):
-            if getattr(self, name) < (1 if name == "max_concurrent" else 0):
-                raise InvalidValueError(name, getattr(self, name), "a whole number, at least 1")
+        if self.max_concurrent < 1:
+            raise InvalidValueError("max_concurrent", self.max_concurrent, "at least 1")
+        if self.pool_size < 0:
+            raise InvalidValueError("pool_size", self.pool_size, "0 or more")
 
     def _check_known(self, config: Config) -> None:
         known = set(self.class_trait_names(config=True))

@@ -27,7 +27,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
@@ -94,7 +94,7 @@ class BaseHandler(web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"message": message}))
 
-    def fail(self, status: int, message: str) -> None:
+    def fail(self, status: int, message: str) -> NoReturn:
         """End the request with ``status`` and ``message``."""
         raise web.HTTPError(status, message.replace("%", "%%"))
 
@@ -112,7 +112,6 @@ class BaseHandler(web.RequestHandler):
             return await self.service.tokens.caller(self.token())
         except AuthError as exc:
             self.fail(exc.status, str(exc))
-            raise  # not reached: fail() raises
 
     def body_json(self) -> dict[str, Any]:
         """The request's body as a JSON object; a 400 when it is not one."""
@@ -181,7 +180,6 @@ class RunHandler(BaseHandler):
         # Another user's run is as absent as one that never was.
         if run is None or run.user != caller.name:
             self.fail(404, f"no run {run_id} of {caller.name} is under way")
-        assert run is not None
         return run
 
     async def get(self, run_id: str) -> None:
@@ -396,7 +394,7 @@ class RunsHandler(BaseHandler):
         caller: Caller,
         body: dict[str, Any],
         code: bytes,
-        limits: Any,
+        limits: Limits,
         result: RunResult | None,
         started: float,
         reason: str = "",

@@ -204,9 +204,7 @@ def _most_generous(name: str, values: list[Any]) -> Any:
         unbounded = [value for value in values if value in (0, "")]
         if unbounded:
             return unbounded[0]
-    if name[4:] in _SIZES or name in ("max_code_bytes", "max_stdin_bytes"):
-        return max(values, key=lambda value: parse_size(value, name))
-    if name.startswith("default_") and name[8:] in _SIZES:
+    if name.split("_", 1)[1] in _SIZES or name in ("max_code_bytes", "max_stdin_bytes"):
         return max(values, key=lambda value: parse_size(value, name))
     return max(values)
 

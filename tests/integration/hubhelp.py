@@ -280,9 +280,17 @@ class RemoteKernel:
         timeout: float = 90,
         on_message: Callable[[dict[str, Any]], None] | None = None,
     ) -> tuple[dict[str, Any], str]:
-        """Run a cell; its reply's content and all the text it showed."""
-        msg_id = self.send(code)
-        return self.wait_reply(msg_id, timeout, on_message)
+        """Run a cell; its reply's content and all the text it showed.
+
+        A request the kernel aborted (ipykernel 7 does, just after an error reply)
+        never ran, so it is sent again.
+        """
+        for _ in range(3):
+            content, shown = self.wait_reply(self.send(code), timeout, on_message)
+            if content["status"] != "aborted":
+                break
+            time.sleep(0.1)
+        return content, shown
 
     def wait_reply(
         self,

@@ -6,7 +6,6 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from queue import Empty
 from typing import Any
 
 import pytest
@@ -14,6 +13,8 @@ from jupyter_client.manager import KernelManager
 
 from codedock_magic import DockerEngine
 from codedock_magic.labels import OWNER_PID
+
+from .kernelhelp import wait_for_output
 
 SLEEP_CELL = "%%sandbox --timeout 600\nprint('up', flush=True)\nimport time\ntime.sleep(600)"
 
@@ -29,18 +30,6 @@ def _wait(predicate: Callable[[], bool], within: float) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
-
-
-def _wait_for_output(client: Any, text: str, within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            message = client.get_iopub_msg(timeout=1)
-        except Empty:
-            continue
-        if text in message["content"].get("text", ""):
-            return
-    raise AssertionError(f"{text!r} never appeared")
 
 
 @pytest.fixture
@@ -85,7 +74,7 @@ def test_kernel_exit_leaves_no_container_within_5s(
     pid = _pid(manager)
     _idle_pool(engine, client, pid)
     client.execute(SLEEP_CELL)
-    _wait_for_output(client, "up")
+    wait_for_output(client, "up")
     # The pool refills behind the running cell: both must go with the kernel.
     assert _wait(lambda: len(_containers(engine, pid)) == 2, 30)
     started = time.monotonic()
@@ -112,7 +101,7 @@ def test_interrupt_stops_the_run_and_the_kernel_carries_on(
     cells_container = _idle_pool(engine, client, pid)
     code = "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.05)"
     msg_id = client.execute(f"%%sandbox --timeout 600 {view}\n{code}")
-    _wait_for_output(client, "tick")
+    wait_for_output(client, "tick")
     interrupted_at = time.monotonic()
     manager.interrupt_kernel()
     assert _wait(lambda: cells_container not in _containers(engine, pid), 1.0), (
