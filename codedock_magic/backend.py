@@ -13,14 +13,25 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
+from .caserun import cases_never_started, execute_cases, total_time
 from .engines import Engine, default_engine
 from .execution import execute, never_started
 from .pool import Pool
-from .request import OnOutput, OnState, RunRequest
+from .request import OnCase, OnOutput, OnState, RunRequest
 from .result import RunResult
-from .sandbox import start_sandbox
+from .sandbox import Sandbox, start_sandbox
 
-__all__ = ["Backend", "LocalBackend", "OnOutput", "OnState", "RunRequest"]
+__all__ = [
+    "Backend",
+    "LocalBackend",
+    "OnCase",
+    "OnOutput",
+    "OnState",
+    "RunRequest",
+    "longest_run",
+    "not_started",
+    "run_in",
+]
 
 
 class Backend(Protocol):
@@ -33,11 +44,13 @@ class Backend(Protocol):
         on_output: OnOutput | None = None,
         stop: threading.Event | None = None,
         on_state: OnState | None = None,
+        on_case: OnCase | None = None,
     ) -> RunResult:
         """Run ``request``; return its result.
 
-        ``on_output`` gets output as it arrives, and ``on_state`` the run's state
-        when it changes before its end; once ``stop`` is set the run is
+        ``on_output`` gets output as it arrives (not for a run with cases, whose
+        output is in each case's end, passed to ``on_case`` as it comes), and
+        ``on_state`` the run's state when it changes before its end; once ``stop`` is set the run is
         ended and returned with status ``interrupted``. Failures of the program are
         results, not exceptions; only the backend's own failures raise, as
         :class:`~codedock_magic.errors.CodedockError`.
@@ -73,18 +86,46 @@ class LocalBackend:
         on_output: OnOutput | None = None,
         stop: threading.Event | None = None,
         on_state: OnState | None = None,
+        on_case: OnCase | None = None,
     ) -> RunResult:
         """Run ``request`` in a pooled container when one fits, else in a new one.
 
         A local run never waits in a queue, so ``on_state`` is not called.
         """
+        longest = longest_run(request)
         sandbox = None
         if self.pool is not None:
-            sandbox = self.pool.take(request.profile, request.limits.timeout)
+            sandbox = self.pool.take(request.profile, longest)
         if sandbox is None:
             if stop is not None and stop.is_set():
-                return never_started(request)
-            sandbox = start_sandbox(
-                self.engine, request.profile, longest_run=request.limits.timeout
-            )
-        return execute(sandbox, request, on_output=on_output, stop=stop)
+                return not_started(request)
+            sandbox = start_sandbox(self.engine, request.profile, longest_run=longest)
+        return run_in(sandbox, request, on_output=on_output, on_case=on_case, stop=stop)
+
+
+def longest_run(request: RunRequest) -> float:
+    """The longest ``request`` may run: its timeout, or for cases all of theirs.
+
+    Raises:
+        InvalidValueError: a case asks for more memory than its container has.
+    """
+    return total_time(request) if request.cases else request.limits.timeout
+
+
+def not_started(request: RunRequest) -> RunResult:
+    """The result of ``request`` stopped before it had a container."""
+    return cases_never_started(request) if request.cases else never_started(request)
+
+
+def run_in(
+    sandbox: Sandbox,
+    request: RunRequest,
+    *,
+    on_output: OnOutput | None = None,
+    on_case: OnCase | None = None,
+    stop: threading.Event | None = None,
+) -> RunResult:
+    """Run ``request`` in a started ``sandbox``, which it uses up: once, or once per case."""
+    if request.cases:
+        return execute_cases(sandbox, request, on_case=on_case, stop=stop)
+    return execute(sandbox, request, on_output=on_output, stop=stop)

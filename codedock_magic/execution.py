@@ -26,7 +26,7 @@ from .result import RunResult, decide_status
 from .sandbox import KILL_GRACE, SUPERVISOR_GRACE, Sandbox
 from .supervisor.protocol import End, FrameDecoder, FrameKind, encode_request, parse_end
 
-__all__ = ["execute", "never_started"]
+__all__ = ["DIE_WAIT", "execute", "never_started", "send_quietly"]
 
 # How long the engine's exit report may trail the end of the output stream.
 DIE_WAIT = 2.0
@@ -93,7 +93,7 @@ class _Run:
                 sandbox.channel.send(wire)
             else:
                 # A large stdin can fill the stream before the supervisor reads it all.
-                threading.Thread(target=_send_quietly, args=(sandbox, wire), daemon=True).start()
+                threading.Thread(target=send_quietly, args=(sandbox, wire), daemon=True).start()
             self._pump(sandbox, self.started + limits.timeout)
         except KeyboardInterrupt:
             # A caller that did not turn SIGINT into a stop flag.
@@ -216,6 +216,7 @@ class _Run:
         )
 
 
-def _send_quietly(sandbox: Sandbox, data: bytes) -> None:
+def send_quietly(sandbox: Sandbox, data: bytes) -> None:
+    """Send ``data`` to the sandbox, where a sandbox ended meanwhile is no failure."""
     with contextlib.suppress(OSError, ValueError):
         sandbox.channel.send(data)

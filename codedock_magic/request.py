@@ -4,18 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import InvalidValueError
 from .limits import RunLimits
 from .profile import Profile
 
-__all__ = ["OnOutput", "OnState", "RunRequest", "as_bytes"]
+if TYPE_CHECKING:
+    from .result import CaseRun
+
+__all__ = ["CaseInput", "OnCase", "OnOutput", "OnState", "RunRequest", "as_bytes"]
 
 #: ``on_output(stream, text)``: ``stream`` is ``"stdout"`` or ``"stderr"``.
 OnOutput = Callable[[str, str], None]
 #: ``on_state(state)``: ``"queued"`` while a service holds the run back for its
 #: user's quota, ``"running"`` once it has a container.
 OnState = Callable[[str], None]
+#: ``on_case(index, run)``: case ``index`` of a run with cases has ended.
+OnCase = Callable[[int, "CaseRun"], None]
+
+
+@dataclass(frozen=True)
+class CaseInput:
+    """One case of a run with cases: what the program reads, and its own limits.
+
+    Attributes:
+        stdin: what the program reads on standard input in this case.
+        timeout: its wall-clock seconds; ``None`` for the run's timeout.
+        memory: its memory cap in bytes, at most the container's; ``None`` for the
+            container's.
+    """
+
+    stdin: bytes = b""
+    timeout: float | None = None
+    memory: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stdin", as_bytes(self.stdin, "stdin"))
 
 
 def as_bytes(value: object, name: str) -> bytes:
@@ -36,6 +61,8 @@ class RunRequest:
         stdin: what the program reads on standard input.
         profile: the image and container limits it runs in.
         limits: its timeout and output cap.
+        cases: when given, the code runs once per case, all in one container, each
+            in a fresh process with a fresh work dir; ``stdin`` is then unused.
         asked: which of the limits' fields (and ``"image"``) the caller chose;
             ``None`` for all. A local backend uses every value as it is; a sandbox
             service fills the fields not asked for from its own defaults, and
@@ -47,6 +74,7 @@ class RunRequest:
     profile: Profile = field(default_factory=Profile)
     limits: RunLimits = field(default_factory=RunLimits)
     asked: frozenset[str] | None = None
+    cases: tuple[CaseInput, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "code", as_bytes(self.code, "code"))

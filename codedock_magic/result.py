@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .limits import Limits, format_size
 
-__all__ = ["RunResult", "RunStatus", "decide_status"]
+__all__ = ["CaseRun", "RunResult", "RunStatus", "decide_status"]
 
 
 class RunStatus(str, enum.Enum):
@@ -61,6 +61,36 @@ def signal_name(number: int) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CaseRun:
+    """How one case of a run with cases ended (the program's side; a grader judges it).
+
+    Attributes:
+        status: how its program ended; ``interrupted`` when it never ran to its
+            end because the run was stopped or its sandbox broke (``note`` says).
+        exit_code: the program's exit code, ``None`` when it did not exit by itself.
+        signal: the signal that killed it, if one did.
+        stdout: what it printed (capped as a run's output is).
+        stderr: likewise for standard error.
+        duration: seconds from its start to its end.
+        truncated: whether stdout or stderr was cut.
+        timeout: the seconds it was given.
+        memory: the bytes it was given.
+        note: why it did not run to its end, when it did not.
+    """
+
+    status: RunStatus
+    exit_code: int | None
+    signal: int | None
+    stdout: str
+    stderr: str
+    duration: float
+    truncated: bool
+    timeout: float
+    memory: int
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunResult:
     """Everything known about one finished run.
 
@@ -75,6 +105,8 @@ class RunResult:
         truncated: whether stdout or stderr was cut.
         limits: the limits the run was given.
         image: the image it ran in.
+        cases: for a run with cases, how each case ended, in order; the run's own
+            status then says whether all of them got to run (``ok``).
     """
 
     status: RunStatus
@@ -86,6 +118,7 @@ class RunResult:
     truncated: bool
     limits: Limits
     image: str
+    cases: tuple[CaseRun, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -95,7 +128,7 @@ class RunResult:
     def describe(self) -> str:
         """A short human phrase: ``ok``, ``error (exit 3)``, ``timeout after 2s`` ..."""
         if self.status is RunStatus.ERROR:
-            return f"error (exit {self.exit_code})"
+            return f"error (exit {self.exit_code})" if self.exit_code is not None else "error"
         if self.status is RunStatus.TIMEOUT:
             return f"timeout after {self.limits.timeout:g}s"
         if self.status is RunStatus.MEMORY_LIMIT:

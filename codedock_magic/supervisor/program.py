@@ -20,6 +20,13 @@ as root holding only CAP_SETUID and CAP_SETGID and:
    is gone). When it exits, the container's init exits and the kernel kills
    whatever is left.
 
+A request with cases (a grader's test inputs) runs the code once per case
+instead: each case's header and stdin follow the previous case's ``c`` frame,
+each case gets a fresh process under its own deadline and memory cap, and
+between cases every process of the program's uid is killed and everything it
+could write (the work dir, ``/dev/shm``, ``/dev/mqueue``, System V IPC) is
+removed. The expected outputs never come here.
+
 The program cannot stop any of this: it runs under another uid without CAP_KILL.
 The host's side of the protocol is ``codedock_magic.supervisor.protocol``; the
 constants below are this program's own copy of it.
@@ -32,8 +39,8 @@ import struct
 import sys
 import time
 
-VERSION = 1
-READY, OUT, ERR, END = b"r", b"o", b"e", b"x"
+VERSION = 2
+READY, OUT, ERR, CASE, END = b"r", b"o", b"e", b"c", b"x"
 EXIT_DEADLINE = 124
 EXIT_HOST_GONE = 125
 EXIT_CANNOT_START = 126
@@ -77,8 +84,48 @@ def parse_header(line: bytes) -> dict[str, float]:
     return fields
 
 
-def read_request(idle: float, fd: int = 0) -> tuple[bytes, bytes, int, float, int]:
-    """Read the header and the code; return (code, stdin begun, stdin length, timeout, uid).
+class Control:
+    """The host's stream (the container's stdin), read with a buffer of its own.
+
+    A read may take more than one message needs: the rest waits here for the next.
+    """
+
+    def __init__(self, fd: int = 0) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+
+    def fill(self, until: float, most: int = CHUNK) -> None:
+        """Read once, waiting at most until ``until``; HostGone at EOF or past it."""
+        left = until - time.monotonic()
+        if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+            raise HostGone
+        chunk = os.read(self.fd, most)
+        if not chunk:
+            raise HostGone
+        self.buf += chunk
+
+    def line(self, until: float) -> bytes:
+        while b"\n" not in self.buf:
+            self.fill(until)
+        end = self.buf.index(b"\n")
+        line = bytes(self.buf[:end])
+        del self.buf[: end + 1]
+        return line
+
+    def exact(self, count: int, until: float) -> bytes:
+        while len(self.buf) < count:
+            self.fill(until, count - len(self.buf))
+        return self.take(count)
+
+    def take(self, most: int) -> bytes:
+        """Up to ``most`` bytes already read, without waiting."""
+        data = bytes(self.buf[:most])
+        del self.buf[:most]
+        return data
+
+
+def read_request(control: Control, idle: float) -> tuple[bytes, dict[str, float]]:
+    """Read the header and the code; return (code, header).
 
     The stdin bytes are not waited for: they follow on the control stream and are
     relayed to the program as they come, so that the supervisor never holds a
@@ -87,16 +134,7 @@ def read_request(idle: float, fd: int = 0) -> tuple[bytes, bytes, int, float, in
     # A container started ahead of time waits here; past ``idle`` seconds nobody
     # wants it any more and it ends itself.
     give_up = time.monotonic() + idle
-    buf = b""
-    while b"\n" not in buf:
-        left = give_up - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise HostGone
-        chunk = os.read(fd, CHUNK)
-        if not chunk:
-            raise HostGone
-        buf += chunk
-    line, buf = buf.split(b"\n", 1)
+    line = control.line(give_up)
     try:
         header = parse_header(line)
         version = header["version"]
@@ -106,20 +144,12 @@ def read_request(idle: float, fd: int = 0) -> tuple[bytes, bytes, int, float, in
     if version != VERSION:
         raise Refused(f"protocol version {version!r} (this supervisor speaks {VERSION})")
     try:
-        code_len, stdin_len = int(header["code_bytes"]), int(header["stdin_bytes"])
-        timeout, uid = float(header["timeout"]), int(header["uid"])
+        code_len = int(header["code_bytes"])
+        for name in ("stdin_bytes", "timeout", "uid", "cases"):
+            float(header[name])
     except (ValueError, KeyError, TypeError) as exc:
         raise Refused(f"bad header: {exc!r}") from None
-    parts = [buf]
-    have = len(buf)
-    while have < code_len:
-        chunk = os.read(fd, min(CHUNK, code_len + stdin_len - have))
-        if not chunk:
-            raise HostGone
-        parts.append(chunk)
-        have += len(chunk)
-    data = b"".join(parts)
-    return data[:code_len], data[code_len : code_len + stdin_len], stdin_len, timeout, uid
+    return control.exact(code_len, give_up + header["timeout"]), header
 
 
 # Syscalls a Python sandbox never needs, refused on top of the engine's own
@@ -230,64 +260,120 @@ def start_child(code: bytes, uid: int, seccomp: tuple[object, object]) -> tuple[
     return pid, in_w, out_r, err_r
 
 
-def main() -> None:
+class Outcome:
+    """How one program ended (``exit``, ``signal``, ``timeout``, ``memory``), and when."""
+
+    def __init__(self, how: str, number: int, seconds: float) -> None:
+        self.how, self.number, self.seconds = how, number, seconds
+
+
+def memory_meter() -> tuple[str, str]:
+    """The cgroup files of this container: (memory.stat, the OOM kill counter's file)."""
+    for stat, events in (
+        ("/sys/fs/cgroup/memory.stat", "/sys/fs/cgroup/memory.events"),
+        ("/sys/fs/cgroup/memory/memory.stat", "/sys/fs/cgroup/memory/memory.oom_control"),
+    ):
+        if os.path.exists(stat):
+            return stat, events
+    return "", ""
+
+
+def read_counters(path: str, names: tuple[str, ...]) -> int:
+    """The sum of the named ``key value`` lines of a cgroup file (0 when unreadable)."""
+    total = 0
     try:
-        seccomp = build_filter()
-    except Exception as exc:
-        # Fail closed: without its filter no program runs here.
-        os.write(2, b"codedock: cannot build the seccomp filter: " + repr(exc).encode() + b"\n")
-        os._exit(EXIT_CANNOT_START)
-    # Set up: a pool hands this container out only from now on.
-    emit(READY, b"")
-    try:
-        code, stdin_head, stdin_len, timeout, uid = read_request(
-            float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
-        )
-    except HostGone:
-        os._exit(EXIT_HOST_GONE)
-    except Refused as exc:
-        emit(END, b"refused " + str(exc).encode("ascii", "replace"))
-        os._exit(EXIT_CANNOT_START)
-    deadline = time.monotonic() + timeout
+        with open(path, "rb") as handle:
+            for line in handle:
+                key, _, value = line.partition(b" ")
+                if key.decode("ascii", "replace") in names:
+                    total += int(value)
+    except (OSError, ValueError):
+        return 0
+    return total
+
+
+def in_use(stat: str) -> int:
+    # Anonymous memory and tmpfs files: what the programs hold, leaving out the
+    # page cache of the image's files, which earlier cases filled.
+    return read_counters(stat, ("rss", "shmem", "anon"))
+
+
+def run_program(
+    code: bytes,
+    uid: int,
+    seccomp: tuple[object, object],
+    control: Control,
+    stdin_len: int,
+    timeout: float,
+    *,
+    case: bool,
+    memory: int = 0,
+    meter: tuple[str, str] = ("", ""),
+) -> Outcome:
+    """Start the program, relay its stdin and output, and wait for its end.
+
+    A single run (``case`` false) ends the supervisor at its deadline, and leaves
+    any processes the program left behind to the container's end. A case ends at
+    its deadline (or above ``memory`` bytes) with every process of ``uid``
+    killed, and reads the rest of its stdin off the control stream, so that the
+    next case's header comes next.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    oom_before = read_counters(meter[1], ("oom_kill",)) if case else 0
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
     pid, in_w, out_r, err_r = start_child(code, uid, seccomp)
     kinds = {out_r: OUT, err_r: ERR}
-    # Stdin still to come on the control stream, and what waits for the program.
-    to_read = stdin_len - len(stdin_head)
-    pending = bytearray(stdin_head)
+    # Stdin already read with the request, what is still to come on the control
+    # stream, and what waits for the program.
+    pending = bytearray(control.take(stdin_len))
+    to_read = stdin_len - len(pending)
     feeding = bool(pending) or to_read > 0
     if feeding:
         os.set_blocking(in_w, False)
     else:
         os.close(in_w)
     status = None
+    ended = ""
+    # A case polls its memory when its own cap is below the container's.
+    poll = 0.01 if case and memory else None
     while status is None:
         left = deadline - time.monotonic()
         if left <= 0:
-            emit(END, b"deadline")
-            os._exit(EXIT_DEADLINE)
+            if not case:
+                emit(END, b"deadline")
+                os._exit(EXIT_DEADLINE)
+            ended = "timeout"
+            break
+        if poll is not None and in_use(meter[0]) > memory:
+            ended = "memory"
+            break
         readers = [wake_r, *kinds]
         # Backpressure: take more stdin only when the program has taken the last
-        # of it. Once all of it is in, the stream is still watched for EOF.
-        if len(pending) < CHUNK:
-            readers.append(0)
+        # of it. Once all of it is in, the stream is still watched for EOF (a
+        # case keeps what it reads there: the next case's header).
+        if len(pending) < CHUNK and len(control.buf) < CHUNK:
+            readers.append(control.fd)
         writers = [in_w] if feeding and pending else []
         try:
-            ready_r, ready_w, _ = select.select(readers, writers, [], left)
+            ready_r, ready_w, _ = select.select(
+                readers, writers, [], left if poll is None else min(left, poll)
+            )
         except InterruptedError:
             continue
         for fd in ready_r:
-            if fd == 0:
-                chunk = os.read(0, min(CHUNK, to_read) if to_read > 0 else CHUNK)
+            if fd == control.fd:
+                chunk = os.read(fd, min(CHUNK, to_read) if to_read > 0 else CHUNK)
                 if not chunk:
                     os._exit(EXIT_HOST_GONE)
                 if to_read > 0:
                     to_read -= len(chunk)
                     if feeding:
                         pending += chunk
+                elif case:
+                    control.buf += chunk
                 continue
             chunk = os.read(fd, CHUNK)
             if fd != wake_r:
@@ -310,23 +396,258 @@ def main() -> None:
         done, status = os.waitpid(pid, os.WNOHANG)
         if not done:
             status = None
-    # Output written just before the exit is still in the pipes; take what is there
-    # without waiting for background processes that may hold them open.
-    budget = 16 * CHUNK
-    for fd, kind in kinds.items():
-        while budget > 0 and select.select([fd], [], [], 0)[0]:
-            chunk = os.read(fd, CHUNK)
-            if not chunk:
-                break
-            budget -= len(chunk)
-            emit(kind, chunk)
+    seconds = time.monotonic() - started
+    if feeding:
+        os.close(in_w)
+    if case:
+        # Whatever the program left running goes now, so the pipes reach their
+        # end and nothing reaches the next case.
+        if not kill_all(uid):
+            emit(END, b"unclean processes outlived their case")
+            os._exit(EXIT_CANNOT_START)
+        if status is None:
+            status = os.waitpid(pid, 0)[1]
+        for fd, kind in kinds.items():
+            while True:
+                chunk = os.read(fd, CHUNK)
+                if not chunk:
+                    break
+                emit(kind, chunk)
+            os.close(fd)
+        while to_read > 0:
+            dropped = control.exact(min(CHUNK, to_read), deadline + timeout + 60)
+            to_read -= len(dropped)
+    else:
+        # Output written just before the exit is still in the pipes; take what is
+        # there without waiting for background processes that may hold them open.
+        budget = 16 * CHUNK
+        for fd, kind in kinds.items():
+            while budget > 0 and select.select([fd], [], [], 0)[0]:
+                chunk = os.read(fd, CHUNK)
+                if not chunk:
+                    break
+                budget -= len(chunk)
+                emit(kind, chunk)
+    signal.set_wakeup_fd(-1)
+    os.close(wake_r)
+    os.close(wake_w)
+    if not ended and case and read_counters(meter[1], ("oom_kill",)) > oom_before:
+        ended = "memory"
+    if ended or status is None:
+        return Outcome(ended or "timeout", 0, seconds)
     if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        emit(END, b"signal %d" % number)
-        os._exit(128 + number)
-    exit_code = os.WEXITSTATUS(status)
-    emit(END, b"exit %d" % exit_code)
-    os._exit(exit_code)
+        return Outcome("signal", os.WTERMSIG(status), seconds)
+    return Outcome("exit", os.WEXITSTATUS(status), seconds)
+
+
+def as_uid(uid: int, action: object) -> bool:
+    """Run ``action()`` in a child that has become ``uid``; True when it returned truthy."""
+    pid = os.fork()
+    if pid == 0:
+        ok = False
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            ok = bool(action())  # type: ignore[operator]
+        except BaseException:
+            pass
+        os._exit(0 if ok else 1)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        except InterruptedError:
+            continue
+
+
+def processes_of(uid: int) -> list[int]:
+    """The live (not zombie) processes running as ``uid``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", "rb") as handle:
+                fields = dict(
+                    line.split(b":", 1) for line in handle.read().splitlines() if b":" in line
+                )
+        except OSError:
+            continue
+        uids = fields.get(b"Uid", b"").split()
+        if uids and int(uids[0]) == uid and not fields.get(b"State", b"").strip().startswith(b"Z"):
+            found.append(int(name))
+    return found
+
+
+def kill_every_process() -> bool:
+    """Signal every process this one may (all of its uid's but itself) with SIGKILL."""
+    os.kill(-1, signal.SIGKILL)
+    return True
+
+
+def kill_all(uid: int) -> bool:
+    """SIGKILL every process of ``uid``, until none is left; False if some will not go.
+
+    The supervisor holds no CAP_KILL, so it kills as that uid does: a child that
+    becomes ``uid`` and signals every process it may (``kill(-1)``). A process
+    forked while that goes on is caught by the next round.
+    """
+    for attempt in range(200):
+        # The program's own process, once dead, stays a zombie for its waitpid; the
+        # rest are the container init's to reap.
+        as_uid(uid, kill_every_process)
+        if not processes_of(uid):
+            return True
+        time.sleep(0.005 if attempt < 20 else 0.05)
+    return False
+
+
+WIPED = ("/sandbox", "/dev/shm", "/dev/mqueue")
+
+
+def wipe() -> bool:
+    """Remove everything under WIPED and every System V IPC object; as the program's uid.
+
+    Everything the program could make there is its own, so its uid can remove it
+    (a directory it made unreadable is made readable first). Symlinks are removed,
+    never followed.
+    """
+    clean = True
+    for root in WIPED:
+        if not os.path.isdir(root):
+            continue
+        stack = [(root.encode(), False)]
+        while stack:
+            path, emptied = stack.pop()
+            if emptied:
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    clean = False
+                continue
+            try:
+                if path != root.encode():
+                    stack.append((path, True))
+                    # A directory the program made unreadable is still its own.
+                    os.chmod(path, 0o700)
+                entries = list(os.scandir(path))
+            except OSError:
+                clean = False
+                continue
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, False))
+                    else:
+                        os.unlink(entry.path)
+                except OSError:
+                    clean = False
+    return remove_ipc() and clean
+
+
+def remove_ipc() -> bool:
+    """Remove the System V shared memory, message queues and semaphores that are left."""
+    # IPC_RMID is 0 for all three; semctl takes a semaphore number before it.
+    calls = {"shm": "shmctl", "msg": "msgctl", "sem": "semctl"}
+    found = []
+    for kind in calls:
+        try:
+            with open(f"/proc/sysvipc/{kind}", "rb") as handle:
+                found += [(kind, int(line.split()[1])) for line in handle.readlines()[1:]]
+        except (OSError, ValueError, IndexError):
+            continue
+    if not found:
+        return True
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    ok = True
+    for kind, ident in found:
+        if kind == "sem":
+            result = libc.semctl(ident, 0, 0)
+        else:
+            result = getattr(libc, calls[kind])(ident, 0, None)
+        ok = ok and result == 0
+    return ok
+
+
+def run_cases(
+    code: bytes, header: dict[str, float], control: Control, seccomp: tuple[object, object]
+) -> None:
+    """Run the code once per case, each in a fresh process and a fresh, empty work dir.
+
+    Each case's header line (its stdin length, timeout and memory cap) comes after
+    the last case's ``c`` frame, and its stdin after that. Between cases every
+    process of the program's uid is killed and everything it could write is
+    removed, so nothing of one case reaches the next.
+    """
+    uid = int(header["uid"])
+    until = time.monotonic() + header["timeout"]
+    meter = memory_meter()
+    for _ in range(int(header["cases"])):
+        try:
+            fields = parse_header(control.line(until))
+            stdin_len, timeout = int(fields["stdin_bytes"]), float(fields["timeout"])
+            memory = int(fields["memory"])
+        except HostGone:
+            os._exit(EXIT_HOST_GONE)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            emit(END, b"refused bad case header: " + repr(exc).encode("ascii", "replace"))
+            os._exit(EXIT_CANNOT_START)
+        outcome = run_program(
+            code,
+            uid,
+            seccomp,
+            control,
+            stdin_len,
+            timeout,
+            case=True,
+            memory=memory,
+            meter=meter,
+        )
+        emit(CASE, b"%s %d %.4f" % (outcome.how.encode(), outcome.number, outcome.seconds))
+        if not as_uid(uid, wipe):
+            emit(END, b"unclean files outlived their case")
+            os._exit(EXIT_CANNOT_START)
+    emit(END, b"exit 0")
+    os._exit(0)
+
+
+def main() -> None:
+    try:
+        seccomp = build_filter()
+    except Exception as exc:
+        # Fail closed: without its filter no program runs here.
+        os.write(2, b"codedock: cannot build the seccomp filter: " + repr(exc).encode() + b"\n")
+        os._exit(EXIT_CANNOT_START)
+    # Set up: a pool hands this container out only from now on.
+    emit(READY, b"")
+    control = Control()
+    try:
+        code, header = read_request(control, float(sys.argv[1]) if len(sys.argv) > 1 else 60.0)
+    except HostGone:
+        os._exit(EXIT_HOST_GONE)
+    except Refused as exc:
+        emit(END, b"refused " + str(exc).encode("ascii", "replace"))
+        os._exit(EXIT_CANNOT_START)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    if header["cases"]:
+        run_cases(code, header, control, seccomp)
+    outcome = run_program(
+        code,
+        int(header["uid"]),
+        seccomp,
+        control,
+        int(header["stdin_bytes"]),
+        float(header["timeout"]),
+        case=False,
+    )
+    if outcome.how == "signal":
+        emit(END, b"signal %d" % outcome.number)
+        os._exit(128 + outcome.number)
+    emit(END, b"exit %d" % outcome.number)
+    os._exit(outcome.number)
 
 
 if __name__ == "__main__":

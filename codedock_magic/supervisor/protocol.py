@@ -7,6 +7,11 @@ is ready for its request (it has set itself up), ``o`` the program's stdout,
 ``e`` its stderr, ``x`` the end, whose payload says how the program ended. The
 program never holds that descriptor, so it cannot forge a frame.
 
+A request with cases (``cases`` > 0 in the header, no stdin of its own) runs the
+code once per case: the host sends each case's line (:func:`encode_case`) and
+stdin, and reads its output frames up to its ``c`` frame (:func:`parse_case_end`)
+before it sends the next. ``x`` then ends the whole request.
+
 The supervisor (:mod:`.program`) runs in the container with nothing of this
 package, so it keeps its own copy of these constants; a unit test runs its own
 encode and decode against these.
@@ -24,15 +29,18 @@ __all__ = [
     "EXIT_DEADLINE",
     "EXIT_HOST_GONE",
     "VERSION",
+    "CaseEnd",
     "End",
     "FrameDecoder",
     "FrameKind",
+    "encode_case",
     "encode_request",
+    "parse_case_end",
     "parse_end",
 ]
 
 #: Bumped whenever a field or frame changes meaning.
-VERSION = 1
+VERSION = 2
 
 #: The supervisor's own exit codes (as a shell's ``timeout`` uses 124 and 126).
 EXIT_DEADLINE = 124  # its own deadline passed: the host was stuck
@@ -48,19 +56,64 @@ class FrameKind(bytes, enum.Enum):
     READY = b"r"
     STDOUT = b"o"
     STDERR = b"e"
+    CASE = b"c"
     END = b"x"
 
 
-def encode_request(code: bytes, stdin: bytes, timeout: float, uid: int) -> bytes:
-    """The header line, then the code and stdin, as the supervisor reads them."""
+def _line(fields: dict[str, float]) -> bytes:
+    return json.dumps(fields, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+def encode_request(code: bytes, stdin: bytes, timeout: float, uid: int, *, cases: int = 0) -> bytes:
+    """The header line, then the code and stdin, as the supervisor reads them.
+
+    With ``cases``, ``stdin`` must be empty (each case brings its own) and
+    ``timeout`` bounds all of them together.
+    """
     header = {
         "version": VERSION,
         "code_bytes": len(code),
         "stdin_bytes": len(stdin),
         "timeout": round(timeout, 3),
         "uid": uid,
+        "cases": cases,
     }
-    return json.dumps(header, separators=(",", ":")).encode("ascii") + b"\n" + code + stdin
+    return _line(header) + code + stdin
+
+
+def encode_case(stdin: bytes, timeout: float, memory: int = 0) -> bytes:
+    """One case's line and stdin: its own deadline, and its memory cap (0: the container's)."""
+    return (
+        _line({"stdin_bytes": len(stdin), "timeout": round(timeout, 3), "memory": memory}) + stdin
+    )
+
+
+@dataclass(frozen=True)
+class CaseEnd:
+    """How one case's program ended, as the supervisor saw it.
+
+    Attributes:
+        how: ``exit`` or ``signal`` (``number`` says which), ``timeout`` (its own
+            deadline passed) or ``memory`` (it went past its cap, or the kernel's
+            OOM killer took one of its processes).
+        number: the exit code or signal, else 0.
+        seconds: from its start to its end.
+    """
+
+    how: str
+    number: int
+    seconds: float
+
+
+def parse_case_end(payload: bytes) -> CaseEnd | None:
+    """Read a ``c`` frame's payload; None when it is not one the protocol defines."""
+    parts = payload.decode("ascii", "replace").split(" ")
+    if len(parts) != 3 or parts[0] not in ("exit", "signal", "timeout", "memory"):
+        return None
+    try:
+        return CaseEnd(parts[0], int(parts[1]), float(parts[2]))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -69,8 +122,10 @@ class End:
 
     Attributes:
         how: ``exit`` (``number`` is the exit code), ``signal`` (``number`` is the
-            signal), ``deadline`` (the supervisor's own deadline passed) or
-            ``refused`` (it would not run the request; ``detail`` says why).
+            signal), ``deadline`` (the supervisor's own deadline passed),
+            ``refused`` (it would not run the request; ``detail`` says why) or
+            ``unclean`` (between cases, something of the program would not go;
+            ``detail`` says what, and no further case ran).
         number: the exit code or signal, else 0.
         detail: the refusal's reason, else empty.
     """
@@ -87,8 +142,8 @@ def parse_end(payload: bytes) -> End | None:
         return End(word, int(rest))
     if word == "deadline" and not rest:
         return End("deadline")
-    if word == "refused":
-        return End("refused", detail=rest)
+    if word in ("refused", "unclean"):
+        return End(word, detail=rest)
     return None
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import select
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -89,13 +89,10 @@ class FakeContainer:
 
     def read_request(self) -> tuple[bytes, bytes, float, int]:
         """Read the host's request with the supervisor's own code, and all its stdin."""
-        code, stdin, length, timeout, uid = program.read_request(5.0, self.fd)
-        while len(stdin) < length:
-            chunk = os.read(self.fd, length - len(stdin))
-            if not chunk:
-                raise program.HostGone
-            stdin += chunk
-        self.request = (code, stdin, timeout, uid)
+        control = program.Control(self.fd)
+        code, header = program.read_request(control, 5.0)
+        stdin = control.exact(int(header["stdin_bytes"]), time.monotonic() + 5.0)
+        self.request = (code, stdin, float(header["timeout"]), int(header["uid"]))
         return self.request
 
     def emit(self, kind: bytes, payload: bytes) -> None:

@@ -22,10 +22,13 @@ from codedock_magic.supervisor.protocol import (
     EXIT_DEADLINE,
     EXIT_HOST_GONE,
     VERSION,
+    CaseEnd,
     End,
     FrameDecoder,
     FrameKind,
+    encode_case,
     encode_request,
+    parse_case_end,
     parse_end,
 )
 
@@ -61,14 +64,32 @@ def test_host_requests_are_what_the_supervisor_reads() -> None:
     read, write = os.pipe()
     try:
         os.write(write, encode_request(b"print(1)", b"in\n", 3.5, 65534))
-        assert program.read_request(1.0, read) == (b"print(1)", b"in\n", 3, 3.5, 65534)
-        header = json.dumps({"version": VERSION + 1, "code_bytes": 0, "stdin_bytes": 0})
-        os.write(write, header.encode() + b"\n")
+        control = program.Control(read)
+        code, header = program.read_request(control, 1.0)
+        assert code == b"print(1)" and control.take(99) == b"in\n"
+        assert header == {
+            "version": VERSION,
+            "code_bytes": 8,
+            "stdin_bytes": 3,
+            "timeout": 3.5,
+            "uid": 65534,
+            "cases": 0,
+        }
+        # A request with cases, and a case's line, as one write: what a read takes
+        # past the code waits in the buffer for the case.
+        os.write(write, encode_request(b"x", b"", 9, 1, cases=2) + encode_case(b"ab", 0.5, 2**20))
+        code, header = program.read_request(control, 1.0)
+        assert (code, header["cases"]) == (b"x", 2)
+        line = program.parse_header(control.line(time.monotonic() + 1))
+        assert line == {"stdin_bytes": 2, "timeout": 0.5, "memory": 2**20}
+        assert control.exact(2, time.monotonic() + 1) == b"ab"
+        header_v = json.dumps({"version": VERSION + 1, "code_bytes": 0, "stdin_bytes": 0})
+        os.write(write, header_v.encode() + b"\n")
         with pytest.raises(program.Refused, match="protocol version"):
-            program.read_request(1.0, read)
+            program.read_request(control, 1.0)
         os.close(write)
         with pytest.raises(program.HostGone):
-            program.read_request(1.0, read)
+            program.read_request(control, 1.0)
     finally:
         os.close(read)
 
@@ -95,6 +116,7 @@ def test_both_copies_of_the_protocol_agree() -> None:
         program.READY,
         program.OUT,
         program.ERR,
+        program.CASE,
         program.END,
     )
     assert (program.EXIT_DEADLINE, program.EXIT_HOST_GONE, program.EXIT_CANNOT_START) == (
@@ -110,7 +132,8 @@ def test_both_copies_of_the_protocol_agree() -> None:
         (b"exit 0", End("exit", 0)),
         (b"signal 9", End("signal", 9)),
         (b"deadline", End("deadline")),
-        (b"refused protocol version 2", End("refused", detail="protocol version 2")),
+        (b"refused protocol version 3", End("refused", detail="protocol version 3")),
+        (b"unclean files outlived", End("unclean", detail="files outlived")),
         (b"exit", None),
         (b"exit -1", None),
         (b"bogus 1", None),
@@ -118,6 +141,22 @@ def test_both_copies_of_the_protocol_agree() -> None:
 )
 def test_end_frames_parse_strictly(payload: bytes, end: End | None) -> None:
     assert parse_end(payload) == end
+
+
+@pytest.mark.parametrize(
+    ("payload", "end"),
+    [
+        (b"exit 1 0.0123", CaseEnd("exit", 1, 0.0123)),
+        (b"signal 9 2.5000", CaseEnd("signal", 9, 2.5)),
+        (b"timeout 0 1.0010", CaseEnd("timeout", 0, 1.001)),
+        (b"memory 0 0.3000", CaseEnd("memory", 0, 0.3)),
+        (b"exit 1", None),
+        (b"deadline 0 1.0", None),
+        (b"exit x 1.0", None),
+    ],
+)
+def test_case_end_frames_parse_strictly(payload: bytes, end: CaseEnd | None) -> None:
+    assert parse_case_end(payload) == end
 
 
 def test_docker_multiplexing_is_undone_inside_the_docker_channel() -> None:
