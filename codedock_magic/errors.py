@@ -5,6 +5,7 @@ and what to do next::
 
     CodedockError
     ├── InvalidValueError (also a ValueError)  a limit, option or setting is malformed
+    │   └── CaseError                          a test case is malformed (names case and field)
     ├── EngineError                            the container engine failed us
     │   ├── EngineUnavailableError             no engine answered
     │   └── ImageNotFoundError                 the sandbox image is not built
@@ -12,7 +13,9 @@ and what to do next::
     │   ├── ServiceUnavailableError            no service answered
     │   ├── ServiceAuthError                   it did not accept our token
     │   └── ServiceRefusedError                it refused the run (a ceiling, a quota, a value)
-    └── RunFailedError                         %%sandbox: the cell's program did not end ok
+    ├── CheckerError                           a teacher's checker function raised
+    ├── RunFailedError                         %%sandbox: the cell's program did not end ok
+    └── CheckFailedError                       %%sandbox --cases: not every case passed
 
 A sandboxed program that fails, times out or runs out of memory is not an
 exception for :func:`~codedock_magic.run`: it is a
@@ -25,9 +28,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .grading import CheckResult
     from .result import RunResult
 
 __all__ = [
+    "CaseError",
+    "CheckFailedError",
+    "CheckerError",
     "CodedockError",
     "EngineError",
     "EngineUnavailableError",
@@ -73,6 +80,34 @@ class InvalidValueError(CodedockError, ValueError):
         self.expected = expected
         self._init_args = (name, value, expected)
         super().__init__(f"{name} {value!r} is not {expected}")
+
+
+class CaseError(InvalidValueError):
+    """A test case is malformed: the message names the case, the field and what it must be."""
+
+    def __init__(self, case: str, field: str, value: object, expected: str) -> None:
+        self.case = case
+        self.field = field
+        CodedockError.__init__(self)
+        self.name, self.value, self.expected = field, value, expected
+        self._init_args = (case, field, value, expected)
+        self.args = (f"case {case}: {field} {value!r} is not {expected}",)
+
+
+class CheckerError(CodedockError):
+    """A checker function, written by the teacher, raised on a case's output.
+
+    A fault of the grading, not of the program: no verdict is made up for it.
+    """
+
+    def __init__(self, case: str, error: str) -> None:
+        self.case = case
+        self.error = error
+        self._init_args = (case, error)
+        super().__init__(
+            f"the checker of case {case} raised {error}; fix the checker (it gets the "
+            "program's output as a str, and the case) and check again"
+        )
 
 
 class EngineError(CodedockError):
@@ -164,4 +199,19 @@ class RunFailedError(CodedockError):
         super().__init__(
             f"the sandboxed cell did not end ok: {result.describe()}; "
             "its output is above (use --no-raise-error to carry on)"
+        )
+
+
+class CheckFailedError(CodedockError):
+    """A ``%%sandbox --cases`` cell's code did not pass every case (raised after the verdicts).
+
+    So that *Run All* stops there, as at a failing assert; the verdicts are above.
+    """
+
+    def __init__(self, result: CheckResult) -> None:
+        self.result = result
+        self._init_args = (result,)
+        super().__init__(
+            f"not every case passed: {result.summary()}; the verdicts are above "
+            "(use --no-raise-error to carry on)"
         )

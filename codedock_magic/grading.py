@@ -1,0 +1,332 @@
+"""Checking a submission against test cases: :func:`check` and what it returns.
+
+All cases of one submission run in one fresh container, each in a fresh process
+with a fresh, empty work dir (see :mod:`codedock_magic.caserun`); only their
+inputs go into the sandbox. Each case's output is then judged on the host
+(:mod:`codedock_magic.compare`) into a :class:`Verdict` and points.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .backend import Backend, LocalBackend
+from .cases import Case, load_cases
+from .compare import judge, visible_diff
+from .engines import Engine
+from .errors import InvalidValueError
+from .interrupts import Stop, signals_as_flag
+from .limits import Limits, format_size
+from .pool import Pool
+from .profile import DEFAULT_IMAGE, Profile
+from .remote import service_from_env
+from .request import CaseInput, RunRequest, as_bytes
+from .result import CaseRun, RunResult, RunStatus, signal_name
+from .wire import LIMIT_FIELDS
+
+__all__ = [
+    "CaseResult",
+    "CheckResult",
+    "OnCaseResult",
+    "Verdict",
+    "check",
+    "not_run",
+    "verdict_of",
+]
+
+
+class Verdict(str, enum.Enum):
+    """What one case came to."""
+
+    PASSED = "passed"
+    WRONG_ANSWER = "wrong answer"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory limit"
+    KILLED = "killed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseResult:
+    """One case's verdict, and what the program did in it.
+
+    For a hidden case (unless the check was told to reveal them), ``stdout``,
+    ``stderr`` and ``diff`` are empty: only the name, verdict and points remain.
+
+    Attributes:
+        name: the case's name.
+        verdict: see :class:`Verdict`.
+        points: the points earned.
+        max_points: the points it is worth.
+        stdout: what the program printed.
+        stderr: what it wrote to standard error.
+        duration: seconds the program ran.
+        diff: for a wrong answer, expected against got, whitespace made visible.
+        hidden: whether the case is hidden from the student.
+        detail: a short phrase on how it ended (``exit 1``, ``killed by SIGKILL``,
+            the checker's message...).
+    """
+
+    name: str
+    verdict: Verdict
+    points: float
+    max_points: float
+    stdout: str
+    stderr: str
+    duration: float
+    diff: str
+    hidden: bool
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Whether the verdict is ``passed``."""
+        return self.verdict is Verdict.PASSED
+
+    def to_dict(self) -> dict[str, Any]:
+        """The case's result as JSON values."""
+        return {
+            "name": self.name,
+            "verdict": self.verdict.value,
+            "points": self.points,
+            "max_points": self.max_points,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "duration": round(self.duration, 4),
+            "diff": self.diff,
+            "hidden": self.hidden,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    """A submission's verdicts over a set of cases.
+
+    Attributes:
+        cases: each case's result, in the order of the cases.
+        run: the run that served them (its ``cases`` hold the raw ends).
+    """
+
+    cases: tuple[CaseResult, ...]
+    run: RunResult
+
+    @property
+    def score(self) -> float:
+        """The points earned."""
+        return sum(case.points for case in self.cases)
+
+    @property
+    def max_score(self) -> float:
+        """The points there are."""
+        return sum(case.max_points for case in self.cases)
+
+    @property
+    def passed(self) -> int:
+        """How many cases passed."""
+        return sum(case.passed for case in self.cases)
+
+    @property
+    def all_passed(self) -> bool:
+        """Whether every case passed."""
+        return self.passed == len(self.cases)
+
+    def summary(self) -> str:
+        """``7/9 passed · 12/15 points``."""
+        return (
+            f"{self.passed}/{len(self.cases)} passed · "
+            f"{_points(self.score)}/{_points(self.max_score)} points"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as JSON values: score, max_score, passed, and each case."""
+        return {
+            "score": self.score,
+            "max_score": self.max_score,
+            "passed": self.passed,
+            "total": len(self.cases),
+            "summary": self.summary(),
+            "duration": round(self.run.duration, 4),
+            "image": self.run.image,
+            "limits": {name: getattr(self.run.limits, name) for name in LIMIT_FIELDS},
+            "cases": [case.to_dict() for case in self.cases],
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        """:meth:`to_dict` as JSON text; ``kwargs`` go to :func:`json.dumps`."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+
+def _points(value: float) -> str:
+    return f"{value:g}"
+
+
+#: ``on_case(index, result)``: case ``index`` has been judged.
+OnCaseResult = Callable[[int, CaseResult], None]
+
+
+def verdict_of(case: Case, ran: CaseRun, *, reveal: bool = True) -> CaseResult:
+    """Judge one case's run: its verdict, points, diff and detail.
+
+    Raises:
+        CheckerError: the case's checker raised.
+    """
+    fraction, detail, diff = 0.0, "", ""
+    if ran.status is RunStatus.OK:
+        fraction, detail = judge(case, ran.stdout)
+        verdict = Verdict.PASSED if fraction == 1 else Verdict.WRONG_ANSWER
+        if verdict is Verdict.WRONG_ANSWER and case.expected is not None:
+            label = "pattern" if case.compare == "regex" else "expected"
+            diff = visible_diff(case.expected, ran.stdout, label=label)
+    elif ran.status is RunStatus.ERROR:
+        verdict, detail = Verdict.ERROR, f"exit {ran.exit_code}"
+    elif ran.status is RunStatus.TIMEOUT:
+        verdict, detail = Verdict.TIMEOUT, f"over {ran.timeout:g}s"
+    elif ran.status is RunStatus.MEMORY_LIMIT:
+        verdict, detail = Verdict.MEMORY_LIMIT, f"over {format_size(ran.memory)}"
+    else:
+        verdict = Verdict.KILLED
+        detail = ran.note or (f"killed by {signal_name(ran.signal)}" if ran.signal else "killed")
+    shown = reveal or not case.hidden
+    return CaseResult(
+        name=case.name,
+        verdict=verdict,
+        points=case.points * fraction,
+        max_points=case.points,
+        stdout=ran.stdout if shown else "",
+        stderr=ran.stderr if shown else "",
+        duration=ran.duration,
+        diff=diff if shown else "",
+        hidden=case.hidden,
+        detail=detail if shown or verdict is not Verdict.WRONG_ANSWER else "",
+    )
+
+
+def not_run(
+    cases: object, reason: str, *, limits: Limits | None = None, image: str = DEFAULT_IMAGE
+) -> CheckResult:
+    """The result of a submission that could not be run at all: every case ``error``.
+
+    ``reason`` (an empty file is fine to run; a missing one is not) is each case's detail.
+    """
+    loaded = load_cases(cases)
+    limits = limits if limits is not None else Limits()
+    run = RunResult(
+        status=RunStatus.ERROR,
+        exit_code=None,
+        signal=None,
+        stdout="",
+        stderr=reason,
+        duration=0.0,
+        truncated=False,
+        limits=limits,
+        image=image,
+    )
+    results = tuple(
+        CaseResult(
+            name=case.name,
+            verdict=Verdict.ERROR,
+            points=0.0,
+            max_points=case.points,
+            stdout="",
+            stderr="",
+            duration=0.0,
+            diff="",
+            hidden=case.hidden,
+            detail=reason,
+        )
+        for case in loaded
+    )
+    return CheckResult(cases=results, run=run)
+
+
+def check(
+    code: str | bytes,
+    cases: object,
+    *,
+    limits: Limits | None = None,
+    image: str = DEFAULT_IMAGE,
+    on_case: OnCaseResult | None = None,
+    reveal_hidden: bool = False,
+    engine: Engine | None = None,
+    pool: Pool | None = None,
+    backend: Backend | None = None,
+    asked: Iterable[str] | None = None,
+    stop: Stop | None = None,
+) -> CheckResult:
+    """Run ``code`` against every case, in one fresh container, and judge each.
+
+    Args:
+        code: the submission's Python source.
+        cases: :class:`~codedock_magic.cases.Case` objects, dicts or objects with
+            their fields, or the path of a JSON or YAML file of them (see
+            :func:`~codedock_magic.cases.load_cases`).
+        limits: the limits of each case (a case's own timeout and memory win);
+            the container gets the most memory any case needs.
+        image: an image with ``python3``; never pulled.
+        on_case: called with each case's result as soon as it is judged.
+        reveal_hidden: keep the output and diff of hidden cases too (for a
+            grader's own records; never for what a student sees).
+        engine, pool, backend, asked: as for :func:`~codedock_magic.run`; with
+            ``$CODEDOCK_SERVICE_URL`` set and none given, the sandbox service runs it.
+        stop: once set, the check ends; for a caller that runs checks in threads,
+            where Ctrl+C cannot reach them.
+
+    Ctrl+C, or ``stop``, ends the check: the cases not yet run get verdict
+    ``killed``, with detail ``interrupted``.
+
+    Raises:
+        CaseError: a case is malformed (nothing has run).
+        CheckerError: a checker raised on a case's output.
+        EngineError: the engine failed; no container is left behind.
+    """
+    loaded = load_cases(cases)
+    if asked is None:
+        asked = set(LIMIT_FIELDS) if limits is not None else set()
+        if image != DEFAULT_IMAGE:
+            asked.add("image")
+    limits = limits if limits is not None else Limits()
+    own = [case.memory for case in loaded if isinstance(case.memory, int)]
+    if own and max(own) > limits.memory:
+        limits = limits.replace(memory=max(own))
+        asked = {*asked, "memory"}
+    request = RunRequest(
+        code=as_bytes(code, "code"),
+        profile=Profile(image, limits.container),
+        limits=limits.run,
+        asked=frozenset(asked),
+        cases=tuple(
+            CaseInput(
+                stdin=as_bytes(case.stdin, "stdin"),
+                timeout=case.timeout,
+                memory=case.memory if isinstance(case.memory, int) else None,
+            )
+            for case in loaded
+        ),
+    )
+    if backend is not None and (engine is not None or pool is not None):
+        raise InvalidValueError("backend", backend, "given alone, without engine= or pool=")
+    if backend is None:
+        service = service_from_env() if engine is None and pool is None else None
+        backend = service if service is not None else LocalBackend(engine, pool=pool)
+    judged: dict[int, CaseResult] = {}
+
+    def take(index: int, ran: CaseRun) -> None:
+        judged[index] = verdict_of(loaded[index], ran, reveal=reveal_hidden)
+        if on_case is not None:
+            on_case(index, judged[index])
+
+    with signals_as_flag(stop=stop) as flag:
+        result = backend.run(request, stop=flag, on_case=take)
+    for index, ran in enumerate(result.cases):
+        if index not in judged:
+            # Cases that never ended: their verdicts come with the run's end.
+            take(index, ran)
+    return CheckResult(cases=tuple(judged[i] for i in range(len(loaded))), run=result)
