@@ -33,9 +33,9 @@ from .errors import (
     ServiceUnavailableError,
 )
 from .limits import Limits
-from .request import OnOutput, OnState, RunRequest
-from .result import RunResult, RunStatus
-from .wire import LIMIT_FIELDS, result_from_json, run_to_json
+from .request import OnCase, OnOutput, OnState, RunRequest
+from .result import CaseRun, RunResult, RunStatus
+from .wire import LIMIT_FIELDS, case_run_from_json, result_from_json, run_to_json
 
 __all__ = ["SERVICE_TOKEN_ENV", "SERVICE_URL_ENV", "ServiceBackend", "service_from_env"]
 
@@ -112,16 +112,17 @@ class ServiceBackend:
         on_output: OnOutput | None = None,
         stop: threading.Event | None = None,
         on_state: OnState | None = None,
+        on_case: OnCase | None = None,
     ) -> RunResult:
         """Send ``request`` to the service; return the result it reports.
 
-        Output and state changes (``"queued"``, ``"running"``) are passed on from
-        the calling thread, as they arrive.
+        Output, state changes (``"queued"``, ``"running"``) and each case's end
+        are passed on from the calling thread, as they arrive.
         """
         limits = Limits.of(request.profile.limits, request.limits)
         asked = request.asked if request.asked is not None else frozenset(LIMIT_FIELDS) | {"image"}
         image = request.profile.image if "image" in asked else None
-        body = run_to_json(request.code, request.stdin, image, limits, asked)
+        body = run_to_json(request.code, request.stdin, image, limits, asked, request.cases)
         if stop is not None and stop.is_set():
             return _interrupted(request, "", "", 0.0, limits)
         response = self._request(
@@ -134,6 +135,7 @@ class ServiceBackend:
         reader.start()
         run_id = ""
         shown: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        ended: list[CaseRun] = []
         cancelled_at: float | None = None
         waited = 0.0
         try:
@@ -164,6 +166,10 @@ class ServiceBackend:
                     shown.setdefault(stream, []).append(text)
                     if on_output is not None:
                         on_output(stream, text)
+                elif kind == "case":
+                    ended.append(case_run_from_json(event["case"]))
+                    if on_case is not None:
+                        on_case(len(ended) - 1, ended[-1])
                 elif kind == "result":
                     return result_from_json(event["result"])
                 elif kind == "error":
@@ -173,7 +179,7 @@ class ServiceBackend:
         # The service did not confirm the cancel in time; the closed stream ends
         # the run there, and what reached us is all there is.
         return _interrupted(
-            request, "".join(shown["stdout"]), "".join(shown["stderr"]), waited, limits
+            request, "".join(shown["stdout"]), "".join(shown["stderr"]), waited, limits, ended
         )
 
     def _cancel(self, run_id: str) -> None:
@@ -236,8 +242,29 @@ def _error_from_event(event: Mapping[str, Any]) -> CodedockError:
 
 
 def _interrupted(
-    request: RunRequest, stdout: str, stderr: str, duration: float, limits: Limits
+    request: RunRequest,
+    stdout: str,
+    stderr: str,
+    duration: float,
+    limits: Limits,
+    ended: list[CaseRun] | None = None,
 ) -> RunResult:
+    done = list(ended or ())
+    for case in request.cases[len(done) :]:
+        done.append(
+            CaseRun(
+                status=RunStatus.INTERRUPTED,
+                exit_code=None,
+                signal=None,
+                stdout="",
+                stderr="",
+                duration=0.0,
+                truncated=False,
+                timeout=case.timeout if case.timeout is not None else limits.timeout,
+                memory=case.memory if case.memory is not None else limits.memory,
+                note="interrupted",
+            )
+        )
     return RunResult(
         status=RunStatus.INTERRUPTED,
         exit_code=None,
@@ -248,4 +275,5 @@ def _interrupted(
         truncated=False,
         limits=limits,
         image=request.profile.image,
+        cases=tuple(done),
     )

@@ -15,11 +15,15 @@ from typing import Any
 
 from .errors import InvalidValueError
 from .limits import Limits
-from .result import RunResult, RunStatus
+from .request import CaseInput
+from .result import CaseRun, RunResult, RunStatus
 
 __all__ = [
     "LIMIT_FIELDS",
     "RUN_FIELDS",
+    "case_run_from_json",
+    "case_run_to_json",
+    "cases_from_json",
     "decode_bytes",
     "encode_bytes",
     "limits_to_json",
@@ -32,7 +36,7 @@ __all__ = [
 LIMIT_FIELDS = ("timeout", "memory", "cpus", "pids", "output", "workdir")
 
 #: The fields a run request's JSON body may have.
-RUN_FIELDS = ("code", "stdin", "image", "limits")
+RUN_FIELDS = ("code", "stdin", "image", "limits", "cases")
 
 
 def encode_bytes(data: bytes) -> str:
@@ -57,9 +61,18 @@ def limits_to_json(limits: Limits, fields: Iterable[str] = LIMIT_FIELDS) -> dict
 
 
 def run_to_json(
-    code: bytes, stdin: bytes, image: str | None, limits: Limits, asked: Iterable[str]
+    code: bytes,
+    stdin: bytes,
+    image: str | None,
+    limits: Limits,
+    asked: Iterable[str],
+    cases: Iterable[CaseInput] = (),
 ) -> dict[str, Any]:
-    """The body of ``POST /api/runs``: ``image`` is ``None`` when the caller did not choose one."""
+    """The body of ``POST /api/runs``: ``image`` is ``None`` when the caller did not choose one.
+
+    Cases travel as their inputs and their own limits only: what they are expected
+    to print never leaves the caller.
+    """
     body: dict[str, Any] = {
         "code": encode_bytes(code),
         "stdin": encode_bytes(stdin),
@@ -67,7 +80,86 @@ def run_to_json(
     }
     if image is not None:
         body["image"] = image
+    listed = [
+        {"stdin": encode_bytes(case.stdin), "timeout": case.timeout, "memory": case.memory}
+        for case in cases
+    ]
+    if listed:
+        body["cases"] = listed
     return body
+
+
+def cases_from_json(data: object) -> tuple[CaseInput, ...]:
+    """The cases of a run's body, checked.
+
+    Raises:
+        InvalidValueError: the list or one of its cases is malformed.
+    """
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise InvalidValueError("cases", type(data).__name__, "a list")
+    cases = []
+    for number, item in enumerate(data, 1):
+        name = f"cases[{number}]"
+        if not isinstance(item, dict) or set(item) - {"stdin", "timeout", "memory"}:
+            raise InvalidValueError(name, item, "an object of stdin, timeout and memory")
+        timeout, memory = item.get("timeout"), item.get("memory")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+        ):
+            raise InvalidValueError(f"{name}.timeout", timeout, "a number of seconds above 0")
+        if memory is not None and (
+            isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0
+        ):
+            raise InvalidValueError(f"{name}.memory", memory, "a number of bytes")
+        cases.append(
+            CaseInput(
+                stdin=decode_bytes(item.get("stdin", ""), f"{name}.stdin"),
+                timeout=None if timeout is None else float(timeout),
+                memory=memory,
+            )
+        )
+    return tuple(cases)
+
+
+def case_run_to_json(run: CaseRun) -> dict[str, Any]:
+    """Everything in a :class:`CaseRun`, as JSON values."""
+    return {
+        "status": run.status.value,
+        "exit_code": run.exit_code,
+        "signal": run.signal,
+        "stdout": run.stdout,
+        "stderr": run.stderr,
+        "duration": run.duration,
+        "truncated": run.truncated,
+        "timeout": run.timeout,
+        "memory": run.memory,
+        "note": run.note,
+    }
+
+
+def case_run_from_json(data: Mapping[str, Any]) -> CaseRun:
+    """The :class:`CaseRun` that :func:`case_run_to_json` wrote.
+
+    Raises:
+        InvalidValueError: a field is missing or malformed.
+    """
+    try:
+        return CaseRun(
+            status=RunStatus(data["status"]),
+            exit_code=data["exit_code"],
+            signal=data["signal"],
+            stdout=str(data["stdout"]),
+            stderr=str(data["stderr"]),
+            duration=float(data["duration"]),
+            truncated=bool(data["truncated"]),
+            timeout=float(data["timeout"]),
+            memory=int(data["memory"]),
+            note=str(data.get("note", "")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidValueError("case", str(exc), "a case's end from the service") from None
 
 
 def result_to_json(result: RunResult) -> dict[str, Any]:
@@ -82,6 +174,7 @@ def result_to_json(result: RunResult) -> dict[str, Any]:
         "truncated": result.truncated,
         "limits": limits_to_json(result.limits),
         "image": result.image,
+        "cases": [case_run_to_json(case) for case in result.cases],
     }
 
 
@@ -102,6 +195,7 @@ def result_from_json(data: Mapping[str, Any]) -> RunResult:
             truncated=bool(data["truncated"]),
             limits=Limits(**{name: data["limits"][name] for name in LIMIT_FIELDS}),
             image=str(data["image"]),
+            cases=tuple(case_run_from_json(case) for case in data.get("cases") or ()),
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, InvalidValueError):

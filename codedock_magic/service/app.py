@@ -139,6 +139,9 @@ class SandboxService(Application):
         SETTINGS["max_queued_per_user"],
         help="Runs of one user waiting; past that, refused (HTTP 429).",
     ).tag(config=True)
+    max_cases = Int(
+        SETTINGS["max_cases"], help="The most test cases one run (one check) may have."
+    ).tag(config=True)
     group_settings = Dict(
         help="Settings by hub group, e.g. {'teachers': {'max_memory': '2g'}}; a user in "
         "several groups gets the most generous value of each."

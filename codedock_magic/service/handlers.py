@@ -13,7 +13,8 @@
 
 A run's events are ``accepted`` (its id and applied limits), ``queued`` (with its
 place) when its user's quota holds it back, ``running``, ``output`` (``stream``,
-``text``), and last ``result`` or ``error``. The run lives as long as the
+``text``), ``case`` (``index``, ``case``: one case's end, for a run with cases),
+and last ``result`` or ``error``. The run lives as long as the
 response: when the client's connection closes, the run is stopped.
 
 Every error is JSON, ``{"message": ...}``, one line that says what to change.
@@ -34,13 +35,21 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .. import __version__
+from ..backend import longest_run, not_started
 from ..errors import EngineError, InvalidValueError, ServiceRefusedError
 from ..interrupts import Stop
 from ..limits import Limits
 from ..profile import Profile
 from ..request import RunRequest
-from ..result import RunResult, RunStatus
-from ..wire import RUN_FIELDS, decode_bytes, limits_to_json, result_to_json
+from ..result import CaseRun, RunResult
+from ..wire import (
+    RUN_FIELDS,
+    case_run_to_json,
+    cases_from_json,
+    decode_bytes,
+    limits_to_json,
+    result_to_json,
+)
 from .audit import audit_record
 from .auth import AuthError, Caller
 from .scheduler import QueueFullError, Slot
@@ -246,7 +255,18 @@ class RunsHandler(BaseHandler):
                 raise InvalidValueError("image", image, "an image name")
             code = decode_bytes(body.get("code"), "code")
             stdin = decode_bytes(body.get("stdin", ""), "stdin")
+            cases = cases_from_json(body.get("cases"))
             limits, chosen = tier.apply(asked, image)
+            tier.check_cases(cases)
+            request = RunRequest(
+                code=code,
+                stdin=stdin,
+                profile=Profile(chosen, limits.container),
+                limits=limits.run,
+                cases=cases,
+            )
+            # Each case's memory against its container's.
+            longest_run(request)
         except InvalidValueError as exc:
             self.fail(400, str(exc))
         except ServiceRefusedError as exc:
@@ -254,7 +274,7 @@ class RunsHandler(BaseHandler):
             self.fail(exc.status, str(exc))
         for name, data, cap in (
             ("code", code, tier.max_code_bytes),
-            ("stdin", stdin, tier.max_stdin_bytes),
+            ("stdin", stdin + b"".join(case.stdin for case in cases), tier.max_stdin_bytes),
         ):
             if len(data) > cap:
                 self._refused(caller, body, code=code, reason="size")
@@ -312,18 +332,12 @@ class RunsHandler(BaseHandler):
                     run.waiting = None
                     service.metrics.queued.set(service.scheduler.queued)
             if run.stop.is_set() or slot is None:
-                result = _never_ran(limits, chosen)
+                result = not_started(request)
                 self._event({"event": "result", "result": result_to_json(result)})
                 self._finish_run(run, caller, body, code, limits, result, started)
                 return
             run.state = "running"
             self._event({"event": "running"})
-            request = RunRequest(
-                code=code,
-                stdin=stdin,
-                profile=Profile(chosen, limits.container),
-                limits=limits.run,
-            )
             # The warm pool serves one run per user at a time: a user's further
             # runs at once start cold, and in turn, so that one user's flood can
             # neither drain the pool nor take the machine from everyone else.
@@ -349,15 +363,22 @@ class RunsHandler(BaseHandler):
                 self._event, {"event": "output", "stream": stream, "text": text}
             )
 
+        def on_case(index: int, ended: CaseRun) -> None:
+            loop.call_soon_threadsafe(
+                self._event, {"event": "case", "index": index, "case": case_run_to_json(ended)}
+            )
+
         service.metrics.active.inc()
         try:
             future = loop.run_in_executor(
                 service.executor,
                 lambda: (
-                    service.backend.run(request, on_output=on_output, stop=run.stop)
+                    service.backend.run(
+                        request, on_output=on_output, on_case=on_case, stop=run.stop
+                    )
                     if warm
                     else service.cold_starts.run(
-                        request, run.user, on_output=on_output, stop=run.stop
+                        request, run.user, on_output=on_output, on_case=on_case, stop=run.stop
                     )
                 ),
             )
@@ -365,7 +386,7 @@ class RunsHandler(BaseHandler):
                 # The service's own wall clock: whatever happens in the engine, the
                 # run ends soon after its timeout.
                 return await asyncio.wait_for(
-                    asyncio.shield(future), request.limits.timeout + OVERRUN_GRACE
+                    asyncio.shield(future), longest_run(request) + OVERRUN_GRACE
                 )
             except asyncio.TimeoutError:
                 run.stop.set()
@@ -424,20 +445,6 @@ class RunsHandler(BaseHandler):
         if not self._finished and not self._gone:
             with contextlib.suppress(StreamClosedError):
                 self.finish()
-
-
-def _never_ran(limits: Limits, image: str) -> RunResult:
-    return RunResult(
-        status=RunStatus.INTERRUPTED,
-        exit_code=None,
-        signal=None,
-        stdout="",
-        stderr="",
-        duration=0.0,
-        truncated=False,
-        limits=limits,
-        image=image,
-    )
 
 
 def handlers() -> list[tuple[str, type[web.RequestHandler]]]:

@@ -11,13 +11,14 @@ never quietly cut; the others are the service's defaults.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidValueError, ServiceRefusedError
 from ..limits import Limits, format_size, parse_size
 from ..profile import DEFAULT_IMAGE
+from ..request import CaseInput
 from ..wire import LIMIT_FIELDS
 
 __all__ = ["SETTINGS", "Policy", "Tier"]
@@ -45,9 +46,10 @@ SETTINGS: dict[str, Any] = {
     "allowed_images": [DEFAULT_IMAGE],
     "max_concurrent_per_user": 2,
     "max_queued_per_user": 8,
+    "max_cases": 100,
 }
 
-_COUNTS = ("max_concurrent_per_user", "max_queued_per_user")
+_COUNTS = ("max_concurrent_per_user", "max_queued_per_user", "max_cases")
 
 
 def _ceiling(name: str, value: Any) -> float | None:
@@ -85,6 +87,7 @@ class Tier:
         max_stdin_bytes: the largest stdin a request may send.
         max_concurrent: runs of this user at once.
         max_queued: runs of this user waiting for a slot, past which one is refused.
+        max_cases: the most test cases one run may have.
     """
 
     defaults: Limits
@@ -95,6 +98,7 @@ class Tier:
     max_stdin_bytes: int
     max_concurrent: int
     max_queued: int
+    max_cases: int = SETTINGS["max_cases"]
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Tier:
@@ -146,6 +150,7 @@ class Tier:
             max_stdin_bytes=parse_size(values["max_stdin_bytes"], "max_stdin_bytes"),
             max_concurrent=counts["max_concurrent_per_user"],
             max_queued=counts["max_queued_per_user"],
+            max_cases=counts["max_cases"],
         )
 
     def apply(self, asked: Mapping[str, Any], image: str | None) -> tuple[Limits, str]:
@@ -189,7 +194,31 @@ class Tier:
             "max_stdin_bytes": self.max_stdin_bytes,
             "max_concurrent_per_user": self.max_concurrent,
             "max_queued_per_user": self.max_queued,
+            "max_cases": self.max_cases,
         }
+
+    def check_cases(self, cases: Sequence[CaseInput]) -> None:
+        """Refuse a run whose cases are too many, or ask for more time than the ceiling.
+
+        A case's memory is bounded by its run's, which the ceiling has bounded.
+
+        Raises:
+            ServiceRefusedError: over ``max_cases`` or ``max_timeout``.
+        """
+        if len(cases) > self.max_cases:
+            raise ServiceRefusedError(
+                f"{len(cases)} cases are over the service's max_cases = {self.max_cases}; "
+                "check against fewer at a time",
+                422,
+            )
+        ceiling = self.ceilings.get("timeout")
+        for number, case in enumerate(cases, 1):
+            if ceiling is not None and case.timeout is not None and case.timeout > ceiling:
+                raise ServiceRefusedError(
+                    f"case {number}: timeout {case.timeout:g} is over the service's ceiling "
+                    f"max_timeout = {ceiling:g}; ask for less, or ask your administrator",
+                    422,
+                )
 
 
 def _most_generous(name: str, values: list[Any]) -> Any:

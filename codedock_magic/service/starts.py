@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 import zlib
 
+from ..backend import longest_run, not_started, run_in
 from ..engines import Engine
-from ..execution import execute, never_started
-from ..request import OnOutput, RunRequest
+from ..request import OnCase, OnOutput, RunRequest
 from ..result import RunResult
 from ..sandbox import start_sandbox
 
@@ -37,19 +37,18 @@ class TurnTakingStarts:
         user: str,
         *,
         on_output: OnOutput | None = None,
+        on_case: OnCase | None = None,
         stop: threading.Event,
     ) -> RunResult:
         """Start a container when the user's previous start is done, then run in it."""
         lock = self._locks[zlib.crc32(user.encode()) % _STRIPES]
         while not lock.acquire(timeout=0.05):
             if stop.is_set():
-                return never_started(request)
+                return not_started(request)
         try:
             if stop.is_set():
-                return never_started(request)
-            sandbox = start_sandbox(
-                self.engine, request.profile, longest_run=request.limits.timeout
-            )
+                return not_started(request)
+            sandbox = start_sandbox(self.engine, request.profile, longest_run=longest_run(request))
         finally:
             lock.release()
-        return execute(sandbox, request, on_output=on_output, stop=stop)
+        return run_in(sandbox, request, on_output=on_output, on_case=on_case, stop=stop)
