@@ -30,15 +30,19 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, observe, validate
 
 from ..backend import Backend, LocalBackend
+from ..cases import Case, load_cases
 from ..cleanup import remove_session, sweep
 from ..engines import Engine, default_engine
 from ..errors import (
+    CheckerError,
+    CheckFailedError,
     CodedockError,
     ImageNotFoundError,
     InvalidValueError,
     RunFailedError,
     ServiceRefusedError,
 )
+from ..grading import check
 from ..limits import Limits, format_size, parse_size
 from ..pool import Pool
 from ..profile import DEFAULT_IMAGE, Profile
@@ -46,6 +50,7 @@ from ..remote import SERVICE_URL_ENV, ServiceBackend
 from ..result import RunResult
 from ..runner import run
 from ..wire import LIMIT_FIELDS
+from .checkviews import CheckTextView, CheckView, CheckWidgetView
 from .views import TextView, View, WidgetView
 
 __all__ = ["SandboxMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -259,7 +264,13 @@ class SandboxMagics(Magics):
     @argument("--stdin-file", metavar="PATH", help="file fed to the code's stdin")
     @argument("--out", metavar="NAME", help="store stdout as a str in this variable")
     @argument("--err", metavar="NAME", help="store stderr as a str in this variable")
-    @argument("--result", metavar="NAME", help="store the RunResult in this variable")
+    @argument("--result", metavar="NAME", help="store the RunResult (CheckResult) here")
+    @argument(
+        "--cases",
+        metavar="NAME",
+        help="check the code against the test cases in this variable or .json/.yaml file, "
+        "all in one container, a badge per case",
+    )
     @argument(
         "--no-raise-error",
         action="store_true",
@@ -283,10 +294,13 @@ class SandboxMagics(Magics):
         """
         args = self._parse(line)
         limits, image = self._limits(args)
-        stdin = self._stdin(args)
         for name in (args.out, args.err, args.result):
             if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
                 raise UsageError(f"{name!r} is not a valid variable name")
+        if args.cases is not None:
+            self._check(args, cell, limits, image)
+            return
+        stdin = self._stdin(args)
         view = self._view(args.no_widgets)
         # A service applies limits of its own, known with the result.
         view.start(limits if self.remote is None else None, image)
@@ -312,6 +326,58 @@ class SandboxMagics(Magics):
         self._store(args, result)
         if not result.ok and self.raise_error and not args.no_raise_error:
             raise RunFailedError(result)
+
+    def _check(self, args: Any, cell: str, limits: Limits, image: str) -> None:
+        for option, given in (
+            ("--stdin", args.stdin),
+            ("--stdin-file", args.stdin_file),
+            ("--out", args.out),
+            ("--err", args.err),
+        ):
+            if given is not None:
+                raise UsageError(
+                    f"{option} does not go with --cases: each case brings its own stdin, and "
+                    "--result keeps every case's output"
+                )
+        cases = self._cases(args.cases)
+        view: CheckView = CheckTextView() if self._plain(args.no_widgets) else CheckWidgetView()
+        view.start(limits if self.remote is None else None, image, len(cases))
+        try:
+            result = check(
+                cell,
+                cases,
+                limits=limits,
+                image=image,
+                on_case=view.on_case,
+                backend=self.backend,
+                asked=self._asked(args),
+            )
+        except (ServiceRefusedError, CheckerError) as exc:
+            view.abandon(exc)
+            raise UsageError(f"%%sandbox --cases: {exc}") from None
+        except BaseException as exc:
+            view.abandon(exc)
+            raise
+        view.finish(result)
+        if args.result is not None and self.shell is not None:
+            self.shell.user_ns[args.result] = result
+        if not result.all_passed and self.raise_error and not args.no_raise_error:
+            raise CheckFailedError(result)
+
+    def _cases(self, name: str) -> list[Case]:
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        if name in namespace:
+            source: object = namespace[name]
+        elif Path(name).expanduser().is_file():
+            source = Path(name).expanduser()
+        else:
+            raise UsageError(
+                f"--cases: no variable named {name!r} in the notebook, and no file {name}"
+            )
+        try:
+            return load_cases(source)
+        except InvalidValueError as exc:
+            raise UsageError(f"--cases {name}: {exc}") from None
 
     def _asked(self, args: Any) -> set[str]:
         # What this cell or this kernel's config chose: a service fills the rest
@@ -418,11 +484,15 @@ class SandboxMagics(Magics):
             return data
         return None
 
-    def _view(self, no_widgets: bool) -> View:
+    def _plain(self, no_widgets: bool) -> bool:
+        # Text, not widgets: asked for, or no frontend that could show one.
         frontend = getattr(self.shell, "kernel", None) is not None
-        if no_widgets or not self.widgets or not frontend or os.environ.get(NO_WIDGETS_ENV):
-            return TextView()
-        return WidgetView()
+        return bool(
+            no_widgets or not self.widgets or not frontend or os.environ.get(NO_WIDGETS_ENV)
+        )
+
+    def _view(self, no_widgets: bool) -> View:
+        return TextView() if self._plain(no_widgets) else WidgetView()
 
     def _store(self, args: Any, result: RunResult) -> None:
         if self.shell is None:

@@ -14,7 +14,17 @@ from ..limits import Limits
 from ..result import RunResult, RunStatus
 from ..safetext import MARKER, neutralise
 
-__all__ = ["COLOURS", "badge", "details", "meta", "render_html", "render_text", "status_line"]
+__all__ = [
+    "COLOURS",
+    "PRE_STYLE",
+    "STDERR_STYLE",
+    "badge",
+    "details",
+    "meta",
+    "render_html",
+    "render_text",
+    "status_line",
+]
 
 #: Badge colours (white text on each has a contrast ratio of at least 4.5).
 COLOURS = {
@@ -28,8 +38,8 @@ COLOURS = {
     RunStatus.INTERRUPTED.value: "#475569",
 }
 
-_STDERR_STYLE = "background:#fdecea;color:#7f1d1d;"
-_PRE_STYLE = (
+STDERR_STYLE = "background:#fdecea;color:#7f1d1d;"
+PRE_STYLE = (
     "margin:0.2em 0;padding:0.3em 0.5em;white-space:pre-wrap;overflow-wrap:anywhere;"
     "max-height:40em;overflow-y:auto;font-family:var(--jp-code-font-family,monospace);"
     "font-size:var(--jp-code-font-size,13px);"
@@ -139,10 +149,10 @@ def render_html(result: RunResult) -> str:
     ]
     if stdout:
         shown = html.escape(stdout)
-        parts.append(f'<pre class="codedock-stdout" style="{_PRE_STYLE}">{shown}</pre>')
+        parts.append(f'<pre class="codedock-stdout" style="{PRE_STYLE}">{shown}</pre>')
     if stderr:
         parts.append(
-            f'<pre class="codedock-stderr" style="{_PRE_STYLE}{_STDERR_STYLE}">'
+            f'<pre class="codedock-stderr" style="{PRE_STYLE}{STDERR_STYLE}">'
             f"{html.escape(stderr)}</pre>"
         )
     if result.truncated:

@@ -1,0 +1,122 @@
+"""The static rendering of a check: a summary badge, a badge per case, diffs, in HTML or text.
+
+Pure functions of a :class:`~codedock_magic.grading.CheckResult`. A hidden case
+shows its name, verdict and points only (its result holds nothing more). The
+program's text is neutralised, and escaped in HTML, as for any run.
+"""
+
+from __future__ import annotations
+
+import html
+
+from ..grading import CaseResult, CheckResult, Verdict
+from ..safetext import MARKER, neutralise
+from .render import PRE_STYLE, STDERR_STYLE, badge, details, meta
+
+__all__ = [
+    "VERDICT_COLOURS",
+    "case_html",
+    "case_text",
+    "check_html",
+    "check_text",
+    "summary_badge",
+]
+
+#: Badge colours by verdict (white text on each has a contrast ratio of at least 4.5).
+VERDICT_COLOURS = {
+    Verdict.PASSED.value: "#2e7d32",
+    Verdict.WRONG_ANSWER.value: "#c62828",
+    Verdict.ERROR.value: "#9a3412",
+    Verdict.TIMEOUT.value: "#b45309",
+    Verdict.MEMORY_LIMIT.value: "#6a1b9a",
+    Verdict.KILLED.value: "#475569",
+}
+# Lines of a failing case's stderr kept in the view: the end of a traceback.
+_STDERR_LINES = 15
+
+
+def _pill(colour: str, label: str, kind: str) -> str:
+    return (
+        f'<span class="codedock-badge" data-verdict="{html.escape(kind)}" '
+        f'style="display:inline-block;background:{colour};color:#fff;border-radius:1em;'
+        "padding:0.05em 0.7em;font-weight:600;font-family:var(--jp-ui-font-family,sans-serif);"
+        f'font-size:0.85em;white-space:nowrap">{html.escape(label)}</span>'
+    )
+
+
+def summary_badge(result: CheckResult) -> str:
+    """``7/9 passed · 12/15 points``, green when every case passed, red otherwise."""
+    status = "ok" if result.all_passed else "error"
+    return badge(status, result.summary())
+
+
+def _tail(text: str) -> str:
+    lines = text.rstrip("\n").split("\n")
+    if len(lines) <= _STDERR_LINES:
+        return "\n".join(lines)
+    return f"[... {len(lines) - _STDERR_LINES} lines ...]\n" + "\n".join(lines[-_STDERR_LINES:])
+
+
+def _facts(case: CaseResult) -> str:
+    parts = [f"{case.points:g}/{case.max_points:g} points", f"{case.duration:.2f} s"]
+    if case.detail:
+        parts.append(case.detail)
+    if case.hidden:
+        parts.append("hidden")
+    return " · ".join(parts)
+
+
+def case_html(case: CaseResult) -> str:
+    """One case: its verdict badge, name and facts, and for a failure the diff or stderr."""
+    colour = VERDICT_COLOURS[case.verdict.value]
+    parts = [
+        f'<div class="codedock-case" data-verdict="{html.escape(case.verdict.value)}" '
+        'style="margin:0.15em 0">',
+        _pill(colour, case.verdict.value, case.verdict.value),
+        f' <b style="margin-left:0.4em">{html.escape(case.name)}</b>',
+        meta(neutralise(_facts(case))),
+    ]
+    if not case.passed and not case.hidden:
+        if case.diff:
+            parts.append(
+                f'<pre class="codedock-diff" style="{PRE_STYLE}">'
+                f"{html.escape(neutralise(case.diff))}</pre>"
+            )
+        if case.stderr and case.verdict is not Verdict.WRONG_ANSWER:
+            parts.append(
+                f'<pre class="codedock-stderr" style="{PRE_STYLE}{STDERR_STYLE}">'
+                f"{html.escape(neutralise(_tail(case.stderr)))}</pre>"
+            )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def check_html(result: CheckResult) -> str:
+    """The whole check: the summary badge and details, then each case."""
+    run = result.run
+    parts = [
+        f'<div class="codedock-check" data-passed="{result.passed}" '
+        f'data-total="{len(result.cases)}">',
+        f"<div>{summary_badge(result)}{meta(details(run.limits, run.image, run.duration))}</div>",
+        *(case_html(case) for case in result.cases),
+        "</div>",
+    ]
+    return "".join(parts)
+
+
+def case_text(case: CaseResult) -> str:
+    """One case as text: a marker line, then (for a visible failure) the diff or stderr."""
+    lines = [f"{MARKER} {case.verdict.value}: {neutralise(case.name)} · {neutralise(_facts(case))}"]
+    if not case.passed and not case.hidden:
+        shown = case.diff or (
+            _tail(case.stderr) if case.verdict is not Verdict.WRONG_ANSWER else ""
+        )
+        lines += ["    " + line for line in neutralise(shown).split("\n") if shown]
+    return "\n".join(lines)
+
+
+def check_text(result: CheckResult) -> str:
+    """The whole check as text: each case, then the summary line."""
+    run = result.run
+    summary = f"{MARKER} {result.summary()} · {details(run.limits, run.image, run.duration)}"
+    return "\n".join([*(case_text(case) for case in result.cases), summary])
