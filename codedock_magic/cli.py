@@ -1,4 +1,5 @@
-"""The ``codedock`` command: a demo, an orphan sweep, kernel autoload, and the sandbox service."""
+"""The ``codedock`` command: a demo, batch grading, an orphan sweep, kernel autoload, and the
+sandbox service."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import autoload
 from .cleanup import sweep
@@ -74,6 +76,79 @@ def _autoload(state: str, path: Path) -> int:
     return 0
 
 
+def _grade(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .grader import grade
+    from .submissions import find_submissions
+
+    limits = Limits(
+        **{
+            name: value
+            for name, value in (("timeout", args.timeout), ("memory", args.memory))
+            if value is not None
+        }
+    )
+    total = len(find_submissions(args.submissions, tag=args.tag))
+    with tqdm(
+        total=total, unit="submission", disable=args.quiet, file=sys.stderr, dynamic_ncols=True
+    ) as bar:
+        report = grade(
+            args.submissions,
+            args.cases,
+            args.out,
+            jobs=args.jobs,
+            limits=limits,
+            image=args.image,
+            tag=args.tag,
+            fresh=args.fresh,
+            progress=bar.update,
+        )
+    print(
+        f"graded {len(report.graded)}, already graded {len(report.skipped)}, "
+        f"not graded {len(report.failed)}; results in {args.out}"
+    )
+    for student, why in sorted(report.failed.items()):
+        print(f"  not graded: {student}: {why}", file=sys.stderr)
+    if report.interrupted:
+        print("interrupted: run the same command again to grade the rest", file=sys.stderr)
+        return 130
+    return 1 if report.failed else 0
+
+
+def _add_grade_parser(commands: Any) -> None:
+    from .submissions import ANSWER_TAG
+
+    parser = commands.add_parser(
+        "grade",
+        help="check every submission in a folder against test cases; write CSV or JSON",
+        description="Check every submission in SUBMISSIONS (NAME.py, NAME/main.py, or "
+        f"NAME.ipynb with its answer cells tagged {ANSWER_TAG!r}) against the cases in "
+        "FILE, each submission in one fresh container. The results are written after each "
+        "submission; running the same command again skips the ones already graded.",
+    )
+    parser.add_argument("submissions", type=Path, metavar="SUBMISSIONS", help="the folder")
+    parser.add_argument(
+        "--cases", type=Path, required=True, metavar="FILE", help="a .json or .yaml file"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="PATH", help="results: PATH.csv or PATH.json"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=4, metavar="N", help="submissions at once (default 4)"
+    )
+    parser.add_argument("--timeout", metavar="SECONDS", help="each case's default wall clock")
+    parser.add_argument("--mem", "--memory", dest="memory", metavar="SIZE", help="e.g. 100m")
+    parser.add_argument("--image", default=DEFAULT_IMAGE, help="image to run in")
+    parser.add_argument(
+        "--tag", default=ANSWER_TAG, help=f"notebooks' answer cell tag (default {ANSWER_TAG!r})"
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="grade everyone again, whatever --out holds"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``codedock`` console script."""
     parser = argparse.ArgumentParser(prog="codedock", description=__doc__)
@@ -92,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run the sandbox service for a multi-user hub (codedock serve --help-all)",
         add_help=False,
     )
+    _add_grade_parser(commands)
     autoload_parser = commands.add_parser(
         "autoload", help="make IPython kernels load the extension at start, or stop that"
     )
@@ -116,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return demo(args.image)
+        if args.command == "grade":
+            return _grade(args)
         if args.command == "autoload":
             return _autoload(args.state, args.path or autoload.config_path(args.scope))
         orphans = sweep(dry_run=args.dry_run)

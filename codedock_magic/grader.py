@@ -1,0 +1,311 @@
+"""Grading a whole class: every submission in a folder, checked against one set of cases.
+
+``codedock grade SUBMISSIONS --cases FILE --out PATH`` (see :func:`grade`) checks
+N submissions at once, each in one fresh container, and writes the results
+after each one. ``PATH`` ending in ``.csv`` gets a row per student (score,
+maximum, one column per case's verdict); ``.json`` gets each student's full
+:class:`~codedock_magic.grading.CheckResult`. A re-run skips the students
+already graded against the same cases, and grades again the ones whose
+submission changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .backend import Backend, LocalBackend
+from .cases import Case, load_cases
+from .errors import CheckerError, CodedockError, InvalidValueError
+from .grading import CheckResult, check, not_run
+from .interrupts import Stop
+from .limits import Limits
+from .pool import Pool
+from .profile import DEFAULT_IMAGE, Profile
+from .remote import service_from_env
+from .result import RunStatus
+from .submissions import ANSWER_TAG, Submission, find_submissions
+
+__all__ = ["GradeReport", "Records", "cases_digest", "grade"]
+
+_FIXED = ("student", "score", "max_score", "passed", "total")
+_TRAILING = ("note", "submission_sha256", "cases_sha256")
+
+
+def cases_digest(cases: Sequence[Case]) -> str:
+    """A SHA-256 of the cases, so that results graded against other cases are not reused."""
+    text = json.dumps([case.to_dict() for case in cases], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Records:
+    """The output file's records by student, rewritten whole (atomically) after each change.
+
+    Args:
+        path: ``*.csv`` or ``*.json``.
+        cases: the cases being graded against.
+        fresh: ignore what the file holds and start over.
+
+    Raises:
+        InvalidValueError: the suffix is neither, or the file holds results for
+            other cases (and ``fresh`` is not set), or cannot be read.
+    """
+
+    def __init__(self, path: Path, cases: Sequence[Case], *, fresh: bool = False) -> None:
+        if path.suffix.lower() not in (".csv", ".json"):
+            raise InvalidValueError("--out", str(path), "a path ending in .csv or .json")
+        self.path = path
+        self.cases = list(cases)
+        self.digest = cases_digest(cases)
+        self.rows: dict[str, dict[str, Any]] = {}
+        if path.exists() and not fresh:
+            self._load()
+
+    @property
+    def is_csv(self) -> bool:
+        return self.path.suffix.lower() == ".csv"
+
+    def _columns(self) -> list[str]:
+        return [*_FIXED, *(case.name for case in self.cases), *_TRAILING]
+
+    def _load(self) -> None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidValueError("--out", str(self.path), f"readable ({exc})") from None
+        other = InvalidValueError(
+            "--out",
+            str(self.path),
+            "a file of results for these cases (it holds other results); write to another "
+            "--out, or pass --fresh to grade everyone again",
+        )
+        if not text.strip():
+            return
+        if self.is_csv:
+            reader = csv.DictReader(io.StringIO(text))
+            if reader.fieldnames != self._columns():
+                raise other
+            for row in reader:
+                if row.get("cases_sha256") != self.digest:
+                    raise other
+                self.rows[row["student"]] = dict(row)
+            return
+        try:
+            data = json.loads(text)
+            submissions = data["submissions"]
+            digest = data["cases_sha256"]
+        except (ValueError, KeyError, TypeError):
+            raise other from None
+        if digest != self.digest or not isinstance(submissions, dict):
+            raise other
+        self.rows = dict(submissions)
+
+    def graded(self, submission: Submission) -> bool:
+        """Whether ``submission``, as it is now, has been graded against these cases."""
+        row = self.rows.get(submission.student)
+        return row is not None and row.get("submission_sha256") == submission.digest
+
+    def add(self, submission: Submission, result: CheckResult) -> None:
+        """Record ``result`` for ``submission`` and write the file."""
+        if self.is_csv:
+            row: dict[str, Any] = {
+                "student": submission.student,
+                "score": f"{result.score:g}",
+                "max_score": f"{result.max_score:g}",
+                "passed": result.passed,
+                "total": len(result.cases),
+            }
+            row.update({case.name: case.verdict.value for case in result.cases})
+        else:
+            row = result.to_dict()
+            row["path"] = submission.path.name
+        row.update(
+            note=submission.problem,
+            submission_sha256=submission.digest,
+            cases_sha256=self.digest,
+        )
+        self.rows[submission.student] = row
+        self._write()
+
+    def _write(self) -> None:
+        ordered = [self.rows[name] for name in sorted(self.rows)]
+        if self.is_csv:
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=self._columns())
+            writer.writeheader()
+            writer.writerows(ordered)
+            text = buffer.getvalue()
+        else:
+            data = {
+                "cases_sha256": self.digest,
+                "cases": [case.to_dict() for case in self.cases],
+                "submissions": {name: self.rows[name] for name in sorted(self.rows)},
+            }
+            text = json.dumps(data, indent=1, default=str) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Written beside it and renamed over it: a crash leaves the old file or the
+        # new one, never half of one.
+        handle, temporary = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+                out.write(text)
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+
+@dataclass
+class GradeReport:
+    """What a batch did.
+
+    Attributes:
+        graded: students graded in this run.
+        skipped: students already graded (same submission, same cases).
+        failed: students not graded, with why (a checker raised, the engine
+            failed); a re-run tries them again.
+        interrupted: whether the batch was stopped before its end.
+    """
+
+    graded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def grade(
+    submissions: Path,
+    cases: object,
+    out: Path,
+    *,
+    jobs: int = 4,
+    limits: Limits | None = None,
+    image: str = DEFAULT_IMAGE,
+    tag: str = ANSWER_TAG,
+    fresh: bool = False,
+    backend: Backend | None = None,
+    progress: Callable[[int], Any] | None = None,
+    stop: Stop | None = None,
+) -> GradeReport:
+    """Check every submission in ``submissions`` against ``cases``; record each in ``out``.
+
+    Args:
+        submissions: the folder (see :mod:`codedock_magic.submissions`).
+        cases: as for :func:`~codedock_magic.grading.check`.
+        out: ``*.csv`` or ``*.json``; a re-run resumes from it.
+        jobs: submissions checked at once.
+        limits: each case's limits (a case's own timeout and memory win).
+        image: the image every submission runs in.
+        tag: the cell tag of a notebook's answer cells.
+        fresh: grade everyone again, whatever ``out`` holds.
+        backend: what runs the checks; by default the sandbox service at
+            ``$CODEDOCK_SERVICE_URL``, else the local engine with ``jobs``
+            containers kept warm.
+        progress: called with the number of submissions finished (or skipped)
+            since the last call, for a progress bar.
+        stop: once set, the checks under way end and the rest are not started;
+            what is finished is kept.
+
+    Raises:
+        CaseError, InvalidValueError: the cases, the folder or ``out`` are unusable.
+    """
+    if jobs < 1:
+        raise InvalidValueError("--jobs", jobs, "a whole number, 1 or more")
+    loaded = load_cases(cases)
+    records = Records(out, loaded, fresh=fresh)
+    found = find_submissions(submissions, tag=tag)
+    report = GradeReport()
+    todo: list[Submission] = []
+    for submission in found:
+        if records.graded(submission):
+            report.skipped.append(submission.student)
+        else:
+            todo.append(submission)
+    if progress is not None and report.skipped:
+        progress(len(report.skipped))
+    limits = limits if limits is not None else Limits()
+    stop = stop if stop is not None else Stop()
+    pool: Pool | None = None
+    if backend is None:
+        backend = service_from_env()
+    if backend is None:
+        memory = max([limits.memory, *(c.memory for c in loaded if isinstance(c.memory, int))])
+        profile = Profile(image, limits.replace(memory=memory).container)
+        pool = Pool(size=min(jobs, len(todo)), profile=profile) if todo else None
+        backend = LocalBackend(pool=pool)
+        if pool is not None:
+            pool.start()
+
+    def one(submission: Submission) -> CheckResult:
+        if submission.problem:
+            return not_run(loaded, submission.problem, limits=limits, image=image)
+        return check(
+            submission.code,
+            loaded,
+            limits=limits,
+            image=image,
+            backend=backend,
+            reveal_hidden=True,
+            stop=stop,
+        )
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="codedock-grade") as workers:
+            pending: dict[Future[CheckResult], Submission] = {}
+            queue = list(reversed(todo))
+            while pending or (queue and not stop.is_set()):
+                try:
+                    while queue and len(pending) < jobs and not stop.is_set():
+                        submission = queue.pop()
+                        pending[workers.submit(one, submission)] = submission
+                    done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    # The checks under way see the flag and end; what is done is kept.
+                    stop.set()
+                    continue
+                for future in done:
+                    submission = pending.pop(future)
+                    _collect(future, submission, records, report, stop)
+                    if progress is not None:
+                        progress(1)
+    finally:
+        if pool is not None:
+            pool.close()
+    report.interrupted = stop.is_set()
+    return report
+
+
+def _collect(
+    future: Future[CheckResult],
+    submission: Submission,
+    records: Records,
+    report: GradeReport,
+    stop: Stop,
+) -> None:
+    try:
+        result = future.result()
+    except CheckerError as exc:
+        report.failed[submission.student] = str(exc)
+        return
+    except CodedockError as exc:
+        report.failed[submission.student] = f"{type(exc).__name__}: {exc}"
+        return
+    if result.run.status is RunStatus.INTERRUPTED:
+        # Cut short: a re-run grades it whole.
+        report.failed[submission.student] = "interrupted"
+        return
+    records.add(submission, result)
+    report.graded.append(submission.student)
