@@ -1,7 +1,8 @@
 """codedock_magic: run untrusted Python in fresh, locked-down Docker containers.
 
 In IPython or Jupyter, ``%load_ext codedock_magic`` registers the ``%%sandbox``
-cell magic. From Python, :func:`run` runs a snippet and returns a :class:`RunResult`.
+cell magic. From Python, :func:`run` runs a snippet and returns a :class:`RunResult`,
+and :func:`check` runs one against test cases and returns a :class:`CheckResult`.
 The pycodedock API lives on as :mod:`codedock_magic.dock`.
 
 The names below are imported on first use (PEP 562), so that importing the
@@ -19,10 +20,14 @@ __version__ = "0.2.0"
 if TYPE_CHECKING:
     from . import autoload, dock
     from .backend import Backend, LocalBackend
+    from .cases import Case, load_cases
     from .cleanup import Orphan, find_orphans, remove_session, sweep
     from .engines import ContainerInfo, Engine, SandboxSpec, default_engine
     from .engines.docker import DockerEngine
     from .errors import (
+        CaseError,
+        CheckerError,
+        CheckFailedError,
         CodedockError,
         EngineError,
         EngineUnavailableError,
@@ -34,12 +39,14 @@ if TYPE_CHECKING:
         ServiceRefusedError,
         ServiceUnavailableError,
     )
+    from .grader import GradeReport, grade
+    from .grading import CaseResult, CheckResult, Verdict, check
     from .limits import ContainerLimits, Limits, RunLimits, format_size, parse_size
     from .pool import Pool
     from .profile import DEFAULT_IMAGE, Profile
     from .remote import ServiceBackend
-    from .request import OnOutput, OnState, RunRequest
-    from .result import RunResult, RunStatus
+    from .request import CaseInput, OnCase, OnOutput, OnState, RunRequest
+    from .result import CaseRun, RunResult, RunStatus
     from .runner import run
 
 _EXPORTS = {
@@ -47,6 +54,8 @@ _EXPORTS = {
     "dock": "",
     "Backend": ".backend",
     "LocalBackend": ".backend",
+    "Case": ".cases",
+    "load_cases": ".cases",
     "Orphan": ".cleanup",
     "find_orphans": ".cleanup",
     "remove_session": ".cleanup",
@@ -56,6 +65,9 @@ _EXPORTS = {
     "SandboxSpec": ".engines",
     "default_engine": ".engines",
     "DockerEngine": ".engines.docker",
+    "CaseError": ".errors",
+    "CheckerError": ".errors",
+    "CheckFailedError": ".errors",
     "CodedockError": ".errors",
     "EngineError": ".errors",
     "EngineUnavailableError": ".errors",
@@ -66,6 +78,12 @@ _EXPORTS = {
     "ServiceError": ".errors",
     "ServiceRefusedError": ".errors",
     "ServiceUnavailableError": ".errors",
+    "GradeReport": ".grader",
+    "grade": ".grader",
+    "CaseResult": ".grading",
+    "CheckResult": ".grading",
+    "Verdict": ".grading",
+    "check": ".grading",
     "ContainerLimits": ".limits",
     "Limits": ".limits",
     "RunLimits": ".limits",
@@ -75,9 +93,12 @@ _EXPORTS = {
     "DEFAULT_IMAGE": ".profile",
     "Profile": ".profile",
     "ServiceBackend": ".remote",
+    "CaseInput": ".request",
+    "OnCase": ".request",
     "OnOutput": ".request",
     "OnState": ".request",
     "RunRequest": ".request",
+    "CaseRun": ".result",
     "RunResult": ".result",
     "RunStatus": ".result",
     "run": ".runner",
@@ -86,6 +107,14 @@ _EXPORTS = {
 __all__ = [
     "DEFAULT_IMAGE",
     "Backend",
+    "Case",
+    "CaseError",
+    "CaseInput",
+    "CaseResult",
+    "CaseRun",
+    "CheckFailedError",
+    "CheckResult",
+    "CheckerError",
     "CodedockError",
     "ContainerInfo",
     "ContainerLimits",
@@ -93,10 +122,12 @@ __all__ = [
     "Engine",
     "EngineError",
     "EngineUnavailableError",
+    "GradeReport",
     "ImageNotFoundError",
     "InvalidValueError",
     "Limits",
     "LocalBackend",
+    "OnCase",
     "OnOutput",
     "OnState",
     "Orphan",
@@ -113,12 +144,16 @@ __all__ = [
     "ServiceError",
     "ServiceRefusedError",
     "ServiceUnavailableError",
+    "Verdict",
     "__version__",
     "autoload",
+    "check",
     "default_engine",
     "dock",
     "find_orphans",
     "format_size",
+    "grade",
+    "load_cases",
     "load_ipython_extension",
     "parse_size",
     "remove_session",

@@ -80,7 +80,6 @@ def _grade(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .grader import grade
-    from .submissions import find_submissions
 
     limits = Limits(
         **{
@@ -89,10 +88,16 @@ def _grade(args: argparse.Namespace) -> int:
             if value is not None
         }
     )
-    total = len(find_submissions(args.submissions, tag=args.tag))
-    with tqdm(
-        total=total, unit="submission", disable=args.quiet, file=sys.stderr, dynamic_ncols=True
-    ) as bar:
+    bars: list[tqdm[Any]] = []
+
+    def progress(done: int, total: int) -> None:
+        # Made once the cases and the folder have been read, so that a bad one is
+        # the only line printed.
+        if not bars:
+            bars.append(tqdm(total=total, unit="submission", file=sys.stderr, dynamic_ncols=True))
+        bars[0].update(done)
+
+    try:
         report = grade(
             args.submissions,
             args.cases,
@@ -102,8 +107,11 @@ def _grade(args: argparse.Namespace) -> int:
             image=args.image,
             tag=args.tag,
             fresh=args.fresh,
-            progress=bar.update,
+            progress=None if args.quiet else progress,
         )
+    finally:
+        for bar in bars:
+            bar.close()
     print(
         f"graded {len(report.graded)}, already graded {len(report.skipped)}, "
         f"not graded {len(report.failed)}; results in {args.out}"

@@ -197,7 +197,7 @@ def grade(
     tag: str = ANSWER_TAG,
     fresh: bool = False,
     backend: Backend | None = None,
-    progress: Callable[[int], Any] | None = None,
+    progress: Callable[[int, int], Any] | None = None,
     stop: Stop | None = None,
 ) -> GradeReport:
     """Check every submission in ``submissions`` against ``cases``; record each in ``out``.
@@ -214,8 +214,9 @@ def grade(
         backend: what runs the checks; by default the sandbox service at
             ``$CODEDOCK_SERVICE_URL``, else the local engine with ``jobs``
             containers kept warm.
-        progress: called with the number of submissions finished (or skipped)
-            since the last call, for a progress bar.
+        progress: for a progress bar: called with ``(0, total)`` once everything
+            is checked and the grading starts, then with ``(n, total)`` for each
+            ``n`` submissions finished (or skipped) since.
         stop: once set, the checks under way end and the rest are not started;
             what is finished is kept.
 
@@ -234,8 +235,8 @@ def grade(
             report.skipped.append(submission.student)
         else:
             todo.append(submission)
-    if progress is not None and report.skipped:
-        progress(len(report.skipped))
+    if progress is not None:
+        progress(len(report.skipped), len(found))
     limits = limits if limits is not None else Limits()
     stop = stop if stop is not None else Stop()
     pool: Pool | None = None
@@ -280,7 +281,7 @@ def grade(
                     submission = pending.pop(future)
                     _collect(future, submission, records, report, stop)
                     if progress is not None:
-                        progress(1)
+                        progress(1, len(found))
     finally:
         if pool is not None:
             pool.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,8 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing.globalipapp import start_ipython
 
-from codedock_magic import DockerEngine, RunResult, RunStatus
-from codedock_magic.errors import RunFailedError
+from codedock_magic import CheckResult, DockerEngine, RunResult, RunStatus
+from codedock_magic.errors import CheckFailedError, RunFailedError
 from codedock_magic.jupyter.magic import SandboxMagics
 
 DEFAULTS = {
@@ -332,3 +334,55 @@ def test_printed_escapes_cannot_hide_or_forge_the_status_line(
     assert err == "\\[sandbox] ok · 0.01 s\n"
     # The stored output is the program's own bytes, untouched.
     assert ip.user_ns["r"].stdout.startswith("\x1b[1A\x1b[2K\r[sandbox] ok")
+
+
+CHECK_CASES = [
+    {"name": "three", "stdin": "1 2\n", "expected": "3\n"},
+    {"name": "wrong", "stdin": "2 2\n", "expected": "5\n"},
+    {"name": "secret", "stdin": "40 2\n", "expected": "4211\n", "hidden": True},
+]
+ADD = "a, b = map(int, input().split())\nprint(a + b)"
+
+
+def test_cases_from_a_variable_or_a_file_with_diffs_and_nothing_of_a_hidden_case(
+    ip: InteractiveShell, engine: DockerEngine, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ip.user_ns["cases"] = CHECK_CASES
+    with pytest.raises(CheckFailedError, match=r"1/3 passed · 1/3 points"):
+        cell(ip, "--cases cases --result graded", ADD)
+    out, _ = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("[sandbox] passed: three · 1/1 points")
+    assert lines[1].startswith("[sandbox] wrong answer: wrong · 0/1 points")
+    assert "    -5" in lines and "    +4" in lines
+    assert lines[-2].startswith("[sandbox] wrong answer: secret") and lines[-2].endswith("hidden")
+    assert lines[-1].startswith("[sandbox] 1/3 passed · 1/3 points · ")
+    # Nothing of the hidden case: not its input, its expected output or what it printed.
+    assert "40 2" not in out and "4211" not in out and "42\n" not in out
+    graded = ip.user_ns["graded"]
+    assert isinstance(graded, CheckResult) and graded.cases[2].stdout == ""
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps(CHECK_CASES[:1]))
+    cell(ip, f"--cases {path}", ADD)
+    assert capsys.readouterr().out.splitlines()[-1].startswith("[sandbox] 1/1 passed")
+
+
+def test_bad_cases_and_options_with_cases_are_one_line_usage_errors(
+    ip: InteractiveShell, engine: DockerEngine
+) -> None:
+    ip.user_ns["broken"] = [{"name": "x", "expected": "1", "timeout": -1}]
+    ip.user_ns["text"] = "1"
+    for line, message in (
+        ("--cases nowhere", "no variable named 'nowhere'"),
+        ("--cases broken", "--cases broken: case 'x' (#1): timeout -1"),
+        ("--cases text", "a .json, .yaml or .yml file"),
+        ("--cases broken --stdin text", "--stdin does not go with --cases"),
+        ("--cases broken --out o", "--out does not go with --cases"),
+    ):
+        with pytest.raises(UsageError, match=re.escape(message)):
+            cell(ip, line, "print(1)")
+    ip.user_ns["checked"] = [
+        {"name": "c", "compare": "checker", "checker": lambda out, case: 1 / 0},
+    ]
+    with pytest.raises(UsageError, match="checker of case 'c' raised ZeroDivisionError"):
+        cell(ip, "--cases checked", "print(1)")

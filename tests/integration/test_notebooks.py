@@ -175,10 +175,55 @@ def test_demo_notebook(engine: DockerEngine, tmp_path: Path) -> None:
 
 def test_teaching_notebook(engine: DockerEngine, tmp_path: Path) -> None:
     notebook = execute(ROOT / "notebooks" / "teaching.ipynb", tmp_path)
-    runs = outcomes(notebook)
-    assert runs[-1].statuses == ["ok", "ok", "ok", "ok", "error", "error", "timeout"]
-    verdict = [o.text for o in notebook.cells[runs[-1].index].outputs if o.output_type == "stream"]
-    assert "".join(verdict).endswith("7/7 tests passed\n")
+    found = [(o.source.splitlines()[0], o.summaries) for o in outcomes(notebook)]
+    assert found == [
+        ("%%sandbox --cases cases --result outcome", ["6/6 passed · 7/7 points"]),
+        ("%%sandbox --cases grading/cases.yaml --no-raise-error", ["1/8 passed · 1/10 points"]),
+        ("%%sandbox --cases grading/cases.yaml --no-raise-error", ["7/8 passed · 8/10 points"]),
+        ("%%sandbox --cases count_cases --no-raise-error", ["0/2 passed · 2/4 points"]),
+    ]
+    text = {
+        i: "".join(o.get("text", "") for o in cell.get("outputs", []))
+        for i, cell in enumerate(notebook.cells)
+    }
+    printed = "\n".join(text.values())
+    assert "{'score': 10.0, 'possible': 10.0}" in printed
+    assert "graded 11, not graded 0" in printed
+    for line in ("bob    1/10", "cy     8/10  passed | timeout | passed", "kit    0/10"):
+        assert line in printed
+    assert "8/8 passed · 10/10 points\nfound nothing" in printed
+
+
+CHECK_CELL = (
+    "cases = [\n"
+    "    {'name': 'shown', 'stdin': '1 2', 'expected': '4'},\n"
+    "    {'name': 'secret', 'stdin': 'in-77 3', 'expected': 'out-99', 'hidden': True},\n"
+    "    {'name': 'fine', 'stdin': '2 2', 'expected': '4'},\n"
+    "]"
+)
+
+
+def test_a_check_freezes_into_badges_and_saves_nothing_of_a_hidden_case(
+    tmp_path: Path, engine: DockerEngine
+) -> None:
+    body = "a, b = input().split()\nprint(a, 'printed-55', int(b) + 1)"
+    notebook = _run(tmp_path, CHECK_CELL, f"%%sandbox --cases cases --no-raise-error\n{body}")
+    (output,) = notebook.cells[2].outputs
+    html = output.data["text/html"]
+    assert output.metadata["codedock"]["verdicts"] == [
+        "wrong answer",
+        "wrong answer",
+        "wrong answer",
+    ]
+    assert output.metadata["codedock"]["status"] == "failed"
+    assert html.count('class="codedock-case"') == 3 and "0/3 passed · 0/3 points" in html
+    assert 'data-verdict="wrong answer"' in html and "codedock-diff" in html
+    assert "printed-55" in html  # the visible cases' diffs
+    # Everything saved but the cell defining the cases: outputs and widget state.
+    saved = json.dumps([notebook.cells[2], notebook.metadata])
+    for secret in ("in-77", "out-99", "printed-55 4"):
+        assert secret not in saved, secret
+    assert "widget-state" not in json.dumps(output.data)
 
 
 def test_a_capped_cell_saves_within_two_and_a_half_caps(

@@ -23,6 +23,8 @@ from codedock_magic import (
     ServiceBackend,
     ServiceRefusedError,
     ServiceUnavailableError,
+    check,
+    grade,
     run,
 )
 from codedock_magic.errors import ServiceAuthError
@@ -380,3 +382,48 @@ def test_run_and_the_pycodedock_api_go_to_the_service_named_in_the_environment(
     lines = [json.loads(line) for line in service.audit.read_text().splitlines()]
     bobs = [line for line in lines if line["user"] == "bob" and line["status"] == "ok"]
     assert len(bobs) >= 2
+
+
+def test_a_check_goes_through_the_service_under_its_limits(
+    service: Service, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cases = [
+        {"name": "ok", "stdin": "2", "expected": "4"},
+        {"name": "slow", "stdin": "loop", "expected": "4", "timeout": 0.5},
+        {"name": "memory", "stdin": f"print(open('{MEMORY_FILE}').read())", "expected": "x"},
+        {"name": "hidden", "stdin": "3", "expected": "6", "hidden": True},
+    ]
+    code = (
+        "s = input()\n"
+        "if s == 'loop':\n    while True: pass\n"
+        "elif s.startswith('print'):\n    exec(s)\n"
+        "else:\n    print(int(s) * 2)\n"
+    )
+    seen: list[str] = []
+    monkeypatch.setenv("CODEDOCK_SERVICE_URL", service.url)
+    monkeypatch.setenv("CODEDOCK_SERVICE_TOKEN", "tok-alice")
+    # No backend given: the service named in the environment runs it.
+    result = check(code, cases, on_case=lambda i, c: seen.append(c.verdict.value))
+    assert seen == ["passed", "timeout", "wrong answer", "passed"]
+    # The container got the service's default memory, as nothing was asked.
+    assert result.cases[2].stdout.strip() == str(128 * 1024**2)
+    assert result.run.limits.memory == 128 * 1024**2
+    # A batch too: the kernel (or the grader's shell) never needs the engine.
+    (tmp_path / "class").mkdir()
+    (tmp_path / "class" / "a.py").write_text(code)
+    (tmp_path / "class" / "b.py").write_text("print(4)")
+    report = grade(tmp_path / "class", cases[:1] + cases[3:], tmp_path / "r.json", jobs=2)
+    saved = json.loads((tmp_path / "r.json").read_text())["submissions"]
+    assert sorted(report.graded) == ["a", "b"]
+    assert saved["a"]["summary"] == "2/2 passed · 2/2 points"
+    assert saved["b"]["summary"] == "1/2 passed · 1/2 points"
+
+
+def test_too_many_cases_or_a_case_over_the_ceiling_is_refused(service: Service) -> None:
+    backend = alice(service)
+    many = [{"name": str(i), "expected": ""} for i in range(101)]
+    with pytest.raises(ServiceRefusedError, match="101 cases are over the service's max_cases"):
+        check("", many, backend=backend)
+    slow = [{"name": "a", "expected": ""}, {"name": "b", "expected": "", "timeout": 31}]
+    with pytest.raises(ServiceRefusedError, match=r"case 2: timeout 31 is over .* max_timeout"):
+        check("", slow, backend=backend)
