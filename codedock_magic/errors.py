@@ -211,7 +211,7 @@ class CheckFailedError(CodedockError):
     def __init__(self, result: CheckResult) -> None:
         self.result = result
         self._init_args = (result,)
+        how = "the check was interrupted" if result.interrupted else "not every case passed"
         super().__init__(
-            f"not every case passed: {result.summary()}; the verdicts are above "
-            "(use --no-raise-error to carry on)"
+            f"{how}: {result.summary()}; the verdicts are above (use --no-raise-error to carry on)"
         )

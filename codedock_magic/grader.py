@@ -33,7 +33,6 @@ from .limits import Limits
 from .pool import Pool
 from .profile import DEFAULT_IMAGE, Profile
 from .remote import service_from_env
-from .result import RunStatus
 from .submissions import ANSWER_TAG, Submission, find_submissions
 
 __all__ = ["GradeReport", "Records", "cases_digest", "grade"]
@@ -304,7 +303,7 @@ def _collect(
     except CodedockError as exc:
         report.failed[submission.student] = f"{type(exc).__name__}: {exc}"
         return
-    if result.run.status is RunStatus.INTERRUPTED:
+    if result.interrupted:
         # Cut short: a re-run grades it whole.
         report.failed[submission.student] = "interrupted"
         return

@@ -134,6 +134,11 @@ class CheckResult:
         return sum(case.passed for case in self.cases)
 
     @property
+    def interrupted(self) -> bool:
+        """Whether the check was stopped before every case had run."""
+        return self.run.status is RunStatus.INTERRUPTED
+
+    @property
     def all_passed(self) -> bool:
         """Whether every case passed."""
         return self.passed == len(self.cases)

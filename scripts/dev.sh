@@ -135,6 +135,7 @@ case "${1:-}" in
         setup
         "$venv/bin/python" benchmarks/bench.py
         "$venv/bin/python" benchmarks/service_bench.py
+        "$venv/bin/python" benchmarks/grading_bench.py
         ;;
     *)
         echo "usage: bash scripts/dev.sh setup|demo|test [pytest args]|bench" >&2

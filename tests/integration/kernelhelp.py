@@ -18,3 +18,33 @@ def wait_for_output(client: Any, text: str, within: float = 30) -> None:
         if text in message["content"].get("text", ""):
             return
     raise AssertionError(f"{text!r} never appeared")
+
+
+def execute(client: Any, code: str, timeout: float = 60) -> tuple[dict[str, Any], str]:
+    """Run a cell; its reply's content, and every text it showed.
+
+    After an error reply ipykernel 7 aborts requests until a message it posts to
+    itself comes round, and one sent at once can land before it. An aborted
+    request never ran, so it is sent again, as a client would.
+    """
+    for _ in range(3):
+        content, shown = _execute_once(client, code, timeout)
+        if content["status"] != "aborted":
+            break
+        time.sleep(0.1)
+    return content, shown
+
+
+def _execute_once(client: Any, code: str, timeout: float) -> tuple[dict[str, Any], str]:
+    shown: list[str] = []
+
+    def hook(message: dict[str, Any]) -> None:
+        content = message["content"]
+        shown.append(content.get("text", ""))
+        data = content.get("data", {})
+        shown.append(data.get("text/plain", ""))
+        if message["msg_type"] == "error":
+            shown.extend(content.get("traceback", []))
+
+    reply = client.execute_interactive(code, timeout=timeout, output_hook=hook)
+    return reply["content"], "".join(shown)

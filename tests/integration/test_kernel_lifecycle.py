@@ -14,7 +14,7 @@ from jupyter_client.manager import KernelManager
 from codedock_magic import DockerEngine
 from codedock_magic.labels import OWNER_PID
 
-from .kernelhelp import wait_for_output
+from .kernelhelp import execute, wait_for_output
 
 SLEEP_CELL = "%%sandbox --timeout 600\nprint('up', flush=True)\nimport time\ntime.sleep(600)"
 
@@ -92,43 +92,69 @@ def test_kernel_exit_leaves_no_container_within_5s(
     assert gone, f"{ending}: containers of kernel {pid} still there after 5 s"
 
 
-@pytest.mark.parametrize("view", ["--no-widgets", ""], ids=["text", "widgets"])
-def test_interrupt_stops_the_run_and_the_kernel_carries_on(
-    engine: DockerEngine, kernel: tuple[KernelManager, Any], view: str
-) -> None:
+def _interrupt(
+    engine: DockerEngine,
+    kernel: tuple[KernelManager, Any],
+    cell: str,
+    ready: Callable[[], object],
+    setup: str = "",
+) -> dict[str, Any]:
+    """Interrupt ``cell`` once ``ready()`` returns; check its container went; its reply."""
     manager, client = kernel
     pid = _pid(manager)
-    cells_container = _idle_pool(engine, client, pid)
-    code = "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.05)"
-    msg_id = client.execute(f"%%sandbox --timeout 600 {view}\n{code}")
-    wait_for_output(client, "tick")
+    container = _idle_pool(engine, client, pid)
+    if setup:
+        assert client.execute_interactive(setup, timeout=30)["content"]["status"] == "ok"
+    msg_id = client.execute(cell)
+    ready()
     interrupted_at = time.monotonic()
     manager.interrupt_kernel()
-    assert _wait(lambda: cells_container not in _containers(engine, pid), 1.0), (
-        f"the cell's container outlived the interrupt by 1 s: {cells_container[:12]} in "
+    assert _wait(lambda: container not in _containers(engine, pid), 1.0), (
+        f"the cell's container outlived the interrupt by 1 s: {container[:12]} in "
         f"{[(c.id[:12], c.state) for c in engine.list({OWNER_PID: str(pid)})]}"
     )
     assert time.monotonic() - interrupted_at < 1.5
     reply = client.get_shell_msg(timeout=10)
     assert reply["parent_header"]["msg_id"] == msg_id
-    content = reply["content"]
-    shown = "\n".join(content.get("traceback", [])) or repr(content)
-    assert content["status"] == "error", shown
-    assert content["ename"] == "RunFailedError", f"the kernel's reply:\n{shown}"
-    assert "interrupted" in content["evalue"], shown
+    content: dict[str, Any] = reply["content"]
+    assert content["status"] == "error", "\n".join(content.get("traceback", [])) or content
+    return content
 
-    outputs: list[str] = []
-    for _ in range(3):
-        follow = client.execute_interactive(
-            "%%sandbox --no-widgets\nprint('still here')",
-            timeout=30,
-            output_hook=lambda m: outputs.append(m["content"].get("text", "")),
-        )
-        # After an error reply ipykernel 7 aborts requests until a message it posts
-        # to itself comes round; one sent at once can land before it. An aborted
-        # request never ran, so sending it again is what a client does.
-        if follow["content"]["status"] != "aborted":
-            break
-        time.sleep(0.1)
-    assert follow["content"]["status"] == "ok", follow["content"]
-    assert "still here" in "".join(outputs)
+
+@pytest.mark.parametrize("view", ["--no-widgets", ""], ids=["text", "widgets"])
+def test_interrupt_stops_the_run_and_the_kernel_carries_on(
+    engine: DockerEngine, kernel: tuple[KernelManager, Any], view: str
+) -> None:
+    client = kernel[1]
+    code = "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.05)"
+    content = _interrupt(
+        engine,
+        kernel,
+        f"%%sandbox --timeout 600 {view}\n{code}",
+        lambda: wait_for_output(client, "tick"),
+    )
+    assert content["ename"] == "RunFailedError", content
+    assert "interrupted" in content["evalue"], content
+    follow, printed = execute(client, "%%sandbox --no-widgets\nprint('still here')")
+    assert follow["status"] == "ok", follow
+    assert "still here" in printed
+
+
+@pytest.mark.parametrize("view", ["--no-widgets", ""], ids=["text", "widgets"])
+def test_interrupt_ends_a_check_with_the_cases_so_far(
+    engine: DockerEngine, kernel: tuple[KernelManager, Any], view: str
+) -> None:
+    code = "import time\ntime.sleep(0.2)\nprint(input())"
+    content = _interrupt(
+        engine,
+        kernel,
+        f"%%sandbox --cases cases --result graded {view}\n{code}",
+        lambda: time.sleep(1.5),
+        setup="cases = [{'name': f'c{i}', 'stdin': str(i), 'expected': str(i)} for i in range(50)]",
+    )
+    assert content["ename"] == "CheckFailedError", content
+    assert "the check was interrupted" in content["evalue"]
+    _, printed = execute(
+        kernel[1], "print([c.verdict.value for c in graded.cases][-1], graded.passed > 0)"
+    )
+    assert printed == "killed True\n"

@@ -15,7 +15,7 @@ from jupyter_client.manager import KernelManager
 
 from codedock_magic import DockerEngine
 
-from .kernelhelp import wait_for_output
+from .kernelhelp import execute, wait_for_output
 from .servicehelp import Service, auth, wait_for
 
 
@@ -60,36 +60,6 @@ def kernel(service: Service) -> Iterator[tuple[KernelManager, Any]]:
     client.stop_channels()
     if manager.is_alive():
         manager.shutdown_kernel(now=True)
-
-
-def execute(client: Any, code: str, timeout: float = 60) -> tuple[dict[str, Any], str]:
-    """Run a cell; its reply's content, and every text it showed.
-
-    After an error reply ipykernel 7 aborts requests until a message it posts to
-    itself comes round, and one sent at once can land before it. An aborted
-    request never ran, so it is sent again, as a client would.
-    """
-    for _ in range(3):
-        content, shown = _execute_once(client, code, timeout)
-        if content["status"] != "aborted":
-            break
-        time.sleep(0.1)
-    return content, shown
-
-
-def _execute_once(client: Any, code: str, timeout: float) -> tuple[dict[str, Any], str]:
-    shown: list[str] = []
-
-    def hook(message: dict[str, Any]) -> None:
-        content = message["content"]
-        shown.append(content.get("text", ""))
-        data = content.get("data", {})
-        shown.append(data.get("text/plain", ""))
-        if message["msg_type"] == "error":
-            shown.extend(content.get("traceback", []))
-
-    reply = client.execute_interactive(code, timeout=timeout, output_hook=hook)
-    return reply["content"], "".join(shown)
 
 
 @pytest.mark.parametrize(
