@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .pool import Pool
     from .profile import DEFAULT_IMAGE, Profile
     from .remote import ServiceBackend
-    from .request import CaseInput, OnCase, OnOutput, OnState, RunRequest
+    from .request import CaseInput, OnCase, OnImage, OnOutput, OnState, RunRequest
     from .result import CaseRun, RunResult, RunStatus
     from .runner import run
 
@@ -95,6 +95,7 @@ _EXPORTS = {
     "ServiceBackend": ".remote",
     "CaseInput": ".request",
     "OnCase": ".request",
+    "OnImage": ".request",
     "OnOutput": ".request",
     "OnState": ".request",
     "RunRequest": ".request",
@@ -128,6 +129,7 @@ __all__ = [
     "Limits",
     "LocalBackend",
     "OnCase",
+    "OnImage",
     "OnOutput",
     "OnState",
     "Orphan",

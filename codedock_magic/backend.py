@@ -17,7 +17,7 @@ from .caserun import cases_never_started, execute_cases, total_time
 from .engines import Engine, default_engine
 from .execution import execute, never_started
 from .pool import Pool
-from .request import OnCase, OnOutput, OnState, RunRequest
+from .request import OnCase, OnImage, OnOutput, OnState, RunRequest
 from .result import RunResult
 from .sandbox import Sandbox, start_sandbox
 
@@ -25,6 +25,7 @@ __all__ = [
     "Backend",
     "LocalBackend",
     "OnCase",
+    "OnImage",
     "OnOutput",
     "OnState",
     "RunRequest",
@@ -45,12 +46,14 @@ class Backend(Protocol):
         stop: threading.Event | None = None,
         on_state: OnState | None = None,
         on_case: OnCase | None = None,
+        on_image: OnImage | None = None,
     ) -> RunResult:
         """Run ``request``; return its result.
 
         ``on_output`` gets output as it arrives (not for a run with cases, whose
         output is in each case's end, passed to ``on_case`` as it comes), and
-        ``on_state`` the run's state when it changes before its end; once ``stop`` is set the run is
+        ``on_image`` each image the program shows, ``on_state`` the run's state
+        when it changes before its end; once ``stop`` is set the run is
         ended and returned with status ``interrupted``. Failures of the program are
         results, not exceptions; only the backend's own failures raise, as
         :class:`~codedock_magic.errors.CodedockError`.
@@ -87,6 +90,7 @@ class LocalBackend:
         stop: threading.Event | None = None,
         on_state: OnState | None = None,
         on_case: OnCase | None = None,
+        on_image: OnImage | None = None,
     ) -> RunResult:
         """Run ``request`` in a pooled container when one fits, else in a new one.
 
@@ -100,7 +104,9 @@ class LocalBackend:
             if stop is not None and stop.is_set():
                 return not_started(request)
             sandbox = start_sandbox(self.engine, request.profile, longest_run=longest)
-        return run_in(sandbox, request, on_output=on_output, on_case=on_case, stop=stop)
+        return run_in(
+            sandbox, request, on_output=on_output, on_case=on_case, on_image=on_image, stop=stop
+        )
 
 
 def longest_run(request: RunRequest) -> float:
@@ -123,9 +129,10 @@ def run_in(
     *,
     on_output: OnOutput | None = None,
     on_case: OnCase | None = None,
+    on_image: OnImage | None = None,
     stop: threading.Event | None = None,
 ) -> RunResult:
     """Run ``request`` in a started ``sandbox``, which it uses up: once, or once per case."""
     if request.cases:
         return execute_cases(sandbox, request, on_case=on_case, stop=stop)
-    return execute(sandbox, request, on_output=on_output, stop=stop)
+    return execute(sandbox, request, on_output=on_output, stop=stop, on_image=on_image)

@@ -30,6 +30,7 @@ from .supervisor.protocol import (
     encode_request,
     parse_case_end,
     parse_end,
+    parse_usage,
 )
 
 __all__ = ["CASE_SLACK", "case_limits", "cases_never_started", "execute_cases", "total_time"]
@@ -100,6 +101,7 @@ class _Cases:
         self.stderr = CappedOutput(request.limits.output)
         self.complaints = bytearray()
         self.end: End | None = None
+        self.usage: tuple[float, int] | None = None
         self.interrupted = False
         self.timed_out = False
         self.stream_over = False
@@ -189,6 +191,8 @@ class _Cases:
             self._finish_case(ended)
             if len(self.done) < len(self.request.cases):
                 self._send_case(sandbox, len(self.done))
+        elif kind == FrameKind.USAGE.value:
+            self.usage = parse_usage(body)
         elif kind == FrameKind.END.value:
             self.end = parse_end(body)
 
@@ -281,4 +285,6 @@ class _Cases:
             limits=Limits.of(self.request.profile.limits, self.request.limits),
             image=self.request.profile.image,
             cases=tuple(cases),
+            cpu_seconds=self.usage[0] if self.usage else None,
+            peak_memory=self.usage[1] if self.usage and self.usage[1] else None,
         )

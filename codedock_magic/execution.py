@@ -1,9 +1,10 @@
 """One run in a started sandbox: send the code, relay the output, say what happened.
 
 The code and stdin go out as the supervisor's request. Output is read until the
-supervisor's end frame, the end of the stream, the host's own deadline (then the
-container is killed from another thread while the output is still read, so the
-kill cannot hang on output nobody drains) or a stop request. On every path the
+supervisor's end frame (it ends the program itself at the timeout), the end of
+the stream, the host's own deadline a little later, for a supervisor that is
+stuck (then the container is killed from another thread while the output is
+still read, so the kill cannot hang on output nobody drains) or a stop request. On every path the
 channel is closed and the container's removal made sure of.
 
 The status comes from the supervisor's end frame, on a channel the program
@@ -21,10 +22,19 @@ from .engines.base import SANDBOX_UID, STDOUT
 from .errors import EngineError
 from .limits import Limits
 from .output import CappedOutput
-from .request import OnOutput, RunRequest
+from .request import OnImage, OnOutput, RunRequest
 from .result import RunResult, decide_status
+from .rich import RichOutput
 from .sandbox import KILL_GRACE, SUPERVISOR_GRACE, Sandbox
-from .supervisor.protocol import End, FrameDecoder, FrameKind, encode_request, parse_end
+from .supervisor.protocol import (
+    End,
+    FrameDecoder,
+    FrameKind,
+    encode_extras,
+    encode_request,
+    parse_end,
+    parse_usage,
+)
 
 __all__ = ["DIE_WAIT", "execute", "never_started", "send_quietly"]
 
@@ -42,9 +52,10 @@ def execute(
     *,
     on_output: OnOutput | None = None,
     stop: threading.Event | None = None,
+    on_image: OnImage | None = None,
 ) -> RunResult:
     """Run ``request`` in ``sandbox`` (which it uses up) and return what happened."""
-    return _Run(sandbox, request, on_output, stop).execute()
+    return _Run(sandbox, request, on_output, stop, on_image).execute()
 
 
 def never_started(request: RunRequest) -> RunResult:
@@ -63,10 +74,14 @@ class _Run:
         request: RunRequest,
         on_output: OnOutput | None,
         stop: threading.Event | None,
+        on_image: OnImage | None = None,
     ) -> None:
         self.sandbox = sandbox
         self.request = request
         self.on_output = on_output
+        self.on_image = on_image
+        self.rich = RichOutput()
+        self.stdout_chars = 0
         self.stop = stop
         self.stdout = CappedOutput(request.limits.output)
         self.stderr = CappedOutput(request.limits.output)
@@ -74,6 +89,7 @@ class _Run:
         self.interrupted = False
         self.stream_over = False
         self.end: End | None = None
+        self.usage: tuple[float, int] | None = None
         self.started = 0.0
         self.finished = 0.0
 
@@ -81,8 +97,10 @@ class _Run:
         sandbox = self.sandbox
         assert sandbox is not None
         limits = self.request.limits
+        request = self.request
+        extras = encode_extras(request.values, request.returns, request.files)
         wire = encode_request(
-            self.request.code, self.request.stdin, limits.timeout + SUPERVISOR_GRACE, SANDBOX_UID
+            request.code, request.stdin, limits.timeout, SANDBOX_UID, extras=extras
         )
         try:
             if self.stop is not None and self.stop.is_set():
@@ -94,7 +112,7 @@ class _Run:
             else:
                 # A large stdin can fill the stream before the supervisor reads it all.
                 threading.Thread(target=send_quietly, args=(sandbox, wire), daemon=True).start()
-            self._pump(sandbox, self.started + limits.timeout)
+            self._pump(sandbox, self.started + limits.timeout + SUPERVISOR_GRACE)
         except KeyboardInterrupt:
             # A caller that did not turn SIGINT into a stop flag.
             self.interrupted = True
@@ -140,6 +158,20 @@ class _Run:
     def _take(self, kind: bytes, body: bytes) -> None:
         if kind == FrameKind.READY.value:
             return
+        if kind == FrameKind.USAGE.value:
+            self.usage = parse_usage(body)
+            return
+        if kind == FrameKind.DISPLAY.value:
+            for mime, data in self.rich.feed_display(body, self.stdout_chars):
+                if self.on_image is not None:
+                    self.on_image(mime, data)
+            return
+        if kind == FrameKind.FILE.value:
+            self.rich.add_file(body)
+            return
+        if kind == FrameKind.NOTE.value:
+            self.rich.add_note(body)
+            return
         if kind == FrameKind.END.value:
             self.end = parse_end(body)
             if self.end is not None and self.end.how == "deadline":
@@ -154,6 +186,8 @@ class _Run:
             )
         )
         text = sink.feed(body)
+        if name == "stdout":
+            self.stdout_chars += len(text)
         if text and self.on_output is not None:
             self.on_output(name, text)
 
@@ -203,6 +237,15 @@ class _Run:
             timed_out=self.timed_out,
             interrupted=self.interrupted,
         )
+        wanted = self.request.returns
+        if (
+            wanted
+            and not self.rich.has_value
+            and not any(note.startswith(f"--return {wanted}:") for note in self.rich.notes)
+        ):
+            self.rich.notes.append(
+                f"--return {wanted}: nothing came back (the program did not get to its end)"
+            )
         return RunResult(
             status=status,
             exit_code=exit_code,
@@ -213,6 +256,13 @@ class _Run:
             truncated=self.stdout.truncated or self.stderr.truncated,
             limits=Limits.of(self.request.profile.limits, self.request.limits),
             image=self.request.profile.image,
+            cpu_seconds=self.usage[0] if self.usage else None,
+            peak_memory=self.usage[1] if self.usage and self.usage[1] else None,
+            images=tuple(self.rich.images),
+            image_positions=tuple(self.rich.positions),
+            files=dict(self.rich.files),
+            value=self.rich.value,
+            notes=tuple(self.rich.notes),
         )
 
 

@@ -33,9 +33,9 @@ from .errors import (
     ServiceUnavailableError,
 )
 from .limits import Limits
-from .request import OnCase, OnOutput, OnState, RunRequest
+from .request import OnCase, OnImage, OnOutput, OnState, RunRequest
 from .result import CaseRun, RunResult, RunStatus
-from .wire import LIMIT_FIELDS, case_run_from_json, result_from_json, run_to_json
+from .wire import LIMIT_FIELDS, case_run_from_json, decode_bytes, result_from_json, run_to_json
 
 __all__ = ["SERVICE_TOKEN_ENV", "SERVICE_URL_ENV", "ServiceBackend", "service_from_env"]
 
@@ -113,6 +113,7 @@ class ServiceBackend:
         stop: threading.Event | None = None,
         on_state: OnState | None = None,
         on_case: OnCase | None = None,
+        on_image: OnImage | None = None,
     ) -> RunResult:
         """Send ``request`` to the service; return the result it reports.
 
@@ -122,7 +123,17 @@ class ServiceBackend:
         limits = Limits.of(request.profile.limits, request.limits)
         asked = request.asked if request.asked is not None else frozenset(LIMIT_FIELDS) | {"image"}
         image = request.profile.image if "image" in asked else None
-        body = run_to_json(request.code, request.stdin, image, limits, asked, request.cases)
+        body = run_to_json(
+            request.code,
+            request.stdin,
+            image,
+            limits,
+            asked,
+            request.cases,
+            values=request.values,
+            returns=request.returns,
+            files=request.files,
+        )
         if stop is not None and stop.is_set():
             return _interrupted(request, "", "", 0.0, limits)
         response = self._request(
@@ -166,6 +177,9 @@ class ServiceBackend:
                     shown.setdefault(stream, []).append(text)
                     if on_output is not None:
                         on_output(stream, text)
+                elif kind == "image":
+                    if on_image is not None:
+                        on_image(str(event["mime"]), decode_bytes(event["data"], "image"))
                 elif kind == "case":
                     ended.append(case_run_from_json(event["case"]))
                     if on_case is not None:

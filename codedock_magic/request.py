@@ -13,7 +13,16 @@ from .profile import Profile
 if TYPE_CHECKING:
     from .result import CaseRun
 
-__all__ = ["CaseInput", "OnCase", "OnOutput", "OnState", "RunRequest", "as_bytes"]
+__all__ = [
+    "CaseInput",
+    "OnCase",
+    "OnImage",
+    "OnOutput",
+    "OnState",
+    "RunRequest",
+    "as_bytes",
+    "check_file_name",
+]
 
 #: ``on_output(stream, text)``: ``stream`` is ``"stdout"`` or ``"stderr"``.
 OnOutput = Callable[[str, str], None]
@@ -22,6 +31,8 @@ OnOutput = Callable[[str, str], None]
 OnState = Callable[[str], None]
 #: ``on_case(index, run)``: case ``index`` of a run with cases has ended.
 OnCase = Callable[[int, "CaseRun"], None]
+#: ``on_image(mime, data)``: the program showed an image (checked, within the caps).
+OnImage = Callable[[str, bytes], None]
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,11 @@ class RunRequest:
         limits: its timeout and output cap.
         cases: when given, the code runs once per case, all in one container, each
             in a fresh process with a fresh work dir; ``stdin`` is then unused.
+        values: JSON text of an object whose names are bound in the program's
+            ``__main__`` before its code runs (empty: none).
+        returns: the name of a variable whose JSON value comes back as
+            ``RunResult.value`` (empty: none).
+        files: ``(name, bytes)`` put into ``/sandbox`` before the run.
         asked: which of the limits' fields (and ``"image"``) the caller chose;
             ``None`` for all. A local backend uses every value as it is; a sandbox
             service fills the fields not asked for from its own defaults, and
@@ -75,7 +91,36 @@ class RunRequest:
     limits: RunLimits = field(default_factory=RunLimits)
     asked: frozenset[str] | None = None
     cases: tuple[CaseInput, ...] = ()
+    values: bytes = b""
+    returns: str = ""
+    files: tuple[tuple[str, bytes], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "code", as_bytes(self.code, "code"))
         object.__setattr__(self, "stdin", as_bytes(self.stdin, "stdin"))
+        if self.cases and (self.values or self.returns or self.files):
+            raise InvalidValueError(
+                "cases", len(self.cases), "given without values, returns or files"
+            )
+        for name, data in self.files:
+            check_file_name(name)
+            if not isinstance(data, bytes):
+                raise InvalidValueError(f"file {name}", type(data).__name__, "bytes")
+        if self.returns and not self.returns.isidentifier():
+            raise InvalidValueError("returns", self.returns, "a variable name")
+
+
+def check_file_name(name: str) -> str:
+    """``name`` if it is a file name relative to ``/sandbox``; else InvalidValueError."""
+    parts = name.split("/") if isinstance(name, str) else []
+    if (
+        not parts
+        or name.startswith("/")
+        or "\0" in name
+        or any(part in ("", ".", "..") for part in parts)
+        or name == "main.py"
+    ):
+        raise InvalidValueError(
+            "file name", name, "a relative path inside /sandbox, without '..', other than main.py"
+        )
+    return name

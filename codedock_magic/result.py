@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 import signal as _signal
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from .limits import Limits, format_size
 
@@ -107,6 +109,19 @@ class RunResult:
         image: the image it ran in.
         cases: for a run with cases, how each case ended, in order; the run's own
             status then says whether all of them got to run (``ok``).
+        cpu_seconds: the CPU time (user and system) the container's cgroup counted
+            from the program's start, all its processes together; ``None`` when the
+            run was cut short by the host (interrupted, or a stuck sandbox killed).
+        peak_memory: the container cgroup's memory high-water mark in bytes (the
+            program with its interpreter, the supervisor's few MiB, and the page
+            cache they read); ``None`` when not known.
+        images: ``(mime type, bytes)`` of each image the program showed (PNG,
+            JPEG or SVG), in order.
+        image_positions: for each image, how many characters of stdout came first.
+        files: what the program left under ``/sandbox/out``, by name relative to it.
+        value: the JSON value of the variable asked for with ``returns``.
+        notes: one line for each thing the program sent that is not here, and why
+            (an image past the caps, a value that is not JSON ...).
     """
 
     status: RunStatus
@@ -119,6 +134,13 @@ class RunResult:
     limits: Limits
     image: str
     cases: tuple[CaseRun, ...] = ()
+    cpu_seconds: float | None = None
+    peak_memory: int | None = None
+    images: tuple[tuple[str, bytes], ...] = ()
+    image_positions: tuple[int, ...] = ()
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    value: Any = None
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -8,7 +8,8 @@ otherwise), with Ctrl+C turned into a stop flag for the length of the run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .backend import Backend, LocalBackend
 from .engines import Engine
@@ -18,8 +19,9 @@ from .limits import Limits
 from .pool import Pool
 from .profile import DEFAULT_IMAGE, Profile
 from .remote import service_from_env
-from .request import OnOutput, OnState, RunRequest, as_bytes
+from .request import OnImage, OnOutput, OnState, RunRequest, as_bytes
 from .result import RunResult
+from .rich import values_to_json
 from .wire import LIMIT_FIELDS
 
 __all__ = ["DEFAULT_IMAGE", "OnOutput", "OnState", "run"]
@@ -37,6 +39,10 @@ def run(
     pool: Pool | None = None,
     backend: Backend | None = None,
     asked: Iterable[str] | None = None,
+    values: Mapping[str, Any] | None = None,
+    returns: str | None = None,
+    files: Mapping[str, str | bytes] | None = None,
+    on_image: OnImage | None = None,
 ) -> RunResult:
     """Run ``code`` with ``python3`` in a fresh sandbox container and return what happened.
 
@@ -61,6 +67,13 @@ def run(
             chose, for a service to know which to fill from its own defaults. By
             default every field of ``limits`` when it is given, none when not,
             and the image when it is not the default.
+        values: names bound in the program before its code runs, each to a JSON
+            value (sent as JSON, never pickled).
+        returns: the name of a variable whose JSON value at the end comes back as
+            ``RunResult.value`` (a note says why when it cannot).
+        files: files put into ``/sandbox`` before the run, by relative name.
+        on_image: called with ``(mime type, bytes)`` for each image the program
+            shows (``plt.show()``, ``display(...)``, figures left open), as it comes.
 
     Ctrl+C (SIGINT on the main thread) while the code runs stops it and returns a
     result with status ``interrupted``. The container is removed on every path.
@@ -82,6 +95,9 @@ def run(
         profile=Profile(image, limits.container),
         limits=limits.run,
         asked=frozenset(asked),
+        values=values_to_json(values) if values else b"",
+        returns=returns or "",
+        files=tuple((name, as_bytes(data, f"file {name}")) for name, data in (files or {}).items()),
     )
     if backend is not None and (engine is not None or pool is not None):
         raise InvalidValueError("backend", backend, "given alone, without engine= or pool=")
@@ -89,4 +105,6 @@ def run(
         service = service_from_env() if engine is None and pool is None else None
         backend = service if service is not None else LocalBackend(engine, pool=pool)
     with signals_as_flag() as stop:
-        return backend.run(request, on_output=on_output, stop=stop, on_state=on_state)
+        return backend.run(
+            request, on_output=on_output, stop=stop, on_state=on_state, on_image=on_image
+        )

@@ -32,8 +32,9 @@ __all__ = [
     "start_sandbox",
 ]
 
-# The supervisor's own deadline trails the host's, so that it only acts when the
-# host is stuck, never racing the host's more informative kill.
+# The supervisor ends a run at its timeout (and can then still say what the
+# cgroup counted); the host's own deadline trails it by this much, and kills the
+# container only when the supervisor is stuck.
 SUPERVISOR_GRACE = 2.0
 # How long to keep reading after a kill, and to wait for the engine's removal.
 KILL_GRACE = 3.0

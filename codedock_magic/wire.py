@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "cases_from_json",
     "decode_bytes",
     "encode_bytes",
+    "extras_from_json",
     "limits_to_json",
     "result_from_json",
     "result_to_json",
@@ -36,7 +38,7 @@ __all__ = [
 LIMIT_FIELDS = ("timeout", "memory", "cpus", "pids", "output", "workdir")
 
 #: The fields a run request's JSON body may have.
-RUN_FIELDS = ("code", "stdin", "image", "limits", "cases")
+RUN_FIELDS = ("code", "stdin", "image", "limits", "cases", "values", "returns", "files")
 
 
 def encode_bytes(data: bytes) -> str:
@@ -67,6 +69,10 @@ def run_to_json(
     limits: Limits,
     asked: Iterable[str],
     cases: Iterable[CaseInput] = (),
+    *,
+    values: bytes = b"",
+    returns: str = "",
+    files: Iterable[tuple[str, bytes]] = (),
 ) -> dict[str, Any]:
     """The body of ``POST /api/runs``: ``image`` is ``None`` when the caller did not choose one.
 
@@ -86,7 +92,47 @@ def run_to_json(
     ]
     if listed:
         body["cases"] = listed
+    if values:
+        body["values"] = values.decode("utf-8")
+    if returns:
+        body["returns"] = returns
+    sent = [{"name": name, "data": encode_bytes(data)} for name, data in files]
+    if sent:
+        body["files"] = sent
     return body
+
+
+def extras_from_json(body: Mapping[str, Any]) -> tuple[bytes, str, tuple[tuple[str, bytes], ...]]:
+    """The values (JSON text), the name to return and the files of a run's body, checked.
+
+    Raises:
+        InvalidValueError: one of them is malformed.
+    """
+    values = body.get("values", "")
+    if not isinstance(values, str):
+        raise InvalidValueError("values", type(values).__name__, "JSON text of an object")
+    if values:
+        try:
+            parsed = json.loads(values)
+        except ValueError:
+            raise InvalidValueError("values", values[:40], "JSON text of an object") from None
+        if not isinstance(parsed, dict):
+            raise InvalidValueError("values", values[:40], "JSON text of an object")
+    returns = body.get("returns", "")
+    if not isinstance(returns, str):
+        raise InvalidValueError("returns", returns, "a variable name")
+    files = body.get("files", [])
+    if not isinstance(files, list):
+        raise InvalidValueError("files", type(files).__name__, "a list")
+    checked = []
+    for item in files:
+        if not isinstance(item, dict) or set(item) != {"name", "data"}:
+            raise InvalidValueError("files[]", item, "an object of name and data")
+        name = item["name"]
+        if not isinstance(name, str):
+            raise InvalidValueError("files[].name", name, "a file name")
+        checked.append((name, decode_bytes(item["data"], f"file {name}")))
+    return values.encode("utf-8"), returns, tuple(checked)
 
 
 def cases_from_json(data: object) -> tuple[CaseInput, ...]:
@@ -175,6 +221,13 @@ def result_to_json(result: RunResult) -> dict[str, Any]:
         "limits": limits_to_json(result.limits),
         "image": result.image,
         "cases": [case_run_to_json(case) for case in result.cases],
+        "cpu_seconds": result.cpu_seconds,
+        "peak_memory": result.peak_memory,
+        "images": [{"mime": mime, "data": encode_bytes(data)} for mime, data in result.images],
+        "image_positions": list(result.image_positions),
+        "files": {name: encode_bytes(data) for name, data in result.files.items()},
+        "value": result.value,
+        "notes": list(result.notes),
     }
 
 
@@ -196,8 +249,25 @@ def result_from_json(data: Mapping[str, Any]) -> RunResult:
             limits=Limits(**{name: data["limits"][name] for name in LIMIT_FIELDS}),
             image=str(data["image"]),
             cases=tuple(case_run_from_json(case) for case in data.get("cases") or ()),
+            cpu_seconds=_optional(data.get("cpu_seconds"), float),
+            peak_memory=_optional(data.get("peak_memory"), int),
+            images=tuple(
+                (str(image["mime"]), decode_bytes(image["data"], "image"))
+                for image in data.get("images") or ()
+            ),
+            image_positions=tuple(int(at) for at in data.get("image_positions") or ()),
+            files={
+                str(name): decode_bytes(text, f"file {name}")
+                for name, text in (data.get("files") or {}).items()
+            },
+            value=data.get("value"),
+            notes=tuple(str(note) for note in data.get("notes") or ()),
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, InvalidValueError):
             raise
         raise InvalidValueError("result", str(exc), "a run result from the service") from None
+
+
+def _optional(value: Any, kind: type[Any]) -> Any:
+    return None if value is None else kind(value)

@@ -7,6 +7,7 @@ only :mod:`.docker` imports docker-py.
 from __future__ import annotations
 
 from .base import (
+    RUNTIME_DIR,
     SANDBOX_GID,
     SANDBOX_UID,
     STDERR,
@@ -21,6 +22,7 @@ from .base import (
 )
 
 __all__ = [
+    "RUNTIME_DIR",
     "SANDBOX_GID",
     "SANDBOX_UID",
     "STDERR",

@@ -18,6 +18,7 @@ from typing import Protocol
 from ..profile import Profile
 
 __all__ = [
+    "RUNTIME_DIR",
     "SANDBOX_GID",
     "SANDBOX_UID",
     "STDERR",
@@ -36,6 +37,9 @@ SANDBOX_UID = 65534
 SANDBOX_GID = 65534
 #: The writable, size-capped work dir inside every sandbox.
 WORKDIR = "/sandbox"
+#: The supervisor's own tmpfs: the program can read it (its runtime, the values
+#: it was given), not write it.
+RUNTIME_DIR = "/codedock"
 
 STDOUT = "stdout"
 STDERR = "stderr"

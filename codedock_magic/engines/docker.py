@@ -26,6 +26,7 @@ from docker.types import LogConfig, Ulimit
 from ..errors import EngineError, EngineUnavailableError, ImageNotFoundError, InvalidValueError
 from ..labels import MANAGED
 from .base import (
+    RUNTIME_DIR,
     SANDBOX_GID,
     SANDBOX_UID,
     STDERR,
@@ -212,7 +213,11 @@ class DockerEngine:
             auto_remove=True,
             network_mode="none",
             read_only=True,
-            tmpfs={WORKDIR: f"size={limits.workdir},uid={SANDBOX_UID},gid={SANDBOX_GID},mode=0700"},
+            tmpfs={
+                WORKDIR: f"size={limits.workdir},uid={SANDBOX_UID},gid={SANDBOX_GID},mode=0700",
+                # The supervisor's, readable by the program: its runtime, and values.
+                RUNTIME_DIR: "size=16m,uid=0,gid=0,mode=0755,noexec,nosuid,nodev",
+            },
             # The supervisor needs these two to drop to SANDBOX_UID; the program
             # loses them at that setuid.
             cap_drop=["ALL"],

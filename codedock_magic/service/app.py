@@ -125,7 +125,9 @@ class SandboxService(Application):
         SETTINGS["max_code_bytes"], help="The largest code a run may send."
     ).tag(config=True)
     max_stdin_bytes = Unicode(
-        SETTINGS["max_stdin_bytes"], help="The largest stdin a run may send."
+        SETTINGS["max_stdin_bytes"],
+        help="The most a run may feed its program: stdin, files and values (and all its "
+        "cases' stdin) together.",
     ).tag(config=True)
     allowed_images = List(
         Unicode(),

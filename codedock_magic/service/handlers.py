@@ -47,6 +47,8 @@ from ..wire import (
     case_run_to_json,
     cases_from_json,
     decode_bytes,
+    encode_bytes,
+    extras_from_json,
     limits_to_json,
     result_to_json,
 )
@@ -256,6 +258,7 @@ class RunsHandler(BaseHandler):
             code = decode_bytes(body.get("code"), "code")
             stdin = decode_bytes(body.get("stdin", ""), "stdin")
             cases = cases_from_json(body.get("cases"))
+            values, returns, files = extras_from_json(body)
             limits, chosen = tier.apply(asked, image)
             tier.check_cases(cases)
             request = RunRequest(
@@ -264,6 +267,9 @@ class RunsHandler(BaseHandler):
                 profile=Profile(chosen, limits.container),
                 limits=limits.run,
                 cases=cases,
+                values=values,
+                returns=returns,
+                files=files,
             )
             # Each case's memory against its container's.
             longest_run(request)
@@ -274,7 +280,14 @@ class RunsHandler(BaseHandler):
             self.fail(exc.status, str(exc))
         for name, data, cap in (
             ("code", code, tier.max_code_bytes),
-            ("stdin", stdin + b"".join(case.stdin for case in cases), tier.max_stdin_bytes),
+            (
+                "stdin",
+                stdin
+                + b"".join(case.stdin for case in cases)
+                + values
+                + b"".join(data for _, data in files),
+                tier.max_stdin_bytes,
+            ),
         ):
             if len(data) > cap:
                 self._refused(caller, body, code=code, reason="size")
@@ -363,6 +376,11 @@ class RunsHandler(BaseHandler):
                 self._event, {"event": "output", "stream": stream, "text": text}
             )
 
+        def on_image(mime: str, data: bytes) -> None:
+            loop.call_soon_threadsafe(
+                self._event, {"event": "image", "mime": mime, "data": encode_bytes(data)}
+            )
+
         def on_case(index: int, ended: CaseRun) -> None:
             loop.call_soon_threadsafe(
                 self._event, {"event": "case", "index": index, "case": case_run_to_json(ended)}
@@ -374,11 +392,20 @@ class RunsHandler(BaseHandler):
                 service.executor,
                 lambda: (
                     service.backend.run(
-                        request, on_output=on_output, on_case=on_case, stop=run.stop
+                        request,
+                        on_output=on_output,
+                        on_case=on_case,
+                        on_image=on_image,
+                        stop=run.stop,
                     )
                     if warm
                     else service.cold_starts.run(
-                        request, run.user, on_output=on_output, on_case=on_case, stop=run.stop
+                        request,
+                        run.user,
+                        on_output=on_output,
+                        on_case=on_case,
+                        on_image=on_image,
+                        stop=run.stop,
                     )
                 ),
             )

@@ -13,7 +13,7 @@ import zlib
 
 from ..backend import longest_run, not_started, run_in
 from ..engines import Engine
-from ..request import OnCase, OnOutput, RunRequest
+from ..request import OnCase, OnImage, OnOutput, RunRequest
 from ..result import RunResult
 from ..sandbox import start_sandbox
 
@@ -38,6 +38,7 @@ class TurnTakingStarts:
         *,
         on_output: OnOutput | None = None,
         on_case: OnCase | None = None,
+        on_image: OnImage | None = None,
         stop: threading.Event,
     ) -> RunResult:
         """Start a container when the user's previous start is done, then run in it."""
@@ -51,4 +52,6 @@ class TurnTakingStarts:
             sandbox = start_sandbox(self.engine, request.profile, longest_run=longest_run(request))
         finally:
             lock.release()
-        return run_in(sandbox, request, on_output=on_output, on_case=on_case, stop=stop)
+        return run_in(
+            sandbox, request, on_output=on_output, on_case=on_case, on_image=on_image, stop=stop
+        )

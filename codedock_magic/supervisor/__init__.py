@@ -2,20 +2,41 @@
 
 :mod:`.program` is stand-alone: it is sent to the container as source and run by
 the image's own ``python3``, so it imports nothing of this package.
-:mod:`.protocol` is the host's side of the conversation with it.
+:mod:`.protocol` is the host's side of the conversation with it. :mod:`.runtime`
+and :mod:`.mpl_backend` are what the supervisor lays out for the program (images,
+values), stand-alone too.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["COLD_IDLE", "supervisor_command"]
+__all__ = ["COLD_IDLE", "RUNTIME_FILES", "supervisor_command"]
 
 #: A container started for one run gets its code at once; this only bounds a host
 #: that stalls between start and send.
 COLD_IDLE = 60.0
 
-_SOURCE = Path(__file__).with_name("program.py").read_text(encoding="utf-8")
+_HERE = Path(__file__).parent
+_SOURCE = (_HERE / "program.py").read_text(encoding="utf-8")
+
+#: The files of the runtime the supervisor lays out under ``/codedock/lib`` for
+#: the program (see :mod:`.runtime`), by path under that folder.
+RUNTIME_FILES = {
+    "codedock_runtime.py": (_HERE / "runtime.py").read_text(encoding="utf-8"),
+    "codedock_mpl_backend.py": (_HERE / "mpl_backend.py").read_text(encoding="utf-8"),
+    "usercustomize.py": "import codedock_runtime  # noqa: F401\n",
+    "shim/IPython/__init__.py": "",
+    "shim/IPython/display.py": "from codedock_runtime import SVG, Image, display  # noqa: F401\n",
+}
+
+
+def _runtime_blob() -> str:
+    # argv cannot hold NUL bytes: each file is its path, its length and its text.
+    return "".join(f"{name}\n{len(text)}\n{text}" for name, text in RUNTIME_FILES.items())
+
+
+_RUNTIME = _runtime_blob()
 
 
 def supervisor_command(idle: float = COLD_IDLE) -> list[str]:
@@ -23,4 +44,4 @@ def supervisor_command(idle: float = COLD_IDLE) -> list[str]:
 
     ``idle`` is how long it waits for its code before ending itself.
     """
-    return ["python3", "-I", "-S", "-c", _SOURCE, f"{idle:.0f}"]
+    return ["python3", "-I", "-S", "-c", _SOURCE, f"{idle:.0f}", _RUNTIME]

@@ -14,10 +14,12 @@ as root holding only CAP_SETUID and CAP_SETGID and:
 3. relays the program's stdout and stderr to its own stdout in frames
    (kind byte, 4-byte length, payload) that the program cannot forge, since it
    never holds that descriptor;
-4. ends with an ``x`` frame saying ``exit N``, ``signal N`` or ``deadline`` and
-   exits with the same code a shell would report, when the program exits, when
-   its own deadline passes, or at once when the control stream hits EOF (the host
-   is gone). When it exits, the container's init exits and the kernel kills
+4. when the program exits, or at the run's timeout (when it kills the program),
+   reports what the container's cgroup counted (a ``u`` frame: CPU time since
+   it set itself up, and the memory high-water mark), then ends with an ``x``
+   frame saying ``exit N``, ``signal N`` or ``deadline`` and exits with the same
+   code a shell would report; at once when the control stream hits EOF (the
+   host is gone). When it exits, the container's init exits and the kernel kills
    whatever is left.
 
 A request with cases (a grader's test inputs) runs the code once per case
@@ -39,14 +41,32 @@ import struct
 import sys
 import time
 
-VERSION = 2
-READY, OUT, ERR, CASE, END = b"r", b"o", b"e", b"c", b"x"
+VERSION = 3
+READY, OUT, ERR, DISPLAY, FILE, NOTE, CASE, USAGE, END = (
+    b"r",
+    b"o",
+    b"e",
+    b"d",
+    b"f",
+    b"n",
+    b"c",
+    b"u",
+    b"x",
+)
 EXIT_DEADLINE = 124
 EXIT_HOST_GONE = 125
 EXIT_CANNOT_START = 126
 
 SCRIPT = "/sandbox/main.py"
 CHUNK = 65536
+# A root-owned tmpfs the program can read, not write: the runtime, and values.
+RUNTIME = "/codedock"
+LIB = RUNTIME + "/lib"
+VALUES = RUNTIME + "/values.json"
+DISPLAY_FD = 3
+OUT_DIR = "/sandbox/out"
+# Files brought back from OUT_DIR: how many, each, all together.
+OUT_FILES, OUT_FILE_BYTES, OUT_BYTES = 100, 8 * 1024 * 1024, 32 * 1024 * 1024
 
 
 def emit(kind: bytes, payload: bytes, fd: int = 1) -> None:
@@ -145,7 +165,7 @@ def read_request(control: Control, idle: float) -> tuple[bytes, dict[str, float]
         raise Refused(f"protocol version {version!r} (this supervisor speaks {VERSION})")
     try:
         code_len = int(header["code_bytes"])
-        for name in ("stdin_bytes", "timeout", "uid", "cases"):
+        for name in ("stdin_bytes", "timeout", "uid", "cases", "extras_bytes"):
             float(header[name])
     except (ValueError, KeyError, TypeError) as exc:
         raise Refused(f"bad header: {exc!r}") from None
@@ -214,17 +234,132 @@ def deny_syscalls(built: tuple[object, object]) -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
 
 
-def start_child(code: bytes, uid: int, seccomp: tuple[object, object]) -> tuple[int, int, int, int]:
+def lay_out_runtime(blob: str) -> bool:
+    """Write the runtime's files (``path\\nlength\\ntext``, one after another) under LIB."""
+    try:
+        while blob:
+            name, length, rest = blob.split("\n", 2)
+            text, blob = rest[: int(length)], rest[int(length) :]
+            path = os.path.join(LIB, name)
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.chmod(path, 0o644)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+class Extras:
+    """What a request brings besides code and stdin: values, a name to return, files."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self.values = b""
+        self.returns = ""
+        self.files: list[tuple[str, bytes]] = []
+        at = 0
+        while at < len(data):
+            kind, name_len, data_len = struct.unpack_from(">cII", data, at)
+            at += 9
+            name = data[at : at + name_len].decode("utf-8")
+            at += name_len
+            body = data[at : at + data_len]
+            at += data_len
+            if kind == b"v":
+                self.values = body
+            elif kind == b"r":
+                self.returns = name
+            elif kind == b"f":
+                self.files.append((name, body))
+            else:
+                raise ValueError(f"extra of kind {kind!r}")
+
+    def write_values(self) -> bool:
+        if not self.values:
+            return True
+        try:
+            with open(VALUES, "wb") as handle:
+                handle.write(self.values)
+            os.chmod(VALUES, 0o644)
+        except OSError:
+            return False
+        return True
+
+    def write_files(self) -> None:
+        """In the child, as the program's uid: the files it was given, under /sandbox."""
+        for name, body in self.files:
+            path = os.path.join("/sandbox", name)
+            folder = os.path.dirname(path)
+            if folder != "/sandbox":
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.close(fd)
+
+
+def collect_out() -> bool:
+    """As the program's uid: send back the regular files under OUT_DIR, within the caps.
+
+    Symlinks and special files are never followed or read; each one skipped, and
+    each file past a cap, is told in a note.
+    """
+    if not os.path.isdir(OUT_DIR) or os.path.islink(OUT_DIR):
+        return True
+    count = total = 0
+    stack = [""]
+    while stack:
+        relative = stack.pop()
+        try:
+            entries = sorted(os.scandir(os.path.join(OUT_DIR, relative)), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            name = os.path.join(relative, entry.name)
+            shown = name.encode("utf-8", "surrogateescape")
+            if entry.is_symlink():
+                emit(NOTE, b"out/" + shown + b" is a symlink; not followed")
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append(name)
+            elif not entry.is_file(follow_symlinks=False):
+                emit(NOTE, b"out/" + shown + b" is not a regular file; skipped")
+            else:
+                try:
+                    fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                except OSError:
+                    continue
+                try:
+                    size = os.fstat(fd).st_size
+                    if count >= OUT_FILES:
+                        emit(NOTE, b"out/" + shown + b": past %d files; skipped" % OUT_FILES)
+                    elif size > OUT_FILE_BYTES or total + size > OUT_BYTES:
+                        emit(NOTE, b"out/" + shown + b" (%d bytes) is past the size caps" % size)
+                    else:
+                        data = os.read(fd, OUT_FILE_BYTES + 1)[:OUT_FILE_BYTES]
+                        count += 1
+                        total += len(data)
+                        emit(FILE, shown + b"\0" + data)
+                finally:
+                    os.close(fd)
+    return True
+
+
+def start_child(
+    code: bytes, uid: int, seccomp: tuple[object, object], extras: Extras
+) -> tuple[int, int, int, int, int]:
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    show_r, show_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.dup2(in_r, 0)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
-            os.closerange(3, 65536)
+            os.dup2(show_w, DISPLAY_FD)
+            os.closerange(DISPLAY_FD + 1, 65536)
             os.setsid()
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
             with open("/proc/self/oom_score_adj", "w") as adj:
@@ -235,6 +370,7 @@ def start_child(code: bytes, uid: int, seccomp: tuple[object, object]) -> tuple[
             # After the drop: installing a filter needs no privilege under
             # no-new-privileges, and the program cannot remove it.
             deny_syscalls(seccomp)
+            extras.write_files()
             fd = os.open(SCRIPT, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             view = memoryview(code)
             while view:
@@ -249,6 +385,13 @@ def start_child(code: bytes, uid: int, seccomp: tuple[object, object]) -> tuple[
                 PYTHONIOENCODING="utf-8",
             )
             env.setdefault("LANG", "C.UTF-8")
+            if os.path.isfile(LIB + "/codedock_runtime.py"):
+                env["PYTHONPATH"] = ":".join(p for p in (LIB, env.get("PYTHONPATH")) if p)
+                env["MPLBACKEND"] = "module://codedock_mpl_backend"
+                if extras.values:
+                    env["CODEDOCK_VALUES"] = VALUES
+                if extras.returns:
+                    env["CODEDOCK_RETURN"] = extras.returns
             os.chdir("/sandbox")
             os.execve(sys.executable, [sys.executable, "-u", SCRIPT], env)
         except BaseException as exc:
@@ -257,7 +400,8 @@ def start_child(code: bytes, uid: int, seccomp: tuple[object, object]) -> tuple[
     os.close(in_r)
     os.close(out_w)
     os.close(err_w)
-    return pid, in_w, out_r, err_r
+    os.close(show_w)
+    return pid, in_w, out_r, err_r, show_r
 
 
 class Outcome:
@@ -292,6 +436,35 @@ def read_counters(path: str, names: tuple[str, ...]) -> int:
     return total
 
 
+def read_number(path: str) -> int:
+    """A cgroup file holding one number (0 when unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def cpu_ns() -> int:
+    """CPU time (user and system) the container's cgroup has used, in ns."""
+    if os.path.exists("/sys/fs/cgroup/cpu.stat"):
+        return read_counters("/sys/fs/cgroup/cpu.stat", ("usage_usec",)) * 1000
+    return read_number("/sys/fs/cgroup/cpuacct/cpuacct.usage")
+
+
+def peak_memory() -> int:
+    """The container's cgroup's memory high-water mark, in bytes (0 when unknown)."""
+    for path in ("/sys/fs/cgroup/memory.peak", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes"):
+        if os.path.exists(path):
+            return read_number(path)
+    return 0
+
+
+def emit_usage(since: int) -> None:
+    """The ``u`` frame: CPU ns used since ``since``, and the memory peak, from the cgroup."""
+    emit(USAGE, b"%d %d" % (max(0, cpu_ns() - since), peak_memory()))
+
+
 def in_use(stat: str) -> int:
     # Anonymous memory and tmpfs files: what the programs hold, leaving out the
     # page cache of the image's files, which earlier cases filled.
@@ -309,23 +482,27 @@ def run_program(
     case: bool,
     memory: int = 0,
     meter: tuple[str, str] = ("", ""),
+    extras: Extras | None = None,
 ) -> Outcome:
     """Start the program, relay its stdin and output, and wait for its end.
 
-    A single run (``case`` false) ends the supervisor at its deadline, and leaves
-    any processes the program left behind to the container's end. A case ends at
-    its deadline (or above ``memory`` bytes) with every process of ``uid``
-    killed, and reads the rest of its stdin off the control stream, so that the
-    next case's header comes next.
+    At its deadline every process of ``uid`` is killed. A single run (``case``
+    false) otherwise leaves what the program left behind to the container's end.
+    A case also ends above ``memory`` bytes, always with every process of
+    ``uid`` killed, and reads the rest of its stdin off the control stream, so
+    that the next case's header comes next.
     """
+    extras = extras if extras is not None else Extras()
     started = time.monotonic()
     deadline = started + timeout
     oom_before = read_counters(meter[1], ("oom_kill",)) if case else 0
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
-    pid, in_w, out_r, err_r = start_child(code, uid, seccomp)
-    kinds = {out_r: OUT, err_r: ERR}
+    pid, in_w, out_r, err_r, show_r = start_child(code, uid, seccomp, extras)
+    # The display stream first: the runtime sends an image only once the text
+    # before it is off its pipe, so text waiting beside an image came after it.
+    kinds = {show_r: DISPLAY, out_r: OUT, err_r: ERR}
     # Stdin already read with the request, what is still to come on the control
     # stream, and what waits for the program.
     pending = bytearray(control.take(stdin_len))
@@ -342,9 +519,6 @@ def run_program(
     while status is None:
         left = deadline - time.monotonic()
         if left <= 0:
-            if not case:
-                emit(END, b"deadline")
-                os._exit(EXIT_DEADLINE)
             ended = "timeout"
             break
         if poll is not None and in_use(meter[0]) > memory:
@@ -418,6 +592,9 @@ def run_program(
             dropped = control.exact(min(CHUNK, to_read), deadline + timeout + 60)
             to_read -= len(dropped)
     else:
+        if ended:
+            # The program goes now, so that what the cgroup counted can be told.
+            kill_all(uid)
         # Output written just before the exit is still in the pipes; take what is
         # there without waiting for background processes that may hold them open.
         budget = 16 * CHUNK
@@ -573,7 +750,11 @@ def remove_ipc() -> bool:
 
 
 def run_cases(
-    code: bytes, header: dict[str, float], control: Control, seccomp: tuple[object, object]
+    code: bytes,
+    header: dict[str, float],
+    control: Control,
+    seccomp: tuple[object, object],
+    since: int,
 ) -> None:
     """Run the code once per case, each in a fresh process and a fresh, empty work dir.
 
@@ -610,6 +791,7 @@ def run_cases(
         if not as_uid(uid, wipe):
             emit(END, b"unclean files outlived their case")
             os._exit(EXIT_CANNOT_START)
+    emit_usage(since)
     emit(END, b"exit 0")
     os._exit(0)
 
@@ -621,6 +803,7 @@ def main() -> None:
         # Fail closed: without its filter no program runs here.
         os.write(2, b"codedock: cannot build the seccomp filter: " + repr(exc).encode() + b"\n")
         os._exit(EXIT_CANNOT_START)
+    lay_out_runtime(sys.argv[2] if len(sys.argv) > 2 else "")
     # Set up: a pool hands this container out only from now on.
     emit(READY, b"")
     control = Control()
@@ -631,9 +814,21 @@ def main() -> None:
     except Refused as exc:
         emit(END, b"refused " + str(exc).encode("ascii", "replace"))
         os._exit(EXIT_CANNOT_START)
+    try:
+        extras = Extras(control.exact(int(header["extras_bytes"]), time.monotonic() + 60))
+    except HostGone:
+        os._exit(EXIT_HOST_GONE)
+    except (ValueError, UnicodeDecodeError, struct.error) as exc:
+        emit(END, b"refused bad extras: " + repr(exc).encode("ascii", "replace"))
+        os._exit(EXIT_CANNOT_START)
+    if not extras.write_values():
+        emit(END, b"refused cannot write the values under " + RUNTIME.encode())
+        os._exit(EXIT_CANNOT_START)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    # What the supervisor used to set itself up is not the program's.
+    since = cpu_ns()
     if header["cases"]:
-        run_cases(code, header, control, seccomp)
+        run_cases(code, header, control, seccomp, since)
     outcome = run_program(
         code,
         int(header["uid"]),
@@ -642,7 +837,13 @@ def main() -> None:
         int(header["stdin_bytes"]),
         float(header["timeout"]),
         case=False,
+        extras=extras,
     )
+    as_uid(int(header["uid"]), collect_out)
+    emit_usage(since)
+    if outcome.how == "timeout":
+        emit(END, b"deadline")
+        os._exit(EXIT_DEADLINE)
     if outcome.how == "signal":
         emit(END, b"signal %d" % outcome.number)
         os._exit(128 + outcome.number)

@@ -4,7 +4,11 @@ The host writes one request to the container's stdin: a JSON header line, then
 the code and the stdin bytes whose lengths it states. The supervisor answers on
 its stdout in frames of a kind byte and a big-endian 4-byte length: ``r`` once it
 is ready for its request (it has set itself up), ``o`` the program's stdout,
-``e`` its stderr, ``x`` the end, whose payload says how the program ended. The
+``e`` its stderr, ``d`` what the program sent on its display descriptor (images
+and values, in frames of the runtime's own, relayed as they are), ``f`` a file
+from ``/sandbox/out`` (``name\0bytes``), ``n`` a note on one it skipped, ``u``
+what the container's cgroup counted (CPU ns, memory peak), ``x`` the end, whose
+payload says how the program ended. The
 program never holds that descriptor, so it cannot forge a frame.
 
 A request with cases (``cases`` > 0 in the header, no stdin of its own) runs the
@@ -22,6 +26,7 @@ from __future__ import annotations
 import enum
 import json
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
@@ -34,13 +39,15 @@ __all__ = [
     "FrameDecoder",
     "FrameKind",
     "encode_case",
+    "encode_extras",
     "encode_request",
     "parse_case_end",
     "parse_end",
+    "parse_usage",
 ]
 
 #: Bumped whenever a field or frame changes meaning.
-VERSION = 2
+VERSION = 3
 
 #: The supervisor's own exit codes (as a shell's ``timeout`` uses 124 and 126).
 EXIT_DEADLINE = 124  # its own deadline passed: the host was stuck
@@ -56,7 +63,11 @@ class FrameKind(bytes, enum.Enum):
     READY = b"r"
     STDOUT = b"o"
     STDERR = b"e"
+    DISPLAY = b"d"
+    FILE = b"f"
+    NOTE = b"n"
     CASE = b"c"
+    USAGE = b"u"
     END = b"x"
 
 
@@ -64,11 +75,13 @@ def _line(fields: dict[str, float]) -> bytes:
     return json.dumps(fields, separators=(",", ":")).encode("ascii") + b"\n"
 
 
-def encode_request(code: bytes, stdin: bytes, timeout: float, uid: int, *, cases: int = 0) -> bytes:
-    """The header line, then the code and stdin, as the supervisor reads them.
+def encode_request(
+    code: bytes, stdin: bytes, timeout: float, uid: int, *, cases: int = 0, extras: bytes = b""
+) -> bytes:
+    """The header line, then the code, the extras and stdin, as the supervisor reads them.
 
     With ``cases``, ``stdin`` must be empty (each case brings its own) and
-    ``timeout`` bounds all of them together.
+    ``timeout`` bounds all of them together. ``extras`` is :func:`encode_extras`'s.
     """
     header = {
         "version": VERSION,
@@ -77,8 +90,27 @@ def encode_request(code: bytes, stdin: bytes, timeout: float, uid: int, *, cases
         "timeout": round(timeout, 3),
         "uid": uid,
         "cases": cases,
+        "extras_bytes": len(extras),
     }
-    return _line(header) + code + stdin
+    return _line(header) + code + extras + stdin
+
+
+def encode_extras(
+    values: bytes = b"", returns: str = "", files: Iterable[tuple[str, bytes]] = ()
+) -> bytes:
+    """Values (JSON text) to bind, a variable to send back, and files to put in /sandbox.
+
+    Each item is a kind byte, the lengths of its name and data, then both.
+    """
+    items = []
+    if values:
+        items.append((b"v", b"", values))
+    if returns:
+        items.append((b"r", returns.encode("utf-8"), b""))
+    items += [(b"f", name.encode("utf-8"), data) for name, data in files]
+    return b"".join(
+        struct.pack(">cII", kind, len(name), len(data)) + name + data for kind, name, data in items
+    )
 
 
 def encode_case(stdin: bytes, timeout: float, memory: int = 0) -> bytes:
@@ -145,6 +177,14 @@ def parse_end(payload: bytes) -> End | None:
     if word in ("refused", "unclean"):
         return End(word, detail=rest)
     return None
+
+
+def parse_usage(payload: bytes) -> tuple[float, int] | None:
+    """Read a ``u`` frame: (CPU seconds, peak bytes); None when it is not one."""
+    parts = payload.split(b" ")
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        return None
+    return int(parts[0]) / 1e9, int(parts[1])
 
 
 class FrameDecoder:

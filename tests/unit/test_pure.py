@@ -74,6 +74,7 @@ def test_host_requests_are_what_the_supervisor_reads() -> None:
             "timeout": 3.5,
             "uid": 65534,
             "cases": 0,
+            "extras_bytes": 0,
         }
         # A request with cases, and a case's line, as one write: what a read takes
         # past the code waits in the buffer for the case.
@@ -116,7 +117,11 @@ def test_both_copies_of_the_protocol_agree() -> None:
         program.READY,
         program.OUT,
         program.ERR,
+        program.DISPLAY,
+        program.FILE,
+        program.NOTE,
         program.CASE,
+        program.USAGE,
         program.END,
     )
     assert (program.EXIT_DEADLINE, program.EXIT_HOST_GONE, program.EXIT_CANNOT_START) == (
@@ -267,7 +272,7 @@ def test_core_never_imports_ipython_widgets_or_traitlets() -> None:
         "import codedock_magic\n"
         "names = [m.name for m in pkgutil.walk_packages(codedock_magic.__path__, 'codedock_magic.')"
         " if not m.name.startswith(('codedock_magic.jupyter', 'codedock_magic.service',"
-        " 'codedock_magic.__main__'))]\n"
+        " 'codedock_magic.__main__', 'codedock_magic.supervisor.mpl_backend'))]\n"
         "for name in names: importlib.import_module(name)\n"
         "for name in codedock_magic.__all__: getattr(codedock_magic, name)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
