@@ -11,7 +11,7 @@ import html
 
 from ..grading import CaseResult, CheckResult, Verdict
 from ..safetext import MARKER, neutralise
-from .render import PRE_STYLE, STDERR_STYLE, badge, details, meta
+from .render import PRE_STYLE, STDERR_STYLE, badge, details, meta, usage
 
 __all__ = [
     "VERDICT_COLOURS",
@@ -97,7 +97,8 @@ def check_html(result: CheckResult) -> str:
     parts = [
         f'<div class="codedock-check" data-passed="{result.passed}" '
         f'data-total="{len(result.cases)}">',
-        f"<div>{summary_badge(result)}{meta(details(run.limits, run.image, run.duration))}</div>",
+        f"<div>{summary_badge(result)}"
+        f"{meta(details(run.limits, run.image, run.duration, usage(run)))}</div>",
         *(case_html(case) for case in result.cases),
         "</div>",
     ]
@@ -118,5 +119,6 @@ def case_text(case: CaseResult) -> str:
 def check_text(result: CheckResult) -> str:
     """The whole check as text: each case, then the summary line."""
     run = result.run
-    summary = f"{MARKER} {result.summary()} · {details(run.limits, run.image, run.duration)}"
+    shown = details(run.limits, run.image, run.duration, usage(run))
+    summary = f"{MARKER} {result.summary()} · {shown}"
     return "\n".join([*(case_text(case) for case in result.cases), summary])

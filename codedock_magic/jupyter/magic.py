@@ -47,7 +47,9 @@ from ..limits import Limits, format_size, parse_size
 from ..pool import Pool
 from ..profile import DEFAULT_IMAGE, Profile
 from ..remote import SERVICE_URL_ENV, ServiceBackend
+from ..request import check_file_name
 from ..result import RunResult
+from ..rich import values_to_json
 from ..runner import run
 from ..wire import LIMIT_FIELDS
 from .checkviews import CheckTextView, CheckView, CheckWidgetView
@@ -262,6 +264,25 @@ class SandboxMagics(Magics):
     @argument("--image", metavar="NAME", help="image to run in (it must have python3)")
     @argument("--stdin", metavar="NAME", help="variable (str or bytes) fed to the code's stdin")
     @argument("--stdin-file", metavar="PATH", help="file fed to the code's stdin")
+    @argument(
+        "--in",
+        dest="values",
+        metavar="NAMES",
+        help="notebook variables (comma-separated) sent as JSON and bound in the sandbox first",
+    )
+    @argument(
+        "--return",
+        dest="returns",
+        metavar="NAME",
+        help="bring the sandbox's variable NAME back, as JSON, into the notebook's NAME",
+    )
+    @argument(
+        "--file",
+        dest="files",
+        action="append",
+        metavar="NAME=SOURCE",
+        help="put a file into /sandbox first: SOURCE is a variable (bytes or str) or a path",
+    )
     @argument("--out", metavar="NAME", help="store stdout as a str in this variable")
     @argument("--err", metavar="NAME", help="store stderr as a str in this variable")
     @argument("--result", metavar="NAME", help="store the RunResult (CheckResult) here")
@@ -297,10 +318,16 @@ class SandboxMagics(Magics):
         for name in (args.out, args.err, args.result):
             if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
                 raise UsageError(f"{name!r} is not a valid variable name")
+        if args.returns is not None and (
+            not args.returns.isidentifier() or keyword.iskeyword(args.returns)
+        ):
+            raise UsageError(f"--return: {args.returns!r} is not a valid variable name")
         if args.cases is not None:
             self._check(args, cell, limits, image)
             return
         stdin = self._stdin(args)
+        values = self._values(args.values)
+        files = self._files(args.files or [])
         view = self._view(args.no_widgets)
         # A service applies limits of its own, known with the result.
         view.start(limits if self.remote is None else None, image)
@@ -314,6 +341,10 @@ class SandboxMagics(Magics):
                 on_state=view.on_state,
                 backend=self.backend,
                 asked=self._asked(args),
+                values=values,
+                returns=args.returns,
+                files=files,
+                on_image=view.on_image,
             )
         except ServiceRefusedError as exc:
             # A ceiling or a quota of the service: a usage problem, told in one line.
@@ -333,6 +364,9 @@ class SandboxMagics(Magics):
             ("--stdin-file", args.stdin_file),
             ("--out", args.out),
             ("--err", args.err),
+            ("--in", args.values),
+            ("--return", args.returns),
+            ("--file", args.files),
         ):
             if given is not None:
                 raise UsageError(
@@ -491,6 +525,64 @@ class SandboxMagics(Magics):
             no_widgets or not self.widgets or not frontend or os.environ.get(NO_WIDGETS_ENV)
         )
 
+    def _values(self, names: str | None) -> dict[str, Any] | None:
+        if not names:
+            return None
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        values = {}
+        for name in (part.strip() for part in names.split(",")):
+            if name not in namespace:
+                raise UsageError(f"--in: no variable named {name!r} in the notebook")
+            values[name] = namespace[name]
+        try:
+            sent = values_to_json(values)
+        except InvalidValueError as exc:
+            raise UsageError(
+                f"--in {exc.name}: {exc.name} holds a {exc.value}, not {exc.expected}"
+            ) from None
+        if len(sent) > parse_size(self.max_stdin, "max_stdin"):
+            raise UsageError(
+                f"--in {names}: more JSON than SandboxMagics.max_stdin = {self.max_stdin}"
+            )
+        return values
+
+    def _files(self, specs: list[str]) -> dict[str, bytes]:
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        cap = parse_size(self.max_stdin, "max_stdin")
+        files: dict[str, bytes] = {}
+        for spec in specs:
+            name, equals, source = spec.partition("=")
+            if not equals or not name or not source:
+                raise UsageError(f"--file {spec}: give NAME=SOURCE, e.g. --file data.csv=data")
+            try:
+                check_file_name(name)
+            except InvalidValueError as exc:
+                raise UsageError(f"--file {spec}: {exc}") from None
+            if source in namespace:
+                value = namespace[source]
+                if not isinstance(value, (str, bytes)):
+                    raise UsageError(
+                        f"--file {spec}: {source} holds a {type(value).__name__}, not bytes or str"
+                    )
+                data = value.encode("utf-8") if isinstance(value, str) else value
+            else:
+                path = Path(source).expanduser()
+                try:
+                    with path.open("rb") as handle:
+                        data = handle.read(cap + 1)
+                except OSError as exc:
+                    raise UsageError(
+                        f"--file {spec}: no variable {source!r}, and cannot read {path}: "
+                        f"{exc.strerror}"
+                    ) from None
+            files[name] = data
+            if sum(len(d) for d in files.values()) > cap:
+                raise UsageError(
+                    f"--file {spec}: the files hold more than SandboxMagics.max_stdin = "
+                    f"{self.max_stdin}; send less, or ask your administrator to raise it"
+                )
+        return files
+
     def _view(self, no_widgets: bool) -> View:
         return TextView() if self._plain(no_widgets) else WidgetView()
 
@@ -504,6 +596,11 @@ class SandboxMagics(Magics):
         ):
             if name is not None:
                 self.shell.user_ns[name] = value
+        returned = args.returns is not None and not any(
+            note.startswith(f"--return {args.returns}:") for note in result.notes
+        )
+        if returned:
+            self.shell.user_ns[args.returns] = result.value
 
     # -- line magics -------------------------------------------------------------
 

@@ -7,11 +7,13 @@ escaped before it is placed in HTML.
 
 from __future__ import annotations
 
+import base64
 import html
 from collections.abc import Callable
 
 from ..limits import Limits
 from ..result import RunResult, RunStatus
+from ..rich import MAX_IMAGE_BYTES, check_image
 from ..safetext import MARKER, neutralise
 
 __all__ = [
@@ -20,6 +22,9 @@ __all__ = [
     "STDERR_STYLE",
     "badge",
     "details",
+    "extras_text",
+    "image_html",
+    "image_note",
     "meta",
     "render_html",
     "render_text",
@@ -46,13 +51,24 @@ PRE_STYLE = (
 )
 
 
-def details(limits: Limits | None, image: str, duration: float | None) -> str:
-    """``0.12 s · timeout 2s · memory 100m · cpus 1 · pids 64 · image NAME``.
+def usage(result: RunResult) -> str:
+    """``cpu 0.03 s · peak 14.2 MiB``: what the container's cgroup counted, as far as known."""
+    parts = []
+    if result.cpu_seconds is not None:
+        parts.append(f"cpu {result.cpu_seconds:.2f} s")
+    if result.peak_memory is not None:
+        parts.append(f"peak {result.peak_memory / 1024**2:.1f} MiB")
+    return " · ".join(parts)
+
+
+def details(limits: Limits | None, image: str, duration: float | None, used: str = "") -> str:
+    """``0.12 s · cpu 0.03 s · peak 14.2 MiB · timeout 2s · memory 100m · ... · image NAME``.
 
     Without ``limits`` (a sandbox service decides them, and says so with the
-    result) it says whose they are instead.
+    result) it says whose they are instead. ``used`` is :func:`usage`'s text.
     """
     took = f"{duration:.2f} s · " if duration is not None else ""
+    took += f"{used} · " if used else ""
     applied = limits.describe() if limits is not None else "limits of the sandbox service"
     return f"{took}{applied} · image {image}"
 
@@ -62,7 +78,8 @@ def status_line(result: RunResult) -> str:
 
     It alone starts with the marker: program lines that do are shown escaped.
     """
-    line = f"{MARKER} {result.describe()} · {details(result.limits, result.image, result.duration)}"
+    shown = details(result.limits, result.image, result.duration, usage(result))
+    line = f"{MARKER} {result.describe()} · {shown}"
     if result.truncated:
         line += f" · output cut to a head and a tail of {result.limits.output // 1024} KiB"
     return line
@@ -145,11 +162,9 @@ def render_html(result: RunResult) -> str:
     parts = [
         f'<div class="codedock-result" data-status="{html.escape(result.status.value)}">',
         f"<div>{badge(result.status.value, result.describe())}"
-        f"{meta(details(result.limits, result.image, result.duration))}</div>",
+        f"{meta(details(result.limits, result.image, result.duration, usage(result)))}</div>",
     ]
-    if stdout:
-        shown = html.escape(stdout)
-        parts.append(f'<pre class="codedock-stdout" style="{PRE_STYLE}">{shown}</pre>')
+    parts += _stdout_and_images(result, stdout)
     if stderr:
         parts.append(
             f'<pre class="codedock-stderr" style="{PRE_STYLE}{STDERR_STYLE}">'
@@ -161,8 +176,101 @@ def render_html(result: RunResult) -> str:
             f"Output passed the {result.limits.output // 1024} KiB cap: only its head and tail "
             "are shown.</div>"
         )
+    parts += _files_html(result)
+    parts += [
+        f'<div class="codedock-notice" style="{_NOTE_STYLE}">{html.escape(note)}</div>'
+        for note in result.notes
+    ]
     parts.append("</div>")
     return "".join(parts)
+
+
+_NOTE_STYLE = "color:#b45309;font-size:0.85em"
+# Files up to this size get a download link in the saved view; larger ones are
+# listed, and kept whole in RunResult.files.
+LINK_BYTES = 1024 * 1024
+
+
+def _size(count: int) -> str:
+    return f"{count / 1024:.1f} KiB" if count < 1024**2 else f"{count / 1024**2:.1f} MiB"
+
+
+def image_note(mime: str, data: bytes) -> str:
+    """``[sandbox] image: image/png, 12.3 KiB``: an image, where none can be shown."""
+    return f"{MARKER} image: {mime}, {_size(len(data))}"
+
+
+def image_html(mime: str, data: bytes) -> str:
+    """An ``<img>`` with a data URL: the one way a program's image is shown, SVG too.
+
+    ``mime`` is one of :data:`~codedock_magic.rich.IMAGE_TYPES`, checked before.
+    """
+    encoded = base64.b64encode(data).decode("ascii")
+    alt = html.escape(f"image from the sandbox ({mime}, {_size(len(data))})")
+    return (
+        f'<img class="codedock-image" alt="{alt}" src="data:{html.escape(mime)};base64,{encoded}" '
+        'style="max-width:100%;display:block;margin:0.2em 0">'
+    )
+
+
+def _pre(text: str) -> str:
+    return f'<pre class="codedock-stdout" style="{PRE_STYLE}">{html.escape(text)}</pre>'
+
+
+def _stdout_and_images(result: RunResult, fitted: str) -> list[str]:
+    """Stdout with each image where it came; after it all when the saved view had to cut it."""
+    images = list(result.images)
+    if not images:
+        return [_pre(fitted)] if fitted else []
+    raw = result.stdout
+    if neutralise(raw) != fitted:
+        return ([_pre(fitted)] if fitted else []) + [image_html(*image) for image in images]
+    parts, start = [], 0
+    for (mime, data), at in zip(images, result.image_positions, strict=False):
+        at = min(max(at, start), len(raw))
+        if raw[start:at]:
+            parts.append(_pre(neutralise(raw[start:at])))
+        parts.append(image_html(mime, data))
+        start = at
+    parts += [image_html(*image) for image in images[len(result.image_positions) :]]
+    if raw[start:]:
+        parts.append(_pre(neutralise(raw[start:])))
+    return parts
+
+
+def _files_html(result: RunResult) -> list[str]:
+    if not result.files:
+        return []
+    rows = []
+    for name, data in sorted(result.files.items()):
+        mime = _image_type(name, data)
+        shown = html.escape(f"out/{name}")
+        row = f"<li><code>{shown}</code> · {_size(len(data))}"
+        if len(data) <= LINK_BYTES:
+            encoded = base64.b64encode(data).decode("ascii")
+            row += (
+                f' · <a download="{html.escape(name.rsplit("/", 1)[-1])}" '
+                f'href="data:application/octet-stream;base64,{encoded}">download</a>'
+            )
+        if mime:
+            row += image_html(mime, data)
+        rows.append(row + "</li>")
+    return [f'<ul class="codedock-files" style="margin:0.2em 0">{"".join(rows)}</ul>']
+
+
+def _image_type(name: str, data: bytes) -> str:
+    mime = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "svg": "image/svg+xml"}
+    found = mime.get(name.rsplit(".", 1)[-1].lower(), "")
+    return found if found and not check_image(found, data) and len(data) <= MAX_IMAGE_BYTES else ""
+
+
+def extras_text(result: RunResult) -> list[str]:
+    """Lines for the text view's end: the files that came back and the notes."""
+    lines = [
+        f"{MARKER} file: out/{name}, {_size(len(data))}"
+        for name, data in sorted(result.files.items())
+    ]
+    return lines + [f"{MARKER} note: {neutralise(note)}" for note in result.notes]
 
 
 def render_text(result: RunResult) -> str:
@@ -175,4 +283,6 @@ def render_text(result: RunResult) -> str:
         neutralise(result.stdout), neutralise(result.stderr), result.limits.output, _text_size
     )
     pieces = [p if p.endswith("\n") else p + "\n" for p in safe if p]
-    return "".join(pieces) + status_line(result)
+    notes = [image_note(mime, data) + "\n" for mime, data in result.images]
+    notes += [line + "\n" for line in extras_text(result)]
+    return "".join(pieces) + "".join(notes) + status_line(result)

@@ -17,7 +17,17 @@ from typing import Any, Protocol, TextIO
 from ..limits import Limits
 from ..result import RunResult
 from ..safetext import MARKER, Neutraliser
-from .render import badge, details, meta, render_html, render_text, status_line
+from .render import (
+    badge,
+    details,
+    extras_text,
+    image_html,
+    image_note,
+    meta,
+    render_html,
+    render_text,
+    status_line,
+)
 
 __all__ = ["TextView", "View", "WidgetView"]
 
@@ -35,6 +45,10 @@ class View(Protocol):
 
     def on_state(self, state: str) -> None:
         """The run is ``"queued"`` behind its user's other runs, or ``"running"``."""
+        ...
+
+    def on_image(self, mime: str, data: bytes) -> None:
+        """The program showed an image (checked and within the caps)."""
         ...
 
     def finish(self, result: RunResult) -> None:
@@ -65,6 +79,12 @@ class TextView:
             out.write(f"{MARKER} queued: your other runs hold the service's quota; waiting\n")
             out.flush()
 
+    def on_image(self, mime: str, data: bytes) -> None:
+        """A terminal shows no images: one line saying there was one."""
+        out = self._streams["stdout"]
+        out.write(image_note(mime, data) + "\n")
+        out.flush()
+
     def on_output(self, stream: str, text: str) -> None:
         """Write ``text``, neutralised, to the matching stream at once."""
         target = self._streams[stream]
@@ -85,6 +105,8 @@ class TextView:
             result.stderr and not result.stderr.endswith("\n")
         ):
             out.write("\n")
+        for line in extras_text(result):
+            out.write(line + "\n")
         out.write(status_line(result) + "\n")
         out.flush()
 
@@ -160,6 +182,14 @@ class WidgetView:
         target = sys.stdout if stream == "stdout" else sys.stderr
         target.write(self._safe[stream].feed(text))
         target.flush()
+        self._show_elapsed()
+
+    def on_image(self, mime: str, data: bytes) -> None:
+        """Show the image in the live output, in order with the text; SVG only as an ``<img>``."""
+        from IPython.display import HTML, display
+
+        sys.stdout.flush()
+        display(HTML(image_html(mime, data)))
         self._show_elapsed()
 
     def _stop(self) -> None:
