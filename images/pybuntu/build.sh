@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Build the sandbox image and tag it as the runner's default and as `pybuntu`.
+# Build the sandbox image and tag it as the runner's default and as `pybuntu`,
+# then codedock/pybuntu-sci: the same with numpy, matplotlib and pandas from
+# Debian's packages (CODEDOCK_SCI=0 skips it).
 #
 # With a registry: `docker build` from the official slim Python base.
 # Without one (air-gapped servers, CI here): a Debian root file system made by
@@ -13,17 +15,16 @@ legacy=pybuntu:latest
 suite=${CODEDOCK_SUITE:-bookworm}
 offline_base=codedock/debian-python:$suite
 
+sci_image=${CODEDOCK_SCI_IMAGE:-codedock/pybuntu-sci:latest}
+offline_sci_base=codedock/debian-python-sci:$suite
+sci_packages=python3,python3-numpy,python3-matplotlib,python3-pandas
+
 inputs=$(cat "$here/Dockerfile" "$here/build.sh" | sha256sum | cut -c1-16)
+sci_inputs=$(cat "$here/Dockerfile.sci" "$here/codedock_mplcache.py" "$here/build.sh" | sha256sum | cut -c1-16)
 
 have_image() {
-    [ "$(docker image inspect -f '{{ index .Config.Labels "io.codedock.inputs" }}' "$1" 2>/dev/null)" = "$inputs" ]
+    [ "$(docker image inspect -f '{{ index .Config.Labels "io.codedock.inputs" }}' "$1" 2>/dev/null)" = "${2:-$inputs}" ]
 }
-
-if have_image "$image"; then
-    docker tag "$image" "$legacy"
-    echo "image $image is up to date (inputs $inputs)"
-    exit 0
-fi
 
 apt_mirror() {
     # The first Debian archive the machine's own apt sources name (not security).
@@ -34,7 +35,10 @@ apt_mirror() {
 }
 
 build_offline_base() {
-    if docker image inspect "$offline_base" >/dev/null 2>&1; then
+    # build_offline_base IMAGE PACKAGES: a Debian root file system with PACKAGES,
+    # made by debootstrap from the machine's apt mirror, imported as IMAGE.
+    local base=$1 packages=$2
+    if docker image inspect "$base" >/dev/null 2>&1; then
         return 0
     fi
     if ! command -v debootstrap >/dev/null 2>&1; then
@@ -49,28 +53,47 @@ build_offline_base() {
     rootfs=$(mktemp -d)
     trap 'rm -rf "$rootfs"' EXIT
     mirror=$(apt_mirror)
-    echo "building the base $offline_base offline with debootstrap from $mirror"
-    debootstrap --variant=minbase --include=python3 "$suite" "$rootfs" "$mirror" >"$rootfs.log" 2>&1 \
+    echo "building the base $base offline with debootstrap from $mirror"
+    debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" >"$rootfs.log" 2>&1 \
         || { tail -n 20 "$rootfs.log" >&2; exit 1; }
     rm -f "$rootfs.log"
     # Drop what a sandbox never needs: package caches and docs keep the image small.
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc "$rootfs"/usr/share/man
-    tar -C "$rootfs" -c . | docker import - "$offline_base" >/dev/null
+    tar -C "$rootfs" -c . | docker import - "$base" >/dev/null
     rm -rf "$rootfs"
     trap - EXIT
 }
 
 build() {
-    docker build -q --label "io.codedock.inputs=$inputs" -t "$image" "$@" "$here" >/dev/null
+    # build IMAGE INPUTS DOCKERFILE [BUILD ARGS...]
+    local target=$1 label=$2 file=$3
+    shift 3
+    docker build -q --label "io.codedock.inputs=$label" -t "$target" -f "$here/$file" "$@" "$here" >/dev/null
 }
 
-if [ -n "${CODEDOCK_BASE:-}" ]; then
-    build --build-arg "BASE=$CODEDOCK_BASE"
-elif [ "${CODEDOCK_OFFLINE:-}" != 1 ] && build 2>/dev/null; then
-    :
+if have_image "$image"; then
+    echo "image $image is up to date (inputs $inputs)"
+elif [ -n "${CODEDOCK_BASE:-}" ]; then
+    build "$image" "$inputs" Dockerfile --build-arg "BASE=$CODEDOCK_BASE"
+elif [ "${CODEDOCK_OFFLINE:-}" != 1 ] && build "$image" "$inputs" Dockerfile 2>/dev/null; then
+    echo "built $image"
 else
-    build_offline_base
-    build --build-arg "BASE=$offline_base"
+    build_offline_base "$offline_base" python3
+    build "$image" "$inputs" Dockerfile --build-arg "BASE=$offline_base"
+    echo "built $image"
 fi
 docker tag "$image" "$legacy"
-echo "built $image (also tagged $legacy)"
+echo "tagged $image as $legacy"
+
+if [ "${CODEDOCK_SCI:-1}" = 0 ]; then
+    exit 0
+fi
+if have_image "$sci_image" "$sci_inputs"; then
+    echo "image $sci_image is up to date (inputs $sci_inputs)"
+elif [ "${CODEDOCK_OFFLINE:-}" != 1 ] && build "$sci_image" "$sci_inputs" Dockerfile.sci 2>/dev/null; then
+    echo "built $sci_image"
+else
+    build_offline_base "$offline_sci_base" "$sci_packages"
+    build "$sci_image" "$sci_inputs" Dockerfile.sci --build-arg "BASE=$offline_sci_base" --build-arg INSTALL=
+    echo "built $sci_image"
+fi
