@@ -386,3 +386,55 @@ def test_bad_cases_and_options_with_cases_are_one_line_usage_errors(
     ]
     with pytest.raises(UsageError, match="checker of case 'c' raised ZeroDivisionError"):
         cell(ip, "--cases checked", "print(1)")
+
+
+PNG_B64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+)
+
+
+def test_values_files_and_images_through_the_magic(
+    ip: InteractiveShell, engine: DockerEngine, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ip.user_ns.update(prices=[1.5, 2.5], label="total", raw=b"x,y\n1,2\n")
+    (tmp_path / "notes.txt").write_text("from a file")
+    body = (
+        "import base64, os\n"
+        "print(label, sum(prices), open('data.csv').read().split(), open('notes.txt').read())\n"
+        f"display(base64.b64decode('{PNG_B64}'))\n"
+        "os.mkdir('out')\n"
+        "open('out/answer.txt', 'w').write('4')\n"
+        "answer = {'sum': sum(prices), 'label': label}\n"
+    )
+    line = "--in prices,label --return answer --file data.csv=raw"
+    line += f" --file notes.txt={tmp_path}/notes.txt"
+    cell(ip, line, body)
+    out, _ = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0] == "total 4.0 ['x,y', '1,2'] from a file"
+    assert lines[1] == "[sandbox] image: image/png, 0.1 KiB"
+    assert lines[2] == "[sandbox] file: out/answer.txt, 0.0 KiB"
+    assert lines[3].startswith("[sandbox] ok · ") and " · cpu " in lines[3]
+    assert ip.user_ns["answer"] == {"sum": 4.0, "label": "total"}
+
+
+def test_bad_values_files_and_returns_are_one_line_usage_errors(
+    ip: InteractiveShell, engine: DockerEngine
+) -> None:
+    ip.user_ns.update(odd={1, 2}, number=3, cases=[{"name": "a", "expected": ""}])
+    for line, message in (
+        ("--in missing", "--in: no variable named 'missing'"),
+        ("--in odd", "--in odd: odd holds a set, not a JSON value"),
+        ("--return 2x", "--return: '2x' is not a valid variable name"),
+        ("--file data", "--file data: give NAME=SOURCE"),
+        ("--file ../x=number", "--file ../x=number: file name '../x'"),
+        ("--file x=number", "--file x=number: number holds a int, not bytes or str"),
+        ("--file x=/nowhere/at/all", "no variable '/nowhere/at/all', and cannot read"),
+        ("--cases cases --in number", "--in does not go with --cases"),
+    ):
+        with pytest.raises(UsageError, match=re.escape(message)):
+            cell(ip, line, "print(1)")
+    # A value the program could not send back leaves the notebook's variable alone.
+    ip.user_ns["kept"] = "before"
+    cell(ip, "--return kept --no-raise-error", "kept = {1}")
+    assert ip.user_ns["kept"] == "before"

@@ -158,6 +158,8 @@ def test_demo_notebook(engine: DockerEngine, tmp_path: Path) -> None:
         "%%sandbox --pids 32 --timeout 5 --no-raise-error": ["ok"],
         "%%sandbox --timeout 10": ["ok"],
         "%%sandbox --out squares": ["ok"],
+        "%%sandbox --image codedock/pybuntu-sci:latest --in temperatures --return summary "
+        "--timeout 60": ["ok"],
     }
     by_source = {c.source.splitlines()[0] if c.source else "": c for c in notebook.cells}
     traceback = by_source["%%sandbox --no-raise-error"].outputs[0].data["text/plain"]
@@ -168,6 +170,15 @@ def test_demo_notebook(engine: DockerEngine, tmp_path: Path) -> None:
     assert "forks: Resource temporarily unavailable" in fork
     assert by_source["[int(s) for s in squares.split()]"].outputs[0].data["text/plain"] == (
         "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]"
+    )
+    plot = by_source[
+        "%%sandbox --image codedock/pybuntu-sci:latest --in temperatures --return summary "
+        "--timeout 60"
+    ].outputs[0]
+    assert plot.data["text/html"].count('src="data:image/png;base64,') == 1
+    assert "[sandbox] image: image/png" in plot.data["text/plain"]
+    assert by_source["summary"].outputs[0].data["text/plain"] == (
+        "{'warmest': 'Jun', 'mean': 10.85}"
     )
     info = "".join(o.get("text", "") for o in notebook.cells[-1].outputs)
     assert "defaults:  timeout=3s" in info and "(present)" in info
@@ -236,3 +247,37 @@ def test_a_capped_cell_saves_within_two_and_a_half_caps(
     saved = len(json.dumps([dict(output) for output in outputs], ensure_ascii=False).encode())
     assert saved <= 2.5 * cap, f"{saved / cap:.2f}x the cap"
     assert outputs[0].metadata["codedock"]["status"] == "ok"
+
+
+IMAGES = (
+    "%%sandbox\n"
+    "import base64\n"
+    "print('<b>before</b>')\n"
+    "display(base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgAB"
+    "SK+kcQAAAABJRU5ErkJggg=='))\n"
+    "display(b'<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>')\n"
+    "print('after')\n"
+    "import os\n"
+    "os.mkdir('out')\n"
+    "open('out/table.csv', 'w').write('a,b')\n"
+)
+
+
+def test_images_and_files_freeze_into_the_saved_view(tmp_path: Path, engine: DockerEngine) -> None:
+    notebook = _run(tmp_path, IMAGES)
+    (output,) = notebook.cells[1].outputs
+    html = output.data["text/html"]
+    before, png, svg, after = (
+        html.index("&lt;b&gt;before"),
+        html.index('src="data:image/png;base64,'),
+        html.index('src="data:image/svg+xml;base64,'),
+        html.index("after"),
+    )
+    assert before < png < svg < after
+    # The SVG's markup (and its script) is only ever inside a data URL.
+    assert "<svg" not in html and "<script" not in html
+    assert "out/table.csv" in html and 'download="table.csv"' in html
+    assert "data:application/octet-stream;base64,YSxi" in html
+    text = output.data["text/plain"]
+    assert "[sandbox] image: image/png, 0.1 KiB" in text
+    assert "[sandbox] file: out/table.csv, 0.0 KiB" in text

@@ -427,3 +427,28 @@ def test_too_many_cases_or_a_case_over_the_ceiling_is_refused(service: Service) 
     slow = [{"name": "a", "expected": ""}, {"name": "b", "expected": "", "timeout": 31}]
     with pytest.raises(ServiceRefusedError, match=r"case 2: timeout 31 is over .* max_timeout"):
         check("", slow, backend=backend)
+
+
+def test_images_files_and_values_go_through_the_service(service: Service) -> None:
+    code = (
+        "import os\n"
+        "display(b'<svg xmlns=\"http://www.w3.org/2000/svg\"/>')\n"
+        "os.mkdir('out')\n"
+        "open('out/copy.txt', 'w').write(open('given.txt').read() * 2)\n"
+        "doubled = [2 * n for n in numbers]\n"
+    )
+    live: list[str] = []
+    result = run(
+        code,
+        values={"numbers": [1, 2]},
+        returns="doubled",
+        files={"given.txt": "ab"},
+        on_image=lambda mime, data: live.append(mime),
+        backend=alice(service),
+    )
+    assert result.ok, result.stderr
+    assert live == ["image/svg+xml"] and result.images[0][0] == "image/svg+xml"
+    assert result.files == {"copy.txt": b"abab"} and result.value == [2, 4]
+    assert result.cpu_seconds is not None and result.peak_memory is not None
+    with pytest.raises(ServiceRefusedError, match="over the service's max_stdin_bytes"):
+        run("", files={"big": b"x" * (16 * 1024 * 1024 + 100)}, backend=alice(service))

@@ -22,6 +22,16 @@ TICKING = (
     "%%sandbox --timeout 300\nimport time\nwhile True:\n"
     "    print('tick', flush=True)\n    time.sleep(0.2)"
 )
+PLOT = (
+    "%%sandbox --image codedock/pybuntu-sci:latest --timeout 60\n"
+    "import matplotlib.pyplot as plt\n"
+    "print('a plot:')\n"
+    "plt.plot([1, 3, 2])\n"
+    "plt.show()\n"
+    "print('and an SVG:')\n"
+    'display(b\'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">\'\n'
+    '        b\'<rect width="40" height="20" fill="teal"/></svg>\')'
+)
 KERNEL_STATUS = (
     "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
     " const k = w && w.sessionContext && w.sessionContext.session"
@@ -182,6 +192,44 @@ def test_lab_result_survives_save_reload_and_restart(page: Any, server: Server) 
     wait_for_badges(page, ["ok", "error"], within=10)
     assert "ZeroDivisionError" in output_text(page, 1)
     shot(page, "lab-after-restart")
+
+
+def images(page: Any) -> list[list[Any]]:
+    """(loaded with pixels, start of its data URL) of every image from the sandbox."""
+    return list(
+        page.eval_on_selector_all(
+            ".codedock-image",
+            "els => els.map(e => [e.complete && e.naturalWidth > 0, e.src.slice(0, 22)])",
+        )
+    )
+
+
+def test_lab_images_show_in_order_and_survive_a_reload(page: Any, server: Server) -> None:
+    name = server.notebook("plot.ipynb", PLOT)
+    open_notebook(page, server, name, 1)
+    run_cells(page, 1)
+    wait_for_badges(page, ["ok"], within=90)
+    shown = [[True, "data:image/png;base64,"], [True, "data:image/svg+xml;bas"]]
+    page.wait_for_function(
+        "[...document.querySelectorAll('.codedock-image')].every(e => e.complete)",
+        timeout=10_000,
+    )
+    assert images(page) == shown
+    text = output_text(page, 0)
+    assert text.index("a plot:") < text.index("and an SVG:")
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')", timeout=10_000)
+    page.reload()
+    open_notebook(page, server, name, 1)
+    wait_for_badges(page, ["ok"], within=10)
+    page.wait_for_function(
+        "[...document.querySelectorAll('.codedock-image')].every(e => e.complete)",
+        timeout=10_000,
+    )
+    assert images(page) == shown
+    # The SVG is an image, never markup in the page.
+    assert page.locator(".codedock-result svg").count() == 0
+    shot(page, "lab-images-after-reload")
 
 
 def test_lab_help(page: Any, server: Server) -> None:
