@@ -358,7 +358,10 @@ def start_child(
             os.dup2(in_r, 0)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
-            os.dup2(show_w, DISPLAY_FD)
+            if show_w != DISPLAY_FD:
+                os.dup2(show_w, DISPLAY_FD)
+            # A pipe is made close-on-exec; the program must keep this one.
+            os.set_inheritable(DISPLAY_FD, True)
             os.closerange(DISPLAY_FD + 1, 65536)
             os.setsid()
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
