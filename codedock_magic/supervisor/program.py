@@ -34,6 +34,9 @@ The host's side of the protocol is ``codedock_magic.supervisor.protocol``; the
 constants below are this program's own copy of it.
 """
 
+# Annotations stay text: images with a Python older than this package run it too.
+from __future__ import annotations
+
 import os
 import select
 import signal

@@ -21,6 +21,9 @@ Images and values go to the host on descriptor 3, in frames of a kind byte and a
 as it is; the host checks and caps it. Nothing here decides a run's status.
 """
 
+# Annotations stay text: images with a Python older than this package run it too.
+from __future__ import annotations
+
 import atexit
 import builtins
 import os
