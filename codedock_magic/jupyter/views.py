@@ -68,6 +68,7 @@ class TextView:
         self._shown = {"stdout": 0, "stderr": 0}
         # The program's bytes never reach the terminal raw (see codedock_magic.safetext).
         self._safe = {"stdout": Neutraliser(), "stderr": Neutraliser()}
+        self._line_ended = True
 
     def start(self, limits: Limits | None, image: str) -> None:
         """Nothing to show before output arrives."""
@@ -82,8 +83,10 @@ class TextView:
     def on_image(self, mime: str, data: bytes) -> None:
         """A terminal shows no images: one line saying there was one."""
         out = self._streams["stdout"]
-        out.write(image_note(mime, data) + "\n")
+        # The note is a line of its own, even after a line the program left open.
+        out.write(("" if self._line_ended else "\n") + image_note(mime, data) + "\n")
         out.flush()
+        self._line_ended = True
 
     def on_output(self, stream: str, text: str) -> None:
         """Write ``text``, neutralised, to the matching stream at once."""
@@ -91,6 +94,8 @@ class TextView:
         target.write(self._safe[stream].feed(text))
         target.flush()
         self._shown[stream] += len(text)
+        if stream == "stdout" and text:
+            self._line_ended = text.endswith("\n")
 
     def finish(self, result: RunResult) -> None:
         """Write what was not streamed (past the live head), then the status line."""

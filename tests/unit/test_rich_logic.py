@@ -119,3 +119,18 @@ def test_the_saved_view_places_images_where_they_came_and_never_inlines_svg() ->
     assert " · cpu 0.05 s · peak 12.0 MiB · " in status_line(result)
     assert image_html("image/png", PNG).startswith('<img class="codedock-image"')
     assert result_from_json(json.loads(json.dumps(result_to_json(result)))) == result
+
+
+def test_the_text_view_puts_an_image_note_on_a_line_of_its_own() -> None:
+    import io
+
+    from codedock_magic.jupyter.views import TextView
+
+    out = io.StringIO()
+    view = TextView(stdout=out, stderr=io.StringIO())
+    view.on_output("stdout", "no newline yet")
+    view.on_image("image/png", PNG)
+    view.on_output("stdout", "line\n")
+    view.on_image("image/png", PNG)
+    note = "[sandbox] image: image/png, 0.1 KiB\n"
+    assert out.getvalue() == f"no newline yet\n{note}line\n{note}"
