@@ -11,26 +11,22 @@ is stuck. Expected outputs never leave the host: judging is for the caller.
 from __future__ import annotations
 
 import threading
-import time
 
-from .engines.base import SANDBOX_UID, STDOUT
+from .engines.base import SANDBOX_UID
 from .errors import EngineError, InvalidValueError
-from .execution import DIE_WAIT, send_quietly
+from .execution import SupervisedRun
 from .limits import Limits, format_size
 from .output import CappedOutput
 from .request import CaseInput, OnCase, RunRequest
 from .result import CaseRun, RunResult, RunStatus
-from .sandbox import KILL_GRACE, SUPERVISOR_GRACE, Sandbox
+from .sandbox import SUPERVISOR_GRACE, Sandbox
 from .supervisor.protocol import (
     CaseEnd,
     End,
-    FrameDecoder,
     FrameKind,
     encode_case,
     encode_request,
     parse_case_end,
-    parse_end,
-    parse_usage,
 )
 
 __all__ = ["CASE_SLACK", "case_limits", "cases_never_started", "execute_cases", "total_time"]
@@ -38,8 +34,6 @@ __all__ = ["CASE_SLACK", "case_limits", "cases_never_started", "execute_cases", 
 #: Seconds each case may take beyond its timeout before the host calls the
 #: supervisor stuck: starting the program, and the reset after it.
 CASE_SLACK = 1.0
-_POLL = 0.1
-_SEND_INLINE = 64 * 1024
 
 
 def case_limits(request: RunRequest, case: CaseInput) -> tuple[float, int]:
@@ -82,7 +76,7 @@ def cases_never_started(request: RunRequest) -> RunResult:
     return run.result()
 
 
-class _Cases:
+class _Cases(SupervisedRun):
     def __init__(
         self,
         sandbox: Sandbox | None,
@@ -90,94 +84,41 @@ class _Cases:
         on_case: OnCase | None,
         stop: threading.Event | None,
     ) -> None:
-        self.sandbox = sandbox
+        super().__init__(sandbox, stop)
         self.request = request
         self.on_case = on_case
-        self.stop = stop
         # Checked up front, so that a bad case starts nothing.
         self.given = [case_limits(request, case) for case in request.cases]
         self.done: list[CaseRun] = []
         self.stdout = CappedOutput(request.limits.output)
         self.stderr = CappedOutput(request.limits.output)
         self.complaints = bytearray()
-        self.end: End | None = None
-        self.usage: tuple[float, int] | None = None
-        self.interrupted = False
-        self.timed_out = False
-        self.stream_over = False
-        self.started = 0.0
-        self.finished = 0.0
 
     def execute(self) -> RunResult:
-        sandbox = self.sandbox
-        assert sandbox is not None
         total = total_time(self.request)
-        wire = encode_request(
+        header = encode_request(
             self.request.code,
             b"",
             total + SUPERVISOR_GRACE,
             SANDBOX_UID,
             cases=len(self.request.cases),
         )
-        try:
-            if self.stop is not None and self.stop.is_set():
-                self.interrupted = True
-                return self.result()
-            self.started = time.monotonic()
-            sandbox.channel.send(wire)
-            if self.request.cases:
-                self._send_case(sandbox, 0)
-            self._pump(sandbox, self.started + total)
-        except KeyboardInterrupt:
-            self.interrupted = True
-        finally:
-            self.finished = time.monotonic()
-            self._dispose(sandbox)
+        # The first case goes with the request; each next one after the last one's end.
+        self.converse(header + self._case(0), total)
         return self.result()
 
-    def _send_case(self, sandbox: Sandbox, index: int) -> None:
+    def _case(self, index: int) -> bytes:
         case = self.request.cases[index]
         timeout, memory = self.given[index]
         container = self.request.profile.limits.memory
-        data = encode_case(case.stdin, timeout, memory if memory < container else 0)
-        if len(data) <= _SEND_INLINE:
-            sandbox.channel.send(data)
-        else:
-            # A large stdin can fill the stream before the supervisor reads it all.
-            threading.Thread(target=send_quietly, args=(sandbox, data), daemon=True).start()
+        return encode_case(case.stdin, timeout, memory if memory < container else 0)
 
-    def _pump(self, sandbox: Sandbox, deadline: float) -> None:
-        frames = FrameDecoder()
-        stop_at = deadline
-        while True:
-            if self.stop is not None and self.stop.is_set():
-                self.interrupted = True
-                return
-            now = time.monotonic()
-            if now >= stop_at:
-                if self.timed_out:
-                    return
-                self.timed_out = True
-                threading.Thread(
-                    target=sandbox.engine.kill, args=(sandbox.container,), daemon=True
-                ).start()
-                stop_at = now + KILL_GRACE
-                continue
-            chunks = sandbox.channel.receive(min(_POLL, stop_at - now))
-            if chunks is None:
-                self.stream_over = True
-                return
-            for stream, payload in chunks:
-                if stream != STDOUT:
-                    self.complaints += payload
-                    continue
-                for kind, body in frames.feed(payload):
-                    self._take(sandbox, kind, body)
-            if self.end is not None:
-                self.stream_over = True
-                return
+    def complain(self, payload: bytes) -> None:
+        """Kept for the note of the cases the sandbox did not get to."""
+        self.complaints += payload
 
-    def _take(self, sandbox: Sandbox, kind: bytes, body: bytes) -> None:
+    def take(self, kind: bytes, body: bytes) -> None:
+        """A case's output, or its end (and then the next case goes out)."""
         if kind == FrameKind.STDOUT.value:
             self.stdout.feed(body)
         elif kind == FrameKind.STDERR.value:
@@ -190,11 +131,7 @@ class _Cases:
                 )
             self._finish_case(ended)
             if len(self.done) < len(self.request.cases):
-                self._send_case(sandbox, len(self.done))
-        elif kind == FrameKind.USAGE.value:
-            self.usage = parse_usage(body)
-        elif kind == FrameKind.END.value:
-            self.end = parse_end(body)
+                self.send(self._case(len(self.done)))
 
     def _finish_case(self, ended: CaseEnd) -> None:
         timeout, memory = self.given[len(self.done)]
@@ -220,14 +157,6 @@ class _Cases:
         if self.on_case is not None:
             self.on_case(len(self.done) - 1, run)
 
-    def _dispose(self, sandbox: Sandbox) -> None:
-        if self.stream_over and self.end == End("exit", 0):
-            sandbox.end()
-            return
-        if self.stream_over:
-            sandbox.watch.died.wait(DIE_WAIT)
-        sandbox.end(kill=not self.stream_over, wait=True)
-
     def _why_unfinished(self) -> str:
         if self.interrupted:
             return "interrupted"
@@ -242,11 +171,7 @@ class _Cases:
         return "not run to its end: the sandbox ended early" + (f" ({said})" if said else "")
 
     def result(self) -> RunResult:
-        if self.end is not None and self.end.how == "refused":
-            raise EngineError(
-                f"the sandbox's supervisor refused the run ({self.end.detail}); the image "
-                "may hold an incompatible codedock supervisor"
-            )
+        self.refuse_if_refused()
         cases = list(self.done)
         note = self._why_unfinished()
         for index in range(len(cases), len(self.request.cases)):
@@ -285,6 +210,5 @@ class _Cases:
             limits=Limits.of(self.request.profile.limits, self.request.limits),
             image=self.request.profile.image,
             cases=tuple(cases),
-            cpu_seconds=self.usage[0] if self.usage else None,
-            peak_memory=self.usage[1] if self.usage and self.usage[1] else None,
+            **self.usage_fields(),
         )

@@ -4,8 +4,9 @@ The code and stdin go out as the supervisor's request. Output is read until the
 supervisor's end frame (it ends the program itself at the timeout), the end of
 the stream, the host's own deadline a little later, for a supervisor that is
 stuck (then the container is killed from another thread while the output is
-still read, so the kill cannot hang on output nobody drains) or a stop request. On every path the
-channel is closed and the container's removal made sure of.
+still read, so the kill cannot hang on output nobody drains) or a stop request. On every path
+the channel is closed and the container's removal made sure of. :class:`SupervisedRun` is that
+conversation, which a run with cases (:mod:`codedock_magic.caserun`) holds too.
 
 The status comes from the supervisor's end frame, on a channel the program
 cannot write to, and from the engine's watch whenever the run did not end well;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from typing import Any
 
 from .engines.base import SANDBOX_UID, STDOUT
 from .errors import EngineError
@@ -36,7 +38,7 @@ from .supervisor.protocol import (
     parse_usage,
 )
 
-__all__ = ["DIE_WAIT", "execute", "never_started", "send_quietly"]
+__all__ = ["DIE_WAIT", "SupervisedRun", "execute", "never_started", "send_quietly"]
 
 # How long the engine's exit report may trail the end of the output stream.
 DIE_WAIT = 2.0
@@ -65,26 +67,18 @@ def never_started(request: RunRequest) -> RunResult:
     return run.result()
 
 
-class _Run:
-    """The state of one run, from sending the code to the container's removal."""
+class SupervisedRun:
+    """A conversation with one sandbox's supervisor, as a run and a run with cases both hold it.
 
-    def __init__(
-        self,
-        sandbox: Sandbox | None,
-        request: RunRequest,
-        on_output: OnOutput | None,
-        stop: threading.Event | None,
-        on_image: OnImage | None = None,
-    ) -> None:
+    It sends the request, reads frames until the supervisor's end (``take`` gets
+    each frame but the end and the usage report), kills the container past the
+    host's deadline, ends at a stop request, and disposes of the container on
+    every path. Subclasses say what a frame means and what the result is.
+    """
+
+    def __init__(self, sandbox: Sandbox | None, stop: threading.Event | None) -> None:
         self.sandbox = sandbox
-        self.request = request
-        self.on_output = on_output
-        self.on_image = on_image
-        self.rich = RichOutput()
-        self.stdout_chars = 0
         self.stop = stop
-        self.stdout = CappedOutput(request.limits.output)
-        self.stderr = CappedOutput(request.limits.output)
         self.timed_out = False
         self.interrupted = False
         self.stream_over = False
@@ -93,33 +87,40 @@ class _Run:
         self.started = 0.0
         self.finished = 0.0
 
-    def execute(self) -> RunResult:
+    def take(self, kind: bytes, body: bytes) -> None:
+        """One frame of the supervisor's (not its end or its usage report)."""
+        raise NotImplementedError
+
+    def complain(self, payload: bytes) -> None:
+        """What the supervisor wrote on its stderr, which it does only when it fails."""
+        raise NotImplementedError
+
+    def converse(self, request: bytes, deadline: float) -> None:
+        """Send ``request``, then read until the end, or ``deadline`` seconds from now."""
         sandbox = self.sandbox
         assert sandbox is not None
-        limits = self.request.limits
-        request = self.request
-        extras = encode_extras(request.values, request.returns, request.files)
-        wire = encode_request(
-            request.code, request.stdin, limits.timeout, SANDBOX_UID, extras=extras
-        )
         try:
             if self.stop is not None and self.stop.is_set():
                 self.interrupted = True
-                return self.result()
+                return
             self.started = time.monotonic()
-            if len(wire) <= _SEND_INLINE:
-                sandbox.channel.send(wire)
-            else:
-                # A large stdin can fill the stream before the supervisor reads it all.
-                threading.Thread(target=send_quietly, args=(sandbox, wire), daemon=True).start()
-            self._pump(sandbox, self.started + limits.timeout + SUPERVISOR_GRACE)
+            self.send(request)
+            self._pump(sandbox, self.started + deadline)
         except KeyboardInterrupt:
             # A caller that did not turn SIGINT into a stop flag.
             self.interrupted = True
         finally:
             self.finished = time.monotonic()
             self._dispose(sandbox)
-        return self.result()
+
+    def send(self, data: bytes) -> None:
+        """Write to the supervisor; a large write goes from a thread of its own."""
+        assert self.sandbox is not None
+        if len(data) <= _SEND_INLINE:
+            self.sandbox.channel.send(data)
+        else:
+            # A large stdin can fill the stream before the supervisor reads it all.
+            threading.Thread(target=send_quietly, args=(self.sandbox, data), daemon=True).start()
 
     def _pump(self, sandbox: Sandbox, deadline: float) -> None:
         frames = FrameDecoder()
@@ -143,53 +144,23 @@ class _Run:
                 self.stream_over = True
                 return
             for stream, payload in chunks:
-                if stream == STDOUT:
-                    for kind, body in frames.feed(payload):
-                        self._take(kind, body)
-                else:
-                    # The supervisor's own complaints (it never writes there otherwise).
-                    self._take(FrameKind.STDERR.value, payload)
+                if stream != STDOUT:
+                    self.complain(payload)
+                    continue
+                for kind, body in frames.feed(payload):
+                    if kind == FrameKind.END.value:
+                        self.end = parse_end(body)
+                        if self.end is not None and self.end.how == "deadline":
+                            self.timed_out = True
+                    elif kind == FrameKind.USAGE.value:
+                        self.usage = parse_usage(body)
+                    elif kind != FrameKind.READY.value:
+                        self.take(kind, body)
             if self.end is not None:
                 # The supervisor has relayed everything and is exiting; the container's
                 # teardown (tens of ms) need not delay the result.
                 self.stream_over = True
                 return
-
-    def _take(self, kind: bytes, body: bytes) -> None:
-        if kind == FrameKind.READY.value:
-            return
-        if kind == FrameKind.USAGE.value:
-            self.usage = parse_usage(body)
-            return
-        if kind == FrameKind.DISPLAY.value:
-            for mime, data in self.rich.feed_display(body, self.stdout_chars):
-                if self.on_image is not None:
-                    self.on_image(mime, data)
-            return
-        if kind == FrameKind.FILE.value:
-            self.rich.add_file(body)
-            return
-        if kind == FrameKind.NOTE.value:
-            self.rich.add_note(body)
-            return
-        if kind == FrameKind.END.value:
-            self.end = parse_end(body)
-            if self.end is not None and self.end.how == "deadline":
-                self.timed_out = True
-            return
-        name, sink = (
-            ("stdout", self.stdout)
-            if kind == FrameKind.STDOUT.value
-            else (
-                "stderr",
-                self.stderr,
-            )
-        )
-        text = sink.feed(body)
-        if name == "stdout":
-            self.stdout_chars += len(text)
-        if text and self.on_output is not None:
-            self.on_output(name, text)
 
     def _dispose(self, sandbox: Sandbox) -> None:
         if self.stream_over and self.end is not None:
@@ -203,16 +174,79 @@ class _Run:
             sandbox.watch.died.wait(DIE_WAIT)
         sandbox.end(kill=not self.stream_over, wait=True)
 
-    def result(self) -> RunResult:
-        watch = self.sandbox.watch if self.sandbox is not None else None
-        exit_code: int | None = None
-        signal: int | None = None
-        engine_code = watch.exit_code if watch is not None else None
+    def refuse_if_refused(self) -> None:
+        """Raise when the supervisor would not run the request at all."""
         if self.end is not None and self.end.how == "refused":
             raise EngineError(
                 f"the sandbox's supervisor refused the run ({self.end.detail}); the image "
                 "may hold an incompatible codedock supervisor"
             )
+
+    def usage_fields(self) -> dict[str, Any]:
+        """``cpu_seconds`` and ``peak_memory`` for the result, ``None`` where not reported."""
+        cpu, peak = self.usage if self.usage is not None else (None, None)
+        return {"cpu_seconds": cpu, "peak_memory": peak or None}
+
+
+class _Run(SupervisedRun):
+    """The state of one run, from sending the code to the container's removal."""
+
+    def __init__(
+        self,
+        sandbox: Sandbox | None,
+        request: RunRequest,
+        on_output: OnOutput | None,
+        stop: threading.Event | None,
+        on_image: OnImage | None = None,
+    ) -> None:
+        super().__init__(sandbox, stop)
+        self.request = request
+        self.on_output = on_output
+        self.on_image = on_image
+        self.rich = RichOutput()
+        self.stdout_chars = 0
+        self.stdout = CappedOutput(request.limits.output)
+        self.stderr = CappedOutput(request.limits.output)
+
+    def execute(self) -> RunResult:
+        request = self.request
+        extras = encode_extras(request.values, request.returns, request.files)
+        self.converse(
+            encode_request(
+                request.code, request.stdin, request.limits.timeout, SANDBOX_UID, extras=extras
+            ),
+            request.limits.timeout + SUPERVISOR_GRACE,
+        )
+        return self.result()
+
+    def complain(self, payload: bytes) -> None:
+        """Shown as the program's stderr: it is why the run failed."""
+        self.take(FrameKind.STDERR.value, payload)
+
+    def take(self, kind: bytes, body: bytes) -> None:
+        """Output, images, files and notes, each where it belongs."""
+        if kind == FrameKind.DISPLAY.value:
+            for mime, data in self.rich.feed_display(body, self.stdout_chars):
+                if self.on_image is not None:
+                    self.on_image(mime, data)
+        elif kind == FrameKind.FILE.value:
+            self.rich.add_file(body)
+        elif kind == FrameKind.NOTE.value:
+            self.rich.add_note(body)
+        elif kind in (FrameKind.STDOUT.value, FrameKind.STDERR.value):
+            name = "stdout" if kind == FrameKind.STDOUT.value else "stderr"
+            text = (self.stdout if name == "stdout" else self.stderr).feed(body)
+            if name == "stdout":
+                self.stdout_chars += len(text)
+            if text and self.on_output is not None:
+                self.on_output(name, text)
+
+    def result(self) -> RunResult:
+        watch = self.sandbox.watch if self.sandbox is not None else None
+        exit_code: int | None = None
+        signal: int | None = None
+        engine_code = watch.exit_code if watch is not None else None
+        self.refuse_if_refused()
         if self.end is not None and self.end.how in ("exit", "signal"):
             if self.end.how == "signal":
                 signal = self.end.number
@@ -237,15 +271,8 @@ class _Run:
             timed_out=self.timed_out,
             interrupted=self.interrupted,
         )
-        wanted = self.request.returns
-        if (
-            wanted
-            and not self.rich.has_value
-            and not any(note.startswith(f"--return {wanted}:") for note in self.rich.notes)
-        ):
-            self.rich.notes.append(
-                f"--return {wanted}: nothing came back (the program did not get to its end)"
-            )
+        if self.request.returns:
+            self.rich.expect_value(self.request.returns)
         return RunResult(
             status=status,
             exit_code=exit_code,
@@ -256,13 +283,12 @@ class _Run:
             truncated=self.stdout.truncated or self.stderr.truncated,
             limits=Limits.of(self.request.profile.limits, self.request.limits),
             image=self.request.profile.image,
-            cpu_seconds=self.usage[0] if self.usage else None,
-            peak_memory=self.usage[1] if self.usage and self.usage[1] else None,
             images=tuple(self.rich.images),
             image_positions=tuple(self.rich.positions),
             files=dict(self.rich.files),
             value=self.rich.value,
             notes=tuple(self.rich.notes),
+            **self.usage_fields(),
         )
 
 

@@ -177,6 +177,13 @@ class RichOutput:
             return
         self.has_value = True
 
+    def expect_value(self, name: str) -> None:
+        """The run asked for ``name`` back: a note says so when neither it nor a reason came."""
+        if not self.has_value and not any(n.startswith(f"--return {name}:") for n in self.notes):
+            self.notes.append(
+                f"--return {name}: nothing came back (the program did not get to its end)"
+            )
+
     def add_file(self, payload: bytes) -> None:
         """A file from ``/sandbox/out`` (``name\\0bytes``), within the caps."""
         name_bytes, _, data = payload.partition(b"\0")

@@ -169,16 +169,35 @@ def cases_from_json(data: object) -> tuple[CaseInput, ...]:
     return tuple(cases)
 
 
+def _ending_to_json(ended: RunResult | CaseRun) -> dict[str, Any]:
+    # What a run and a case both end with.
+    return {
+        "status": ended.status.value,
+        "exit_code": ended.exit_code,
+        "signal": ended.signal,
+        "stdout": ended.stdout,
+        "stderr": ended.stderr,
+        "duration": ended.duration,
+        "truncated": ended.truncated,
+    }
+
+
+def _ending_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "status": RunStatus(data["status"]),
+        "exit_code": data["exit_code"],
+        "signal": data["signal"],
+        "stdout": str(data["stdout"]),
+        "stderr": str(data["stderr"]),
+        "duration": float(data["duration"]),
+        "truncated": bool(data["truncated"]),
+    }
+
+
 def case_run_to_json(run: CaseRun) -> dict[str, Any]:
     """Everything in a :class:`CaseRun`, as JSON values."""
     return {
-        "status": run.status.value,
-        "exit_code": run.exit_code,
-        "signal": run.signal,
-        "stdout": run.stdout,
-        "stderr": run.stderr,
-        "duration": run.duration,
-        "truncated": run.truncated,
+        **_ending_to_json(run),
         "timeout": run.timeout,
         "memory": run.memory,
         "note": run.note,
@@ -193,13 +212,7 @@ def case_run_from_json(data: Mapping[str, Any]) -> CaseRun:
     """
     try:
         return CaseRun(
-            status=RunStatus(data["status"]),
-            exit_code=data["exit_code"],
-            signal=data["signal"],
-            stdout=str(data["stdout"]),
-            stderr=str(data["stderr"]),
-            duration=float(data["duration"]),
-            truncated=bool(data["truncated"]),
+            **_ending_from_json(data),
             timeout=float(data["timeout"]),
             memory=int(data["memory"]),
             note=str(data.get("note", "")),
@@ -211,13 +224,7 @@ def case_run_from_json(data: Mapping[str, Any]) -> CaseRun:
 def result_to_json(result: RunResult) -> dict[str, Any]:
     """Everything in a :class:`RunResult`, as JSON values."""
     return {
-        "status": result.status.value,
-        "exit_code": result.exit_code,
-        "signal": result.signal,
-        "stdout": result.stdout,
-        "stderr": result.stderr,
-        "duration": result.duration,
-        "truncated": result.truncated,
+        **_ending_to_json(result),
         "limits": limits_to_json(result.limits),
         "image": result.image,
         "cases": [case_run_to_json(case) for case in result.cases],
@@ -239,13 +246,7 @@ def result_from_json(data: Mapping[str, Any]) -> RunResult:
     """
     try:
         return RunResult(
-            status=RunStatus(data["status"]),
-            exit_code=data["exit_code"],
-            signal=data["signal"],
-            stdout=str(data["stdout"]),
-            stderr=str(data["stderr"]),
-            duration=float(data["duration"]),
-            truncated=bool(data["truncated"]),
+            **_ending_from_json(data),
             limits=Limits(**{name: data["limits"][name] for name in LIMIT_FIELDS}),
             image=str(data["image"]),
             cases=tuple(case_run_from_json(case) for case in data.get("cases") or ()),

@@ -370,8 +370,8 @@ class SandboxMagics(Magics):
         ):
             if given is not None:
                 raise UsageError(
-                    f"{option} does not go with --cases: each case brings its own stdin, and "
-                    "--result keeps every case's output"
+                    f"{option} does not go with --cases: a case brings its own stdin and "
+                    "nothing else, and --result keeps every case's output"
                 )
         cases = self._cases(args.cases)
         view: CheckView = CheckTextView() if self._plain(args.no_widgets) else CheckWidgetView()
