@@ -1,5 +1,5 @@
-"""The ``codedock`` command: a demo, batch grading, an orphan sweep, kernel autoload, and the
-sandbox service."""
+"""The ``codedock`` command: a demo, batch grading, the sandbox images, a check of every
+promise, an orphan sweep, kernel autoload, the hub fragment, and the sandbox service."""
 
 from __future__ import annotations
 
@@ -124,6 +124,66 @@ def _grade(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _image(args: argparse.Namespace) -> int:
+    from .engines.docker_images import IMAGES, STANDARD, ImageBuilder
+
+    builder = ImageBuilder()
+    if args.action == "build":
+        for recipe in (STANDARD, IMAGES["pybuntu-sci"]) if args.sci else (STANDARD,):
+            builder.build(recipe, force=args.force, offline=args.offline, base=args.base)
+        return 0
+    rows = builder.list()
+    if not rows:
+        print("no sandbox images on this engine; build them with: codedock image build [--sci]")
+        return 0
+    width = max(len(row.name) for row in rows)
+    for row in rows:
+        state = "current" if row.current else "outdated: codedock image build rebuilds it"
+        version = f"built for {row.version}" if row.version else "built for an older version"
+        size = f"{row.size / 2**20:,.0f} MiB"
+        print(f"{row.name:<{width}}  {size:>9}  {version}  {state}")
+    return 0
+
+
+def _add_image_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "image",
+        help="build the sandbox images from the files in this package, or list them",
+        description="build: codedock/pybuntu (and with --sci codedock/pybuntu-sci), from the "
+        "Dockerfiles shipped in the package; with no registry, on a Debian base made by "
+        "debootstrap from this machine's apt mirror (as root). Nothing is rebuilt when an "
+        "image built from the same files exists. list: the sandbox images on the engine, "
+        "their sizes and the package version each was built for.",
+    )
+    parser.add_argument("action", choices=["build", "list"])
+    parser.add_argument("--sci", action="store_true", help="also build codedock/pybuntu-sci")
+    parser.add_argument(
+        "--force", action="store_true", help="build even when a current image exists"
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="build on a debootstrap base at once, no registry"
+    )
+    parser.add_argument("--base", metavar="IMAGE", help="build on this base image instead")
+
+
+def _hub_config(show: bool) -> int:
+    from .shipped import hub_fragment
+
+    if show:
+        sys.stdout.write(hub_fragment().read_text())
+    else:
+        print(hub_fragment())
+    return 0
+
+
+def _doctor(image: str) -> int:
+    from .doctor import all_hold, diagnose, report
+
+    findings = diagnose(image=image)
+    print(report(findings))
+    return 0 if all_hold(findings) else 1
+
+
 def _add_grade_parser(commands: Any) -> None:
     from .submissions import ANSWER_TAG
 
@@ -176,6 +236,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_help=False,
     )
     _add_grade_parser(commands)
+    _add_image_parser(commands)
+    doctor_parser = commands.add_parser(
+        "doctor",
+        help="check each promise of a sandbox on this machine: one row each, ok or why not",
+    )
+    doctor_parser.add_argument("--image", default=DEFAULT_IMAGE, help="image to check")
+    hub_parser = commands.add_parser(
+        "hub-config",
+        help="print the path of the JupyterHub fragment shipped in this package",
+        description="Print the path of the JupyterHub config fragment that registers the "
+        "sandbox service, for load_subconfig() in jupyterhub_config.py; with --print, the "
+        "fragment itself.",
+    )
+    hub_parser.add_argument("--print", dest="show", action="store_true", help="print the file")
     autoload_parser = commands.add_parser(
         "autoload", help="make IPython kernels load the extension at start, or stop that"
     )
@@ -202,6 +276,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo(args.image)
         if args.command == "grade":
             return _grade(args)
+        if args.command == "image":
+            return _image(args)
+        if args.command == "doctor":
+            return _doctor(args.image)
+        if args.command == "hub-config":
+            return _hub_config(args.show)
         if args.command == "autoload":
             return _autoload(args.state, args.path or autoload.config_path(args.scope))
         orphans = sweep(dry_run=args.dry_run)

@@ -8,7 +8,8 @@ and what to do next::
     │   └── CaseError                          a test case is malformed (names case and field)
     ├── EngineError                            the container engine failed us
     │   ├── EngineUnavailableError             no engine answered
-    │   └── ImageNotFoundError                 the sandbox image is not built
+    │   ├── ImageNotFoundError                 the sandbox image is not built
+    │   └── ImageBuildError                    building a sandbox image failed
     ├── ServiceError                           the sandbox service failed us
     │   ├── ServiceUnavailableError            no service answered
     │   ├── ServiceAuthError                   it did not accept our token
@@ -38,6 +39,7 @@ __all__ = [
     "CodedockError",
     "EngineError",
     "EngineUnavailableError",
+    "ImageBuildError",
     "ImageNotFoundError",
     "InvalidValueError",
     "RunFailedError",
@@ -47,7 +49,7 @@ __all__ = [
     "ServiceUnavailableError",
 ]
 
-BUILD_HINT = "bash images/pybuntu/build.sh (from a codedock-magic checkout)"
+BUILD_HINT = "codedock image build"
 
 
 class CodedockError(Exception):
@@ -122,8 +124,8 @@ class EngineUnavailableError(EngineError):
         self.detail = detail
         self._init_args = (address, detail)
         hint = (
-            "start one (as root on Debian: bash scripts/engine.sh, or systemctl start docker), "
-            "or point DOCKER_HOST at a running engine"
+            "start one (systemctl start docker; as root on Debian without one: apt-get install "
+            "docker.io), or point DOCKER_HOST at a running engine"
         )
         extra = f" ({detail})" if detail else ""
         super().__init__(f"no Docker engine answered at {address}{extra}; {hint}")
@@ -139,6 +141,16 @@ class ImageNotFoundError(EngineError):
             f"the sandbox image {image!r} is not on this Docker engine; build it with "
             f"{BUILD_HINT}, or choose another image that has python3"
         )
+
+
+class ImageBuildError(EngineError):
+    """Building a sandbox image failed (``codedock image build``)."""
+
+    def __init__(self, image: str, detail: str) -> None:
+        self.image = image
+        self.detail = detail
+        self._init_args = (image, detail)
+        super().__init__(f"could not build the sandbox image {image!r}: {detail}")
 
 
 class ServiceError(CodedockError):

@@ -13,7 +13,7 @@ from .limits import ContainerLimits
 
 __all__ = ["DEFAULT_IMAGE", "Profile"]
 
-#: The image runs use unless told otherwise (built by images/pybuntu/build.sh).
+#: The image runs use unless told otherwise (built by codedock image build).
 DEFAULT_IMAGE = "codedock/pybuntu:latest"
 
 

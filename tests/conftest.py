@@ -41,7 +41,7 @@ def _engine_or_reason() -> tuple[DockerEngine | None, str]:
         engine = default_engine()
         engine.ping()
         if not engine.image_exists(DEFAULT_IMAGE):
-            return None, f"the image {DEFAULT_IMAGE} is missing; run bash images/pybuntu/build.sh"
+            return None, f"the image {DEFAULT_IMAGE} is missing; run codedock image build"
     except CodedockError as exc:
         return None, str(exc)
     return engine, ""  # type: ignore[return-value]

@@ -618,6 +618,21 @@ class SandboxMagics(Magics):
         return count
 
     @line_magic
+    def sandbox_doctor(self, line: str = "") -> None:
+        """Check each promise of a sandbox, as this kernel's cells meet it: a row each."""
+        from ..doctor import diagnose, report
+
+        if self.remote is not None:
+            # The service applies its own defaults; the kernel's do not count.
+            findings = diagnose(image=self.image, backend=self.remote)
+        else:
+            limits, image = self._limits(_NO_OPTIONS)
+            findings = diagnose(
+                image=image, limits=limits, engine=self.engine, backend=self.backend
+            )
+        print(report(findings))
+
+    @line_magic
     def sandbox_info(self, line: str = "") -> None:
         """Show this kernel's sandbox settings, ceilings, engine and image in one place."""
         if self.remote is not None:
@@ -715,7 +730,7 @@ _loaded: dict[int, SandboxMagics] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register ``%%sandbox``, ``%sandbox_cleanup`` and ``%sandbox_info``.
+    """Register ``%%sandbox``, ``%sandbox_cleanup``, ``%sandbox_info`` and ``%sandbox_doctor``.
 
     Also starts the warm pool and, in the background, removes containers orphaned
     by dead kernels on this host; this kernel's own containers go when it exits.

@@ -10,7 +10,7 @@ A traitlets application, configured as Jupyter's own are::
 
 Without ``--config`` it reads ``/etc/codedock/codedock_service_config.py`` when
 that file exists. A bad setting stops it before it listens, with one line
-naming the setting. Started by JupyterHub (see ``jupyter-config/jupyterhub_config.py``)
+naming the setting. Started by JupyterHub (see ``codedock hub-config``)
 it checks tokens with the hub; otherwise with its ``api_tokens``.
 """
 

@@ -30,8 +30,15 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from .servicehelp import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-FRAGMENT = ROOT / "jupyter-config" / "jupyterhub_config.py"
+# The fragment as an admin finds it: `codedock hub-config` names the packaged file.
+FRAGMENT = Path(
+    subprocess.run(
+        [sys.executable, "-m", "codedock_magic", "hub-config"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+)
 HUB_DIR = Path(os.environ.get("CODEDOCK_HUB_DIR", "/opt/codedock-test"))
 PROXY = HUB_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
 USER_VENV = HUB_DIR / "user-venv"

@@ -287,7 +287,7 @@ def test_a_missing_image_is_one_clear_line(ip: InteractiveShell, engine: DockerE
     assert error._render_traceback_() == [  # type: ignore[attr-defined]
         f"ImageNotFoundError: {error}"
     ]
-    assert "images/pybuntu/build.sh" in str(error)
+    assert "codedock image build" in str(error)
 
 
 def test_cells_use_the_warm_pool_when_it_is_on(
@@ -438,3 +438,15 @@ def test_bad_values_files_and_returns_are_one_line_usage_errors(
     ip.user_ns["kept"] = "before"
     cell(ip, "--return kept --no-raise-error", "kept = {1}")
     assert ip.user_ns["kept"] == "before"
+
+
+def test_sandbox_doctor_checks_what_this_kernels_cells_get(
+    ip: InteractiveShell, engine: DockerEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    magics = ip.magics_manager.registry["SandboxMagics"]
+    magics.memory = "150m"
+    magics.pids = 50
+    ip.run_line_magic("sandbox_doctor", "")
+    out = capsys.readouterr().out
+    assert out.strip().endswith("all 12 promises hold"), out
+    assert "150m (asked 150m)" in out and "50 (asked 50)" in out

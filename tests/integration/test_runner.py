@@ -269,7 +269,7 @@ def test_a_missing_image_is_named_with_the_build_command(engine: DockerEngine) -
         run("print(1)", image=image, engine=engine)
     assert time.monotonic() - start < 5, "a missing image must not wait for a pull"
     assert image in str(info.value)
-    assert "images/pybuntu/build.sh" in str(info.value)
+    assert "codedock image build" in str(info.value)
 
 
 def test_no_engine_says_where_it_looked_and_how_to_start_one(tmp_path: object) -> None:

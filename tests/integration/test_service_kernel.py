@@ -227,3 +227,16 @@ def test_a_bad_token_and_a_service_that_went_away_each_get_one_line(
             client.stop_channels()
             manager.shutdown_kernel(now=True)
         own.stop()
+
+
+def test_sandbox_doctor_checks_the_services_sandboxes(
+    kernel: tuple[KernelManager, Any], service: Service
+) -> None:
+    _, client = kernel
+    content, shown = execute(client, "%sandbox_doctor")
+    assert content["status"] == "ok", shown
+    assert "the service answers" in shown and f"at {service.url}" in shown
+    assert "alice (none)" in shown and "max_memory=256m" in shown
+    # The service's default memory, not the kernel's.
+    assert "128m (asked 128m)" in shown
+    assert "all 13 promises hold" in shown, shown

@@ -1,10 +1,11 @@
 # codedock-magic for a multi-user JupyterHub: the sandbox service, managed by the hub.
 #
-# Load it from your own jupyterhub_config.py, after your own services and roles:
+# It ships in the codedock-magic package; `codedock hub-config` prints its path. Load it
+# from your own jupyterhub_config.py, after your own services and roles:
 #
-#     load_subconfig("/path/to/jupyter-config/jupyterhub_config.py")
+#     load_subconfig("/the/path/codedock/hub-config/printed")
 #
-# or copy it there. It
+# or copy it there (`codedock hub-config --print`). It
 #   - starts `codedock serve` as the hub's managed service "codedock", on 127.0.0.1;
 #     the service reads /etc/codedock/codedock_service_config.py (its ceilings, quotas,
 #     audit log), and is the only process that needs the Docker engine;

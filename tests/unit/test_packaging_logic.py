@@ -1,0 +1,163 @@
+"""What ships in the package and how the doctor judges a probe's facts: pure logic."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codedock_magic import cli
+from codedock_magic.doctor import Finding, all_hold, check, report
+from codedock_magic.engines import docker_images
+from codedock_magic.limits import Limits
+from codedock_magic.shipped import hub_fragment, image_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+
+LIMITS = Limits(memory="256m", pids=64)
+# What the probe reports in a sandbox that keeps every promise (cgroup v2 here).
+GOOD: dict[str, Any] = {
+    "uid": 65534,
+    "euid": 65534,
+    "interfaces": ["lo"],
+    "CapEff": "0000000000000000",
+    "CapPrm": "0000000000000000",
+    "NoNewPrivs": "1",
+    "Seccomp": "2",
+    "Seccomp_filters": "2",
+    "io_uring": [-1, "Operation not permitted"],
+    "root_write": 30,
+    "mount_root": "ro,relatime",
+    "cgroup_mounts": {"/sys/fs/cgroup": "ro,nosuid,nodev,noexec,relatime"},
+    "cgroup": {"memory": str(256 * 1024**2), "swap": "0", "pids": "64"},
+    "swap_total": "0",
+    "cgroup_write": 30,
+    "cgroup_dir_write": 30,
+    "masked": {"/proc/kcore": 0, "/proc/keys": "EACCES", "/sys/firmware": 0},
+}
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    facts = copy.deepcopy(GOOD)
+    *parents, last = path.split(".")
+    target = facts
+    for key in parents:
+        target = target[key]
+    target[last] = value
+    return facts
+
+
+def test_a_sandbox_that_keeps_every_promise_passes_every_row() -> None:
+    findings = check(GOOD, LIMITS)
+    assert [f.promise for f in findings if not f.ok] == []
+    assert len(findings) == 10
+    assert all_hold(findings)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "promise"),
+    [
+        ("interfaces", ["eth0", "lo"], "no network but lo"),
+        ("uid", 0, "not root"),
+        ("CapEff", "00000000a80425fb", "no capabilities"),
+        ("NoNewPrivs", "0", "no-new-privileges"),
+        ("root_write", 0, "the root filesystem is read-only"),
+        ("mount_root", "rw,relatime", "the root filesystem is read-only"),
+        ("cgroup.memory", str(512 * 1024**2), "the memory limit, with no swap"),
+        ("cgroup.memory", "max", "the memory limit, with no swap"),
+        ("cgroup.swap", "max", "the memory limit, with no swap"),
+        ("cgroup.pids", "max", "the pids limit"),
+        ("cgroup.pids", "128", "the pids limit"),
+        ("Seccomp", "0", "the seccomp filter"),
+        ("io_uring", [3, "Success"], "the seccomp filter"),
+        ("cgroup_mounts", {"/sys/fs/cgroup": "rw,nosuid"}, "/sys/fs/cgroup cannot be written"),
+        ("cgroup_write", 0, "/sys/fs/cgroup cannot be written"),
+        ("cgroup_dir_write", 0, "/sys/fs/cgroup cannot be written"),
+        ("masked", {"/proc/kcore": 0, "/proc/cmdline": 120}, "host paths are masked"),
+    ],
+)
+def test_each_broken_promise_fails_its_own_row_alone(path: str, value: Any, promise: str) -> None:
+    findings = check(_with(path, value), LIMITS)
+    assert [f.promise for f in findings if not f.ok] == [promise]
+    assert not all_hold(findings)
+
+
+def test_cgroup_v1_swap_counts_when_memory_and_swap_equal_the_limit() -> None:
+    limit = str(256 * 1024**2)
+    v1 = _with("cgroup", {"memory": limit, "memsw": limit, "pids": "64"})
+    assert all_hold(check(v1, LIMITS))
+    more = _with("cgroup", {"memory": limit, "memsw": str(512 * 1024**2), "pids": "64"})
+    assert [f.promise for f in check(more, LIMITS) if not f.ok] == [
+        "the memory limit, with no swap"
+    ]
+
+
+def test_without_swap_accounting_only_a_host_without_swap_keeps_the_promise() -> None:
+    unaccounted = _with("cgroup", {"memory": str(256 * 1024**2), "pids": "64"})
+    assert all_hold(check(unaccounted, LIMITS))
+    unaccounted["swap_total"] = "1048572"
+    assert not all_hold(check(unaccounted, LIMITS))
+
+
+def test_a_fact_the_probe_did_not_report_is_a_failing_row_not_a_crash() -> None:
+    facts = copy.deepcopy(GOOD)
+    del facts["cgroup"]["pids"]
+    del facts["interfaces"]
+    failed = {f.promise: f.detail for f in check(facts, LIMITS) if not f.ok}
+    assert set(failed) == {"no network but lo", "the pids limit"}
+    assert all(detail.startswith("the probe did not report it") for detail in failed.values())
+
+
+def test_the_report_is_a_row_each_and_a_sum() -> None:
+    findings = [Finding("one", True, "fine"), Finding("a longer one", False, "broken")]
+    assert report(findings).splitlines() == [
+        "ok    one           fine",
+        "FAIL  a longer one  broken",
+        "1 of 2 promises do not hold",
+    ]
+    assert report(findings[:1]).splitlines()[-1] == "all 1 promises hold"
+    assert not all_hold([])
+
+
+def test_the_image_files_and_the_hub_fragment_ship_inside_the_package() -> None:
+    package = ROOT / "codedock_magic"
+    for recipe in docker_images.IMAGES.values():
+        for name in (recipe.dockerfile, *recipe.files):
+            assert (image_dir() / name).is_file()
+            assert image_dir().is_relative_to(package)
+    assert hub_fragment().is_relative_to(package)
+    compile(hub_fragment().read_text(), str(hub_fragment()), "exec")
+    # The checkout's build script is a caller of the packaged build, not a second copy.
+    script = (ROOT / "images" / "pybuntu" / "build.sh").read_text()
+    assert "args=(image build)" in script and '-m codedock_magic "${args[@]}"' in script
+    assert not (ROOT / "images" / "pybuntu" / "Dockerfile").exists()
+
+
+def test_an_images_inputs_change_with_its_files_and_only_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("Dockerfile", "Dockerfile.sci", "codedock_mplcache.py"):
+        (tmp_path / name).write_bytes((image_dir() / name).read_bytes())
+    monkeypatch.setattr(docker_images, "image_dir", lambda: tmp_path)
+    standard, sci = docker_images.STANDARD.inputs(), docker_images.SCI.inputs()
+    (tmp_path / "codedock_mplcache.py").write_text("# changed\n")
+    assert docker_images.STANDARD.inputs() == standard
+    assert docker_images.SCI.inputs() != sci
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    assert docker_images.STANDARD.inputs() != standard
+
+
+def test_hub_config_prints_the_fragments_path_or_the_fragment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["hub-config"]) == 0
+    assert capsys.readouterr().out == f"{hub_fragment()}\n"
+    assert cli.main(["hub-config", "--print"]) == 0
+    assert capsys.readouterr().out == hub_fragment().read_text()
+
+
+def test_the_mirror_comes_from_the_environment_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODEDOCK_MIRROR", "http://127.0.0.1:9/debian")
+    assert docker_images._apt_mirror() == "http://127.0.0.1:9/debian"
