@@ -4,6 +4,7 @@
 #   bash scripts/dev.sh test    set everything up, then lint, type-check and test
 #   bash scripts/dev.sh setup   only set up: virtualenv, Docker engine, sandbox image
 #   bash scripts/dev.sh bench   set everything up, then print the benchmark table
+#   bash scripts/dev.sh wheel   build the wheel and sdist, then prove the wheel alone works
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -131,6 +132,11 @@ case "${1:-}" in
             "$venv6/bin/python" -m pytest "${KERNEL_TESTS[@]}"
         fi
         ;;
+    wheel)
+        setup_venv
+        bash scripts/engine.sh
+        bash scripts/wheel-check.sh "$venv/bin/python"
+        ;;
     bench)
         setup
         "$venv/bin/python" benchmarks/bench.py
@@ -138,7 +144,7 @@ case "${1:-}" in
         "$venv/bin/python" benchmarks/grading_bench.py
         ;;
     *)
-        echo "usage: bash scripts/dev.sh setup|demo|test [pytest args]|bench" >&2
+        echo "usage: bash scripts/dev.sh setup|demo|test [pytest args]|bench|wheel" >&2
         exit 2
         ;;
 esac
