@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backend import Backend, LocalBackend
+from .backend import Backend
 from .cases import Case, load_cases
 from .errors import CheckerError, CodedockError, InvalidValueError
 from .grading import CheckResult, check, not_run
@@ -32,7 +32,7 @@ from .interrupts import Stop
 from .limits import Limits
 from .pool import Pool
 from .profile import DEFAULT_IMAGE, Profile
-from .remote import service_from_env
+from .runner import choose_backend, service_backend
 from .submissions import ANSWER_TAG, Submission, find_submissions
 
 __all__ = ["GradeReport", "Records", "cases_digest", "grade"]
@@ -240,12 +240,12 @@ def grade(
     stop = stop if stop is not None else Stop()
     pool: Pool | None = None
     if backend is None:
-        backend = service_from_env()
+        backend = service_backend()
     if backend is None:
         memory = max([limits.memory, *(c.memory for c in loaded if isinstance(c.memory, int))])
         profile = Profile(image, limits.replace(memory=memory).container)
         pool = Pool(size=min(jobs, len(todo)), profile=profile) if todo else None
-        backend = LocalBackend(pool=pool)
+        backend = choose_backend(pool=pool)
         if pool is not None:
             pool.start()
 

@@ -14,18 +14,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .backend import Backend, LocalBackend
+from .backend import Backend
 from .cases import Case, load_cases
 from .compare import judge, visible_diff
 from .engines import Engine
-from .errors import InvalidValueError
 from .interrupts import Stop, signals_as_flag
 from .limits import Limits, format_size
 from .pool import Pool
 from .profile import DEFAULT_IMAGE, Profile
-from .remote import service_from_env
 from .request import CaseInput, RunRequest, as_bytes
 from .result import CaseRun, RunResult, RunStatus, signal_name
+from .runner import choose_backend, default_asked
 from .wire import LIMIT_FIELDS
 
 __all__ = [
@@ -294,9 +293,7 @@ def check(
     """
     loaded = load_cases(cases)
     if asked is None:
-        asked = set(LIMIT_FIELDS) if limits is not None else set()
-        if image != DEFAULT_IMAGE:
-            asked.add("image")
+        asked = default_asked(limits, image)
     limits = limits if limits is not None else Limits()
     own = [case.memory for case in loaded if isinstance(case.memory, int)]
     if own and max(own) > limits.memory:
@@ -316,11 +313,7 @@ def check(
             for case in loaded
         ),
     )
-    if backend is not None and (engine is not None or pool is not None):
-        raise InvalidValueError("backend", backend, "given alone, without engine= or pool=")
-    if backend is None:
-        service = service_from_env() if engine is None and pool is None else None
-        backend = service if service is not None else LocalBackend(engine, pool=pool)
+    backend = choose_backend(backend, engine=engine, pool=pool)
     judged: dict[int, CaseResult] = {}
 
     def take(index: int, ran: CaseRun) -> None:

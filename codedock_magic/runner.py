@@ -24,7 +24,15 @@ from .result import RunResult
 from .rich import values_to_json
 from .wire import LIMIT_FIELDS
 
-__all__ = ["DEFAULT_IMAGE", "OnOutput", "OnState", "run"]
+__all__ = [
+    "DEFAULT_IMAGE",
+    "OnOutput",
+    "OnState",
+    "choose_backend",
+    "default_asked",
+    "run",
+    "service_backend",
+]
 
 
 def run(
@@ -85,9 +93,7 @@ def run(
             failed; no container is left behind.
     """
     if asked is None:
-        asked = set(LIMIT_FIELDS) if limits is not None else set()
-        if image != DEFAULT_IMAGE:
-            asked.add("image")
+        asked = default_asked(limits, image)
     limits = limits if limits is not None else Limits()
     request = RunRequest(
         code=as_bytes(code, "code"),
@@ -99,12 +105,45 @@ def run(
         returns=returns or "",
         files=tuple((name, as_bytes(data, f"file {name}")) for name, data in (files or {}).items()),
     )
-    if backend is not None and (engine is not None or pool is not None):
-        raise InvalidValueError("backend", backend, "given alone, without engine= or pool=")
-    if backend is None:
-        service = service_from_env() if engine is None and pool is None else None
-        backend = service if service is not None else LocalBackend(engine, pool=pool)
+    backend = choose_backend(backend, engine=engine, pool=pool)
     with signals_as_flag() as stop:
         return backend.run(
             request, on_output=on_output, stop=stop, on_state=on_state, on_image=on_image
         )
+
+
+def default_asked(limits: Limits | None, image: str) -> set[str]:
+    """Which limits and whether the image a caller chose, when it did not say.
+
+    Every limit field when ``limits`` is given, none when not, and ``"image"``
+    when ``image`` is not the default.
+    """
+    asked = set(LIMIT_FIELDS) if limits is not None else set()
+    if image != DEFAULT_IMAGE:
+        asked.add("image")
+    return asked
+
+
+def choose_backend(
+    backend: Backend | None = None, *, engine: Engine | None = None, pool: Pool | None = None
+) -> Backend:
+    """The backend a run goes to: ``backend`` when given, else the service or a local one.
+
+    With neither ``engine`` nor ``pool``, the sandbox service at
+    ``$CODEDOCK_SERVICE_URL`` when that is set; else a
+    :class:`~codedock_magic.backend.LocalBackend` over ``engine`` and ``pool``.
+
+    Raises:
+        InvalidValueError: ``backend`` came with ``engine`` or ``pool``.
+    """
+    if backend is not None and (engine is not None or pool is not None):
+        raise InvalidValueError("backend", backend, "given alone, without engine= or pool=")
+    if backend is not None:
+        return backend
+    service = service_from_env() if engine is None and pool is None else None
+    return service if service is not None else LocalBackend(engine, pool=pool)
+
+
+def service_backend() -> Backend | None:
+    """The sandbox service at ``$CODEDOCK_SERVICE_URL``, or None when that is not set."""
+    return service_from_env()
