@@ -27,26 +27,24 @@ if TYPE_CHECKING:
     from .errors import (
         CaseError,
         CheckerError,
-        CheckFailedError,
         CodedockError,
         EngineError,
         EngineUnavailableError,
         ImageNotFoundError,
         InvalidValueError,
-        RunFailedError,
         ServiceAuthError,
         ServiceError,
         ServiceRefusedError,
         ServiceUnavailableError,
     )
     from .grader import GradeReport, grade
-    from .grading import CaseResult, CheckResult, Verdict, check
+    from .grading import CaseResult, CheckFailedError, CheckResult, Verdict, check
     from .limits import ContainerLimits, Limits, RunLimits, format_size, parse_size
     from .pool import Pool
     from .profile import DEFAULT_IMAGE, Profile
     from .remote import ServiceBackend
     from .request import CaseInput, OnCase, OnImage, OnOutput, OnState, RunRequest
-    from .result import CaseRun, RunResult, RunStatus
+    from .result import CaseRun, RunFailedError, RunResult, RunStatus
     from .runner import run
 
 _EXPORTS = {
@@ -67,13 +65,13 @@ _EXPORTS = {
     "DockerEngine": ".engines.docker",
     "CaseError": ".errors",
     "CheckerError": ".errors",
-    "CheckFailedError": ".errors",
+    "CheckFailedError": ".grading",
     "CodedockError": ".errors",
     "EngineError": ".errors",
     "EngineUnavailableError": ".errors",
     "ImageNotFoundError": ".errors",
     "InvalidValueError": ".errors",
-    "RunFailedError": ".errors",
+    "RunFailedError": ".result",
     "ServiceAuthError": ".errors",
     "ServiceError": ".errors",
     "ServiceRefusedError": ".errors",

@@ -21,26 +21,27 @@ A sandboxed program that fails, times out or runs out of memory is not an
 exception for :func:`~codedock_magic.run`: it is a
 :class:`~codedock_magic.result.RunResult` with that status. Only the magic turns
 it into :class:`RunFailedError`, so that "Run all" stops as at a failing cell.
+
+:class:`RunFailedError` lives next to the result it carries
+(:mod:`codedock_magic.result`), and :class:`CheckFailedError` next to its
+:class:`~codedock_magic.grading.CheckResult`; both are found here too, imported
+on first use, so that this module imports nothing else of the package.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .grading import CheckResult
-    from .result import RunResult
+from typing import Any
 
 __all__ = [
     "CaseError",
-    "CheckFailedError",
+    "CheckFailedError",  # noqa: F822 (found by __getattr__)
     "CheckerError",
     "CodedockError",
     "EngineError",
     "EngineUnavailableError",
     "ImageNotFoundError",
     "InvalidValueError",
-    "RunFailedError",
+    "RunFailedError",  # noqa: F822 (found by __getattr__)
     "ServiceAuthError",
     "ServiceError",
     "ServiceRefusedError",
@@ -186,32 +187,18 @@ class ServiceRefusedError(ServiceError):
         super().__init__(message)
 
 
-class RunFailedError(CodedockError):
-    """A ``%%sandbox`` cell's program did not end ok (raised after its output is shown).
+def __getattr__(name: str) -> Any:
+    # Not a plain re-export: result and grading import this module.
+    if name == "RunFailedError":
+        from .result import RunFailedError
 
-    IPython shows only the one-line message: the program's own traceback is
-    already in the cell's output, and a host traceback would say nothing useful.
-    """
+        return RunFailedError
+    if name == "CheckFailedError":
+        from .grading import CheckFailedError
 
-    def __init__(self, result: RunResult) -> None:
-        self.result = result
-        self._init_args = (result,)
-        super().__init__(
-            f"the sandboxed cell did not end ok: {result.describe()}; "
-            "its output is above (use --no-raise-error to carry on)"
-        )
+        return CheckFailedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class CheckFailedError(CodedockError):
-    """A ``%%sandbox --cases`` cell's code did not pass every case (raised after the verdicts).
-
-    So that *Run All* stops there, as at a failing assert; the verdicts are above.
-    """
-
-    def __init__(self, result: CheckResult) -> None:
-        self.result = result
-        self._init_args = (result,)
-        how = "the check was interrupted" if result.interrupted else "not every case passed"
-        super().__init__(
-            f"{how}: {result.summary()}; the verdicts are above (use --no-raise-error to carry on)"
-        )
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -18,6 +18,7 @@ from .backend import Backend
 from .cases import Case, load_cases
 from .compare import judge, visible_diff
 from .engines import Engine
+from .errors import CodedockError
 from .interrupts import Stop, signals_as_flag
 from .limits import Limits, format_size
 from .pool import Pool
@@ -29,6 +30,7 @@ from .wire import LIMIT_FIELDS
 
 __all__ = [
     "CaseResult",
+    "CheckFailedError",
     "CheckResult",
     "OnCaseResult",
     "Verdict",
@@ -166,6 +168,21 @@ class CheckResult:
     def to_json(self, **kwargs: Any) -> str:
         """:meth:`to_dict` as JSON text; ``kwargs`` go to :func:`json.dumps`."""
         return json.dumps(self.to_dict(), **kwargs)
+
+
+class CheckFailedError(CodedockError):
+    """A ``%%sandbox --cases`` cell's code did not pass every case (raised after the verdicts).
+
+    So that *Run All* stops there, as at a failing assert; the verdicts are above.
+    """
+
+    def __init__(self, result: CheckResult) -> None:
+        self.result = result
+        self._init_args = (result,)
+        how = "the check was interrupted" if result.interrupted else "not every case passed"
+        super().__init__(
+            f"{how}: {result.summary()}; the verdicts are above (use --no-raise-error to carry on)"
+        )
 
 
 def _points(value: float) -> str:

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import CodedockError
 from .limits import Limits, format_size
 
-__all__ = ["CaseRun", "RunResult", "RunStatus", "decide_status"]
+__all__ = ["CaseRun", "RunFailedError", "RunResult", "RunStatus", "decide_status"]
 
 
 class RunStatus(str, enum.Enum):
@@ -158,3 +159,19 @@ class RunResult:
         if self.status is RunStatus.SIGNALED and self.signal is not None:
             return f"killed by {signal_name(self.signal)}"
         return str(self.status)
+
+
+class RunFailedError(CodedockError):
+    """A ``%%sandbox`` cell's program did not end ok (raised after its output is shown).
+
+    IPython shows only the one-line message: the program's own traceback is
+    already in the cell's output, and a host traceback would say nothing useful.
+    """
+
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+        self._init_args = (result,)
+        super().__init__(
+            f"the sandboxed cell did not end ok: {result.describe()}; "
+            "its output is above (use --no-raise-error to carry on)"
+        )

@@ -35,20 +35,18 @@ from ..cleanup import remove_session, sweep
 from ..engines import Engine, default_engine
 from ..errors import (
     CheckerError,
-    CheckFailedError,
     CodedockError,
     ImageNotFoundError,
     InvalidValueError,
-    RunFailedError,
     ServiceRefusedError,
 )
-from ..grading import check
+from ..grading import CheckFailedError, check
 from ..limits import Limits, format_size, parse_size
 from ..pool import Pool
 from ..profile import DEFAULT_IMAGE, Profile
 from ..remote import SERVICE_URL_ENV, ServiceBackend
 from ..request import check_file_name
-from ..result import RunResult
+from ..result import RunFailedError, RunResult
 from ..rich import values_to_json
 from ..runner import run
 from ..wire import LIMIT_FIELDS
