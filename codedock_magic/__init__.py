@@ -19,7 +19,7 @@ __version__ = "0.2.0"
 
 if TYPE_CHECKING:
     from . import autoload, dock
-    from .backend import Backend, LocalBackend
+    from .backend import LocalBackend
     from .cases import Case, load_cases
     from .cleanup import Orphan, find_orphans, remove_session, sweep
     from .engines import ContainerInfo, Engine, SandboxSpec, default_engine
@@ -43,14 +43,14 @@ if TYPE_CHECKING:
     from .pool import Pool
     from .profile import DEFAULT_IMAGE, Profile
     from .remote import ServiceBackend
-    from .request import CaseInput, OnCase, OnImage, OnOutput, OnState, RunRequest
+    from .request import Backend, CaseInput, OnCase, OnImage, OnOutput, OnState, RunRequest
     from .result import CaseRun, RunFailedError, RunResult, RunStatus
     from .runner import run
 
 _EXPORTS = {
     "autoload": "",
     "dock": "",
-    "Backend": ".backend",
+    "Backend": ".request",
     "LocalBackend": ".backend",
     "Case": ".cases",
     "load_cases": ".cases",

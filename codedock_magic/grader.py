@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backend import Backend
 from .cases import Case, load_cases
 from .errors import CheckerError, CodedockError, InvalidValueError
 from .grading import CheckResult, check, not_run
@@ -32,6 +31,7 @@ from .interrupts import Stop
 from .limits import Limits
 from .pool import Pool
 from .profile import DEFAULT_IMAGE, Profile
+from .request import Backend
 from .runner import choose_backend, service_backend
 from .submissions import ANSWER_TAG, Submission, find_submissions
 

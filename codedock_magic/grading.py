@@ -14,19 +14,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .backend import Backend
 from .cases import Case, load_cases
 from .compare import judge, visible_diff
 from .engines import Engine
 from .errors import CodedockError
 from .interrupts import Stop, signals_as_flag
-from .limits import Limits, format_size
+from .limits import LIMIT_FIELDS, Limits, format_size
 from .pool import Pool
 from .profile import DEFAULT_IMAGE, Profile
-from .request import CaseInput, RunRequest, as_bytes
+from .request import Backend, CaseInput, RunRequest, as_bytes
 from .result import CaseRun, RunResult, RunStatus, signal_name
 from .runner import choose_backend, default_asked
-from .wire import LIMIT_FIELDS
 
 __all__ = [
     "CaseResult",

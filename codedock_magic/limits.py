@@ -16,7 +16,17 @@ from typing import Any
 
 from .errors import InvalidValueError
 
-__all__ = ["ContainerLimits", "Limits", "RunLimits", "format_size", "parse_size"]
+__all__ = [
+    "LIMIT_FIELDS",
+    "ContainerLimits",
+    "Limits",
+    "RunLimits",
+    "format_size",
+    "parse_size",
+]
+
+#: The fields of :class:`Limits`, in the order users read them.
+LIMIT_FIELDS = ("timeout", "memory", "cpus", "pids", "output", "workdir")
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}

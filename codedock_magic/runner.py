@@ -11,18 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .backend import Backend, LocalBackend
+from .backend import LocalBackend
 from .engines import Engine
 from .errors import InvalidValueError
 from .interrupts import signals_as_flag
-from .limits import Limits
+from .limits import LIMIT_FIELDS, Limits
 from .pool import Pool
 from .profile import DEFAULT_IMAGE, Profile
 from .remote import service_from_env
-from .request import OnImage, OnOutput, OnState, RunRequest, as_bytes
+from .request import Backend, OnImage, OnOutput, OnState, RunRequest, as_bytes
 from .result import RunResult
 from .rich import values_to_json
-from .wire import LIMIT_FIELDS
 
 __all__ = [
     "DEFAULT_IMAGE",

@@ -29,7 +29,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, observe, validate
 
-from ..backend import Backend, LocalBackend
+from ..backend import LocalBackend
 from ..cases import Case, load_cases
 from ..cleanup import remove_session, sweep
 from ..engines import Engine, default_engine
@@ -41,15 +41,14 @@ from ..errors import (
     ServiceRefusedError,
 )
 from ..grading import CheckFailedError, check
-from ..limits import Limits, format_size, parse_size
+from ..limits import LIMIT_FIELDS, Limits, format_size, parse_size
 from ..pool import Pool
 from ..profile import DEFAULT_IMAGE, Profile
 from ..remote import SERVICE_URL_ENV, ServiceBackend
-from ..request import check_file_name
+from ..request import Backend, check_file_name
 from ..result import RunFailedError, RunResult
 from ..rich import values_to_json
 from ..runner import run
-from ..wire import LIMIT_FIELDS
 from .checkviews import CheckTextView, CheckView, CheckWidgetView
 from .views import TextView, View, WidgetView
 

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidValueError, ServiceRefusedError
-from ..limits import Limits, format_size, parse_size
+from ..limits import LIMIT_FIELDS, Limits, format_size, parse_size
 from ..profile import DEFAULT_IMAGE
 from ..request import CaseInput
-from ..wire import LIMIT_FIELDS
 
 __all__ = ["SETTINGS", "Policy", "Tier"]
 
