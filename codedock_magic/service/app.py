@@ -43,11 +43,12 @@ from ..pool import Pool
 from ..profile import Profile
 from .audit import AuditLog
 from .auth import TokenChecker
-from .handlers import LiveRun, handlers
+from .handlers import handlers
 from .metrics import Metrics
 from .policy import SETTINGS, Policy
 from .scheduler import FairScheduler
 from .starts import TurnTakingStarts
+from .state import LiveRun, ServiceState
 
 __all__ = ["DEFAULT_CONFIG", "SandboxService", "main"]
 
@@ -243,7 +244,8 @@ class SandboxService(Application):
         self.audit = AuditLog(self.audit_log)
         self.metrics = Metrics(lambda: float(self.pool.ready))
         self.tokens = TokenChecker(self.api_tokens, _hub_auth())
-        return web.Application(handlers(), codedock_service=self, serve_traceback=False)
+        state: ServiceState = self
+        return web.Application(handlers(), codedock_service=state, serve_traceback=False)
 
     def _body_cap(self) -> int:
         tiers = [self.policy.tier(), *(self.policy.tier([g]) for g in self.group_settings)]
