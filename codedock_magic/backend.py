@@ -1,9 +1,9 @@
 """The backend that runs on a local engine.
 
-A backend (:class:`~codedock_magic.request.Backend`, the seam at the level of a
+A backend (:class:`~codedock_magic.core.request.Backend`, the seam at the level of a
 whole run) takes a :class:`RunRequest` (code, stdin, a container profile and run
 limits), streams output back through ``on_output`` and returns a
-:class:`~codedock_magic.result.RunResult`, as an httpx transport takes a request
+:class:`~codedock_magic.core.result.RunResult`, as an httpx transport takes a request
 and returns a response. :func:`~codedock_magic.run`, the magic and the
 pycodedock API all go through one, so a backend that asks a remote sandbox
 service can take the place of :class:`LocalBackend` with no change above it.
@@ -14,11 +14,11 @@ from __future__ import annotations
 import threading
 
 from .caserun import cases_never_started, execute_cases, total_time
+from .core.request import OnCase, OnImage, OnOutput, OnState, RunRequest
+from .core.result import RunResult
 from .engines import Engine, default_engine
 from .execution import execute, never_started
 from .pool import Pool
-from .request import OnCase, OnImage, OnOutput, OnState, RunRequest
-from .result import RunResult
 from .sandbox import Sandbox, start_sandbox
 
 __all__ = [

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import threading
 
+from .core.errors import EngineError, InvalidValueError
+from .core.limits import Limits, format_size
+from .core.request import CaseInput, OnCase, RunRequest
+from .core.result import CaseRun, RunResult, RunStatus
 from .engines.base import SANDBOX_UID
-from .errors import EngineError, InvalidValueError
 from .execution import SupervisedRun
-from .limits import Limits, format_size
 from .output import CappedOutput
-from .request import CaseInput, OnCase, RunRequest
-from .result import CaseRun, RunResult, RunStatus
 from .sandbox import SUPERVISOR_GRACE, Sandbox
 from .supervisor.protocol import (
     CaseEnd,

@@ -13,9 +13,9 @@ from typing import Any
 
 from . import autoload
 from .cleanup import sweep
+from .core.errors import CodedockError
+from .core.limits import Limits
 from .engines import default_engine
-from .errors import CodedockError
-from .limits import Limits
 from .runner import DEFAULT_IMAGE, run
 
 __all__ = ["main"]

@@ -11,7 +11,7 @@ import math
 import re
 
 from .cases import Case
-from .errors import CheckerError
+from .core.errors import CheckerError
 
 __all__ = ["DIFF_LINES", "judge", "normalise_whitespace", "visible_diff"]
 

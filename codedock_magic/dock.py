@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidValueError
-from .interrupts import signals_as_flag
-from .limits import Limits, parse_size
-from .profile import Profile
-from .request import RunRequest
-from .result import RunResult, RunStatus
+from .core.errors import InvalidValueError
+from .core.interrupts import signals_as_flag
+from .core.limits import Limits, parse_size
+from .core.profile import Profile
+from .core.request import RunRequest
+from .core.result import RunResult, RunStatus
 from .runner import choose_backend
 
 __all__ = ["DEFAULTS", "Docker"]

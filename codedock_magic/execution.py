@@ -20,12 +20,12 @@ import threading
 import time
 from typing import Any
 
+from .core.errors import EngineError
+from .core.limits import Limits
+from .core.request import OnImage, OnOutput, RunRequest
+from .core.result import RunResult, decide_status
 from .engines.base import SANDBOX_UID, STDOUT
-from .errors import EngineError
-from .limits import Limits
 from .output import CappedOutput
-from .request import OnImage, OnOutput, RunRequest
-from .result import RunResult, decide_status
 from .rich import RichOutput
 from .sandbox import KILL_GRACE, SUPERVISOR_GRACE, Sandbox
 from .supervisor.protocol import (

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from .cases import Case, load_cases
-from .errors import CheckerError, CodedockError, InvalidValueError
+from .core.errors import CheckerError, CodedockError, InvalidValueError
+from .core.interrupts import Stop
+from .core.limits import Limits
+from .core.profile import DEFAULT_IMAGE, Profile
+from .core.request import Backend
 from .grading import CheckResult, check, not_run
-from .interrupts import Stop
-from .limits import Limits
 from .pool import Pool
-from .profile import DEFAULT_IMAGE, Profile
-from .request import Backend
 from .runner import choose_backend, service_backend
 from .submissions import ANSWER_TAG, Submission, find_submissions
 

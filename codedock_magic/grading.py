@@ -16,14 +16,14 @@ from typing import Any
 
 from .cases import Case, load_cases
 from .compare import judge, visible_diff
+from .core.errors import CodedockError
+from .core.interrupts import Stop, signals_as_flag
+from .core.limits import LIMIT_FIELDS, Limits, format_size
+from .core.profile import DEFAULT_IMAGE, Profile
+from .core.request import Backend, CaseInput, RunRequest, as_bytes
+from .core.result import CaseRun, RunResult, RunStatus, signal_name
 from .engines import Engine
-from .errors import CodedockError
-from .interrupts import Stop, signals_as_flag
-from .limits import LIMIT_FIELDS, Limits, format_size
 from .pool import Pool
-from .profile import DEFAULT_IMAGE, Profile
-from .request import Backend, CaseInput, RunRequest, as_bytes
-from .result import CaseRun, RunResult, RunStatus, signal_name
 from .runner import choose_backend, default_asked
 
 __all__ = [

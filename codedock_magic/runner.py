@@ -1,7 +1,7 @@
 """Run a snippet of untrusted Python in a fresh sandbox container and say what happened.
 
 :func:`run` is the front door: it turns its arguments into a
-:class:`~codedock_magic.request.RunRequest` and hands it to a backend (a
+:class:`~codedock_magic.core.request.RunRequest` and hands it to a backend (a
 :class:`~codedock_magic.backend.LocalBackend` over the Docker engine unless told
 otherwise), with Ctrl+C turned into a stop flag for the length of the run.
 """
@@ -12,15 +12,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .backend import LocalBackend
+from .core.errors import InvalidValueError
+from .core.interrupts import signals_as_flag
+from .core.limits import LIMIT_FIELDS, Limits
+from .core.profile import DEFAULT_IMAGE, Profile
+from .core.request import Backend, OnImage, OnOutput, OnState, RunRequest, as_bytes
+from .core.result import RunResult
 from .engines import Engine
-from .errors import InvalidValueError
-from .interrupts import signals_as_flag
-from .limits import LIMIT_FIELDS, Limits
 from .pool import Pool
-from .profile import DEFAULT_IMAGE, Profile
 from .remote import service_from_env
-from .request import Backend, OnImage, OnOutput, OnState, RunRequest, as_bytes
-from .result import RunResult
 from .rich import values_to_json
 
 __all__ = [

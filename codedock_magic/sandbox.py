@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .core.errors import EngineError
+from .core.profile import Profile
 from .engines.base import STDOUT, Channel, Engine, SandboxSpec, Watch
-from .errors import EngineError
 from .labels import make_labels
-from .profile import Profile
 from .supervisor import COLD_IDLE, supervisor_command
 from .supervisor.protocol import FrameDecoder, FrameKind
 from .watchdog import ensure_watchdog

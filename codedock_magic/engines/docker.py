@@ -23,7 +23,7 @@ import docker.utils
 import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
-from ..errors import EngineError, EngineUnavailableError, ImageNotFoundError, InvalidValueError
+from ..core.errors import EngineError, EngineUnavailableError, ImageNotFoundError, InvalidValueError
 from ..labels import MANAGED
 from .base import (
     RUNTIME_DIR,

@@ -12,8 +12,8 @@ import sys
 import time
 from typing import Any, Protocol, TextIO
 
+from ..core.limits import Limits
 from ..grading import CaseResult, CheckResult
-from ..limits import Limits
 from ..safetext import MARKER
 from .checkrender import case_html, case_text, check_html, check_text
 from .render import badge, details, meta

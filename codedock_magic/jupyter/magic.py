@@ -32,21 +32,21 @@ from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, obse
 from ..backend import LocalBackend
 from ..cases import Case, load_cases
 from ..cleanup import remove_session, sweep
-from ..engines import Engine, default_engine
-from ..errors import (
+from ..core.errors import (
     CheckerError,
     CodedockError,
     ImageNotFoundError,
     InvalidValueError,
     ServiceRefusedError,
 )
+from ..core.limits import LIMIT_FIELDS, Limits, format_size, parse_size
+from ..core.profile import DEFAULT_IMAGE, Profile
+from ..core.request import Backend, check_file_name
+from ..core.result import RunFailedError, RunResult
+from ..engines import Engine, default_engine
 from ..grading import CheckFailedError, check
-from ..limits import LIMIT_FIELDS, Limits, format_size, parse_size
 from ..pool import Pool
-from ..profile import DEFAULT_IMAGE, Profile
 from ..remote import SERVICE_URL_ENV, ServiceBackend
-from ..request import Backend, check_file_name
-from ..result import RunFailedError, RunResult
 from ..rich import values_to_json
 from ..runner import run
 from .checkviews import CheckTextView, CheckView, CheckWidgetView

@@ -1,6 +1,6 @@
 """The static rendering of a finished run: HTML for notebooks, text for terminals.
 
-Pure functions of a :class:`~codedock_magic.result.RunResult`: what stays in a saved
+Pure functions of a :class:`~codedock_magic.core.result.RunResult`: what stays in a saved
 notebook, nbconvert output and a terminal. Everything the program wrote is
 escaped before it is placed in HTML.
 """
@@ -11,8 +11,8 @@ import base64
 import html
 from collections.abc import Callable
 
-from ..limits import Limits
-from ..result import RunResult, RunStatus
+from ..core.limits import Limits
+from ..core.result import RunResult, RunStatus
 from ..rich import MAX_IMAGE_BYTES, check_image
 from ..safetext import MARKER, neutralise
 

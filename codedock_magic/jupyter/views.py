@@ -14,8 +14,8 @@ import sys
 import time
 from typing import Any, Protocol, TextIO
 
-from ..limits import Limits
-from ..result import RunResult
+from ..core.limits import Limits
+from ..core.result import RunResult
 from ..safetext import MARKER, Neutraliser
 from .render import (
     badge,

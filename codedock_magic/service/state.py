@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..interrupts import Stop
-from ..request import Backend
+from ..core.interrupts import Stop
+from ..core.request import Backend
 from .audit import AuditLog
 from .auth import TokenChecker
 from .metrics import Metrics

@@ -149,6 +149,6 @@ class Backend(Protocol):
         when it changes before its end; once ``stop`` is set the run is
         ended and returned with status ``interrupted``. Failures of the program are
         results, not exceptions; only the backend's own failures raise, as
-        :class:`~codedock_magic.errors.CodedockError`.
+        :class:`~codedock_magic.core.errors.CodedockError`.
         """
         ...
