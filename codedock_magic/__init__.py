@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from . import autoload, dock
     from .backend import LocalBackend
     from .cases import Case, load_cases
-    from .cleanup import Orphan, find_orphans, remove_session, sweep
     from .core.errors import (
         CaseError,
         CheckerError,
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from .core.request import Backend, CaseInput, OnCase, OnImage, OnOutput, OnState, RunRequest
     from .core.result import CaseRun, RunFailedError, RunResult, RunStatus
     from .engines import ContainerInfo, Engine, SandboxSpec, default_engine
+    from .engines.cleanup import Orphan, find_orphans, remove_session, sweep
     from .engines.docker import DockerEngine
     from .grader import GradeReport, grade
     from .grading import CaseResult, CheckFailedError, CheckResult, Verdict, check
@@ -54,10 +54,10 @@ _EXPORTS = {
     "LocalBackend": ".backend",
     "Case": ".cases",
     "load_cases": ".cases",
-    "Orphan": ".cleanup",
-    "find_orphans": ".cleanup",
-    "remove_session": ".cleanup",
-    "sweep": ".cleanup",
+    "Orphan": ".engines.cleanup",
+    "find_orphans": ".engines.cleanup",
+    "remove_session": ".engines.cleanup",
+    "sweep": ".engines.cleanup",
     "ContainerInfo": ".engines",
     "Engine": ".engines",
     "SandboxSpec": ".engines",

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from . import autoload
-from .cleanup import sweep
 from .core.errors import CodedockError
 from .core.limits import Limits
 from .engines import default_engine
+from .engines.cleanup import sweep
 from .runner import DEFAULT_IMAGE, run
 
 __all__ = ["main"]

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from .core.errors import EngineError
 from .core.profile import Profile
 from .engines.base import STDOUT, Channel, Engine, SandboxSpec, Watch
-from .labels import make_labels
+from .engines.labels import make_labels
+from .engines.watchdog import ensure_watchdog
 from .supervisor import COLD_IDLE, supervisor_command
 from .supervisor.protocol import FrameDecoder, FrameKind
-from .watchdog import ensure_watchdog
 
 __all__ = [
     "KILL_GRACE",

@@ -31,7 +31,6 @@ from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, obse
 
 from ..backend import LocalBackend
 from ..cases import Case, load_cases
-from ..cleanup import remove_session, sweep
 from ..core.errors import (
     CheckerError,
     CodedockError,
@@ -44,6 +43,7 @@ from ..core.profile import DEFAULT_IMAGE, Profile
 from ..core.request import Backend, check_file_name
 from ..core.result import RunFailedError, RunResult
 from ..engines import Engine, default_engine
+from ..engines.cleanup import remove_session, sweep
 from ..grading import CheckFailedError, check
 from ..pool import Pool
 from ..remote import SERVICE_URL_ENV, ServiceBackend

@@ -35,11 +35,11 @@ from traitlets.config import Application, Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from ..backend import LocalBackend
-from ..cleanup import sweep
 from ..core.errors import CodedockError, InvalidValueError
 from ..core.profile import Profile
 from ..core.version import __version__
 from ..engines import Engine, default_engine
+from ..engines.cleanup import sweep
 from ..pool import Pool
 from .audit import AuditLog
 from .auth import TokenChecker
