@@ -19,7 +19,6 @@ from .core.version import __version__
 
 if TYPE_CHECKING:
     from . import autoload, dock
-    from .backend import LocalBackend
     from .cases import Case, load_cases
     from .core.errors import (
         CaseError,
@@ -43,7 +42,8 @@ if TYPE_CHECKING:
     from .engines.docker import DockerEngine
     from .grader import GradeReport, grade
     from .grading import CaseResult, CheckFailedError, CheckResult, Verdict, check
-    from .pool import Pool
+    from .local.backend import LocalBackend
+    from .local.pool import Pool
     from .remote import ServiceBackend
     from .runner import run
 
@@ -51,7 +51,7 @@ _EXPORTS = {
     "autoload": "",
     "dock": "",
     "Backend": ".core.request",
-    "LocalBackend": ".backend",
+    "LocalBackend": ".local.backend",
     "Case": ".cases",
     "load_cases": ".cases",
     "Orphan": ".engines.cleanup",
@@ -87,7 +87,7 @@ _EXPORTS = {
     "RunLimits": ".core.limits",
     "format_size": ".core.limits",
     "parse_size": ".core.limits",
-    "Pool": ".pool",
+    "Pool": ".local.pool",
     "DEFAULT_IMAGE": ".core.profile",
     "Profile": ".core.profile",
     "ServiceBackend": ".remote",

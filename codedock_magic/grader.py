@@ -31,7 +31,7 @@ from .core.limits import Limits
 from .core.profile import DEFAULT_IMAGE, Profile
 from .core.request import Backend
 from .grading import CheckResult, check, not_run
-from .pool import Pool
+from .local.pool import Pool
 from .runner import choose_backend, service_backend
 from .submissions import ANSWER_TAG, Submission, find_submissions
 

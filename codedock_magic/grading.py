@@ -1,7 +1,7 @@
 """Checking a submission against test cases: :func:`check` and what it returns.
 
 All cases of one submission run in one fresh container, each in a fresh process
-with a fresh, empty work dir (see :mod:`codedock_magic.caserun`); only their
+with a fresh, empty work dir (see :mod:`codedock_magic.local.caserun`); only their
 inputs go into the sandbox. Each case's output is then judged on the host
 (:mod:`codedock_magic.compare`) into a :class:`Verdict` and points.
 """
@@ -23,7 +23,7 @@ from .core.profile import DEFAULT_IMAGE, Profile
 from .core.request import Backend, CaseInput, RunRequest, as_bytes
 from .core.result import CaseRun, RunResult, RunStatus, signal_name
 from .engines import Engine
-from .pool import Pool
+from .local.pool import Pool
 from .runner import choose_backend, default_asked
 
 __all__ = [

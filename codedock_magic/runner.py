@@ -2,7 +2,7 @@
 
 :func:`run` is the front door: it turns its arguments into a
 :class:`~codedock_magic.core.request.RunRequest` and hands it to a backend (a
-:class:`~codedock_magic.backend.LocalBackend` over the Docker engine unless told
+:class:`~codedock_magic.local.backend.LocalBackend` over the Docker engine unless told
 otherwise), with Ctrl+C turned into a stop flag for the length of the run.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .backend import LocalBackend
 from .core.errors import InvalidValueError
 from .core.interrupts import signals_as_flag
 from .core.limits import LIMIT_FIELDS, Limits
@@ -19,9 +18,10 @@ from .core.profile import DEFAULT_IMAGE, Profile
 from .core.request import Backend, OnImage, OnOutput, OnState, RunRequest, as_bytes
 from .core.result import RunResult
 from .engines import Engine
-from .pool import Pool
+from .local.backend import LocalBackend
+from .local.pool import Pool
+from .local.rich import values_to_json
 from .remote import service_from_env
-from .rich import values_to_json
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -130,7 +130,7 @@ def choose_backend(
 
     With neither ``engine`` nor ``pool``, the sandbox service at
     ``$CODEDOCK_SERVICE_URL`` when that is set; else a
-    :class:`~codedock_magic.backend.LocalBackend` over ``engine`` and ``pool``.
+    :class:`~codedock_magic.local.backend.LocalBackend` over ``engine`` and ``pool``.
 
     Raises:
         InvalidValueError: ``backend`` came with ``engine`` or ``pool``.

@@ -29,7 +29,6 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, observe, validate
 
-from ..backend import LocalBackend
 from ..cases import Case, load_cases
 from ..core.errors import (
     CheckerError,
@@ -45,9 +44,10 @@ from ..core.result import RunFailedError, RunResult
 from ..engines import Engine, default_engine
 from ..engines.cleanup import remove_session, sweep
 from ..grading import CheckFailedError, check
-from ..pool import Pool
+from ..local.backend import LocalBackend
+from ..local.pool import Pool
+from ..local.rich import values_to_json
 from ..remote import SERVICE_URL_ENV, ServiceBackend
-from ..rich import values_to_json
 from ..runner import run
 from .checkviews import CheckTextView, CheckView, CheckWidgetView
 from .views import TextView, View, WidgetView

@@ -34,13 +34,13 @@ from traitlets import Dict, Float, Int, List, TraitError, Unicode, default
 from traitlets.config import Application, Config
 from traitlets.config.loader import PyFileConfigLoader
 
-from ..backend import LocalBackend
 from ..core.errors import CodedockError, InvalidValueError
 from ..core.profile import Profile
 from ..core.version import __version__
 from ..engines import Engine, default_engine
 from ..engines.cleanup import sweep
-from ..pool import Pool
+from ..local.backend import LocalBackend
+from ..local.pool import Pool
 from .audit import AuditLog
 from .auth import TokenChecker
 from .handlers import handlers

@@ -33,13 +33,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ..backend import longest_run, not_started
 from ..core.errors import EngineError, InvalidValueError, ServiceRefusedError
 from ..core.limits import Limits
 from ..core.profile import Profile
 from ..core.request import RunRequest
 from ..core.result import CaseRun, RunResult
 from ..core.version import __version__
+from ..local.backend import longest_run, not_started
 from ..wire import (
     RUN_FIELDS,
     case_run_to_json,

@@ -26,9 +26,9 @@ import time
 import weakref
 from collections import deque
 
-from .core.errors import CodedockError, InvalidValueError
-from .core.profile import Profile
-from .engines import Engine, default_engine
+from ..core.errors import CodedockError, InvalidValueError
+from ..core.profile import Profile
+from ..engines import Engine, default_engine
 from .sandbox import ReadyWait, Sandbox, start_sandbox
 
 __all__ = ["Pool"]

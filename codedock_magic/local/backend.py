@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import threading
 
+from ..core.request import OnCase, OnImage, OnOutput, OnState, RunRequest
+from ..core.result import RunResult
+from ..engines import Engine, default_engine
 from .caserun import cases_never_started, execute_cases, total_time
-from .core.request import OnCase, OnImage, OnOutput, OnState, RunRequest
-from .core.result import RunResult
-from .engines import Engine, default_engine
 from .execution import execute, never_started
 from .pool import Pool
 from .sandbox import Sandbox, start_sandbox
