@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from .grading import CaseResult, CheckFailedError, CheckResult, Verdict, check
     from .local.backend import LocalBackend
     from .local.pool import Pool
-    from .remote import ServiceBackend
+    from .remote.client import ServiceBackend
     from .runner import run
 
 _EXPORTS = {
@@ -90,7 +90,7 @@ _EXPORTS = {
     "Pool": ".local.pool",
     "DEFAULT_IMAGE": ".core.profile",
     "Profile": ".core.profile",
-    "ServiceBackend": ".remote",
+    "ServiceBackend": ".remote.client",
     "CaseInput": ".core.request",
     "OnCase": ".core.request",
     "OnImage": ".core.request",

@@ -21,7 +21,7 @@ from .engines import Engine
 from .local.backend import LocalBackend
 from .local.pool import Pool
 from .local.rich import values_to_json
-from .remote import service_from_env
+from .remote.client import service_from_env
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -68,7 +68,7 @@ def run(
             that fits, a container is started for this run.
         backend: what runs it, which must not be given with ``engine`` or ``pool``.
             By default the sandbox service at ``$CODEDOCK_SERVICE_URL`` when that
-            is set (see :class:`~codedock_magic.remote.ServiceBackend`), else a
+            is set (see :class:`~codedock_magic.remote.client.ServiceBackend`), else a
             local backend over ``engine`` and ``pool``.
         asked: which limits (by field name) and whether ``"image"`` the caller
             chose, for a service to know which to fill from its own defaults. By

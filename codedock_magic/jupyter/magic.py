@@ -47,7 +47,7 @@ from ..grading import CheckFailedError, check
 from ..local.backend import LocalBackend
 from ..local.pool import Pool
 from ..local.rich import values_to_json
-from ..remote import SERVICE_URL_ENV, ServiceBackend
+from ..remote.client import SERVICE_URL_ENV, ServiceBackend
 from ..runner import run
 from .checkviews import CheckTextView, CheckView, CheckWidgetView
 from .views import TextView, View, WidgetView

@@ -40,7 +40,7 @@ from ..core.request import RunRequest
 from ..core.result import CaseRun, RunResult
 from ..core.version import __version__
 from ..local.backend import longest_run, not_started
-from ..wire import (
+from ..remote.wire import (
     RUN_FIELDS,
     case_run_to_json,
     cases_from_json,

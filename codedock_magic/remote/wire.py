@@ -14,10 +14,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .core.errors import InvalidValueError
-from .core.limits import LIMIT_FIELDS, Limits
-from .core.request import CaseInput
-from .core.result import CaseRun, RunResult, RunStatus
+from ..core.errors import InvalidValueError
+from ..core.limits import LIMIT_FIELDS, Limits
+from ..core.request import CaseInput
+from ..core.result import CaseRun, RunResult, RunStatus
 
 __all__ = [
     "RUN_FIELDS",
