@@ -19,7 +19,6 @@ from .core.version import __version__
 
 if TYPE_CHECKING:
     from . import autoload, dock
-    from .cases import Case, load_cases
     from .core.errors import (
         CaseError,
         CheckerError,
@@ -40,8 +39,9 @@ if TYPE_CHECKING:
     from .engines import ContainerInfo, Engine, SandboxSpec, default_engine
     from .engines.cleanup import Orphan, find_orphans, remove_session, sweep
     from .engines.docker import DockerEngine
-    from .grader import GradeReport, grade
-    from .grading import CaseResult, CheckFailedError, CheckResult, Verdict, check
+    from .grading.batch import GradeReport, grade
+    from .grading.cases import Case, load_cases
+    from .grading.check import CaseResult, CheckFailedError, CheckResult, Verdict, check
     from .local.backend import LocalBackend
     from .local.pool import Pool
     from .remote.client import ServiceBackend
@@ -52,8 +52,8 @@ _EXPORTS = {
     "dock": "",
     "Backend": ".core.request",
     "LocalBackend": ".local.backend",
-    "Case": ".cases",
-    "load_cases": ".cases",
+    "Case": ".grading.cases",
+    "load_cases": ".grading.cases",
     "Orphan": ".engines.cleanup",
     "find_orphans": ".engines.cleanup",
     "remove_session": ".engines.cleanup",
@@ -65,7 +65,7 @@ _EXPORTS = {
     "DockerEngine": ".engines.docker",
     "CaseError": ".core.errors",
     "CheckerError": ".core.errors",
-    "CheckFailedError": ".grading",
+    "CheckFailedError": ".grading.check",
     "CodedockError": ".core.errors",
     "EngineError": ".core.errors",
     "EngineUnavailableError": ".core.errors",
@@ -76,12 +76,12 @@ _EXPORTS = {
     "ServiceError": ".core.errors",
     "ServiceRefusedError": ".core.errors",
     "ServiceUnavailableError": ".core.errors",
-    "GradeReport": ".grader",
-    "grade": ".grader",
-    "CaseResult": ".grading",
-    "CheckResult": ".grading",
-    "Verdict": ".grading",
-    "check": ".grading",
+    "GradeReport": ".grading.batch",
+    "grade": ".grading.batch",
+    "CaseResult": ".grading.check",
+    "CheckResult": ".grading.check",
+    "Verdict": ".grading.check",
+    "check": ".grading.check",
     "ContainerLimits": ".core.limits",
     "Limits": ".core.limits",
     "RunLimits": ".core.limits",

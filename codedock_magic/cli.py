@@ -79,7 +79,7 @@ def _autoload(state: str, path: Path) -> int:
 def _grade(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .grader import grade
+    from .grading.batch import grade
 
     limits = Limits(
         **{
@@ -125,7 +125,7 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _add_grade_parser(commands: Any) -> None:
-    from .submissions import ANSWER_TAG
+    from .grading.submissions import ANSWER_TAG
 
     parser = commands.add_parser(
         "grade",

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 #: The names that live beside what they carry, found on first use.
 _ELSEWHERE = {
     "RunFailedError": "codedock_magic.core.result",
-    "CheckFailedError": "codedock_magic.grading",
+    "CheckFailedError": "codedock_magic.grading.check",
 }
 
 __all__ = sorted([*_home.__all__, *_ELSEWHERE])

@@ -29,7 +29,6 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, observe, validate
 
-from ..cases import Case, load_cases
 from ..core.errors import (
     CheckerError,
     CodedockError,
@@ -43,7 +42,8 @@ from ..core.request import Backend, check_file_name
 from ..core.result import RunFailedError, RunResult
 from ..engines import Engine, default_engine
 from ..engines.cleanup import remove_session, sweep
-from ..grading import CheckFailedError, check
+from ..grading.cases import Case, load_cases
+from ..grading.check import CheckFailedError, check
 from ..local.backend import LocalBackend
 from ..local.pool import Pool
 from ..local.rich import values_to_json

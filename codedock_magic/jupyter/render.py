@@ -14,7 +14,7 @@ from collections.abc import Callable
 from ..core.limits import Limits
 from ..core.result import RunResult, RunStatus
 from ..local.rich import MAX_IMAGE_BYTES, check_image
-from ..safetext import MARKER, neutralise
+from .safetext import MARKER, neutralise
 
 __all__ = [
     "COLOURS",
@@ -153,7 +153,7 @@ def _text_size(text: str) -> int:
 def render_html(result: RunResult) -> str:
     """The static rendering of a finished run: badge, details, stdout, stderr.
 
-    The program's text is neutralised (see :mod:`codedock_magic.safetext`), then escaped;
+    The program's text is neutralised (see :mod:`codedock_magic.jupyter.safetext`), then escaped;
     together the streams take at most the output cap in bytes.
     """
     stdout, stderr = _fit_streams(

@@ -23,18 +23,18 @@ from codedock_magic import (
     check,
     load_cases,
 )
-from codedock_magic.compare import judge, normalise_whitespace, visible_diff
 from codedock_magic.core.request import RunRequest
 from codedock_magic.errors import InvalidValueError
-from codedock_magic.grader import Records
-from codedock_magic.grading import not_run, verdict_of
+from codedock_magic.grading.batch import Records
+from codedock_magic.grading.check import not_run, verdict_of
+from codedock_magic.grading.compare import judge, normalise_whitespace, visible_diff
+from codedock_magic.grading.submissions import MAX_CODE, find_submissions
 from codedock_magic.remote.wire import (
     case_run_from_json,
     case_run_to_json,
     cases_from_json,
     run_to_json,
 )
-from codedock_magic.submissions import MAX_CODE, find_submissions
 
 
 def test_cases_come_from_dicts_objects_cases_and_both_file_kinds(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codedock_magic.safetext import MARKER, Neutraliser, neutralise
+from codedock_magic.jupyter.safetext import MARKER, Neutraliser, neutralise
 
 # Text rich in what attacks use: escapes, carriage returns, the marker, bidi overrides.
 pieces = st.lists(

@@ -40,8 +40,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .core.errors import CaseError, InvalidValueError
-from .core.limits import MAX_TIMEOUT, MIN_MEMORY, parse_size
+from ..core.errors import CaseError, InvalidValueError
+from ..core.limits import MAX_TIMEOUT, MIN_MEMORY, parse_size
 
 __all__ = ["COMPARES", "Case", "Checker", "load_cases"]
 

@@ -3,7 +3,7 @@
 All cases of one submission run in one fresh container, each in a fresh process
 with a fresh, empty work dir (see :mod:`codedock_magic.local.caserun`); only their
 inputs go into the sandbox. Each case's output is then judged on the host
-(:mod:`codedock_magic.compare`) into a :class:`Verdict` and points.
+(:mod:`codedock_magic.grading.compare`) into a :class:`Verdict` and points.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.errors import CodedockError
+from ..core.interrupts import Stop, signals_as_flag
+from ..core.limits import LIMIT_FIELDS, Limits, format_size
+from ..core.profile import DEFAULT_IMAGE, Profile
+from ..core.request import Backend, CaseInput, RunRequest, as_bytes
+from ..core.result import CaseRun, RunResult, RunStatus, signal_name
+from ..engines import Engine
+from ..local.pool import Pool
+from ..runner import choose_backend, default_asked
 from .cases import Case, load_cases
 from .compare import judge, visible_diff
-from .core.errors import CodedockError
-from .core.interrupts import Stop, signals_as_flag
-from .core.limits import LIMIT_FIELDS, Limits, format_size
-from .core.profile import DEFAULT_IMAGE, Profile
-from .core.request import Backend, CaseInput, RunRequest, as_bytes
-from .core.result import CaseRun, RunResult, RunStatus, signal_name
-from .engines import Engine
-from .local.pool import Pool
-from .runner import choose_backend, default_asked
 
 __all__ = [
     "CaseResult",
@@ -284,9 +284,9 @@ def check(
 
     Args:
         code: the submission's Python source.
-        cases: :class:`~codedock_magic.cases.Case` objects, dicts or objects with
+        cases: :class:`~codedock_magic.grading.cases.Case` objects, dicts or objects with
             their fields, or the path of a JSON or YAML file of them (see
-            :func:`~codedock_magic.cases.load_cases`).
+            :func:`~codedock_magic.grading.cases.load_cases`).
         limits: the limits of each case (a case's own timeout and memory win);
             the container gets the most memory any case needs.
         image: an image with ``python3``; never pulled.
