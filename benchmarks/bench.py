@@ -24,8 +24,8 @@ from typing import Any
 import docker
 
 from codedock_magic import DEFAULT_IMAGE, Limits, run
-from codedock_magic.pool import Pool
-from codedock_magic.watchdog import watchdog_command
+from codedock_magic.engines.watchdog import watchdog_command
+from codedock_magic.local.pool import Pool
 
 CODE = "print(1)"
 LIMITS = Limits()

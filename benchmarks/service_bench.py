@@ -34,7 +34,7 @@ from typing import Any
 import requests
 
 from codedock_magic import ServiceBackend, run
-from codedock_magic.pool import Pool
+from codedock_magic.local.pool import Pool
 
 CODE = "print(1)"
 # A heavy user: 8 threads sending cells back to back until terminated.

@@ -15,93 +15,91 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+from .core.version import __version__
 
 if TYPE_CHECKING:
     from . import autoload, dock
-    from .backend import Backend, LocalBackend
-    from .cases import Case, load_cases
-    from .cleanup import Orphan, find_orphans, remove_session, sweep
-    from .engines import ContainerInfo, Engine, SandboxSpec, default_engine
-    from .engines.docker import DockerEngine
-    from .errors import (
+    from .core.errors import (
         CaseError,
         CheckerError,
-        CheckFailedError,
         CodedockError,
         EngineError,
         EngineUnavailableError,
         ImageNotFoundError,
         InvalidValueError,
-        RunFailedError,
         ServiceAuthError,
         ServiceError,
         ServiceRefusedError,
         ServiceUnavailableError,
     )
-    from .grader import GradeReport, grade
-    from .grading import CaseResult, CheckResult, Verdict, check
-    from .limits import ContainerLimits, Limits, RunLimits, format_size, parse_size
-    from .pool import Pool
-    from .profile import DEFAULT_IMAGE, Profile
-    from .remote import ServiceBackend
-    from .request import CaseInput, OnCase, OnImage, OnOutput, OnState, RunRequest
-    from .result import CaseRun, RunResult, RunStatus
+    from .core.limits import ContainerLimits, Limits, RunLimits, format_size, parse_size
+    from .core.profile import DEFAULT_IMAGE, Profile
+    from .core.request import Backend, CaseInput, OnCase, OnImage, OnOutput, OnState, RunRequest
+    from .core.result import CaseRun, RunFailedError, RunResult, RunStatus
+    from .engines import ContainerInfo, Engine, SandboxSpec, default_engine
+    from .engines.cleanup import Orphan, find_orphans, remove_session, sweep
+    from .engines.docker import DockerEngine
+    from .grading.batch import GradeReport, grade
+    from .grading.cases import Case, load_cases
+    from .grading.check import CaseResult, CheckFailedError, CheckResult, Verdict, check
+    from .local.backend import LocalBackend
+    from .local.pool import Pool
+    from .remote.client import ServiceBackend
     from .runner import run
 
 _EXPORTS = {
     "autoload": "",
     "dock": "",
-    "Backend": ".backend",
-    "LocalBackend": ".backend",
-    "Case": ".cases",
-    "load_cases": ".cases",
-    "Orphan": ".cleanup",
-    "find_orphans": ".cleanup",
-    "remove_session": ".cleanup",
-    "sweep": ".cleanup",
+    "Backend": ".core.request",
+    "LocalBackend": ".local.backend",
+    "Case": ".grading.cases",
+    "load_cases": ".grading.cases",
+    "Orphan": ".engines.cleanup",
+    "find_orphans": ".engines.cleanup",
+    "remove_session": ".engines.cleanup",
+    "sweep": ".engines.cleanup",
     "ContainerInfo": ".engines",
     "Engine": ".engines",
     "SandboxSpec": ".engines",
     "default_engine": ".engines",
     "DockerEngine": ".engines.docker",
-    "CaseError": ".errors",
-    "CheckerError": ".errors",
-    "CheckFailedError": ".errors",
-    "CodedockError": ".errors",
-    "EngineError": ".errors",
-    "EngineUnavailableError": ".errors",
-    "ImageNotFoundError": ".errors",
-    "InvalidValueError": ".errors",
-    "RunFailedError": ".errors",
-    "ServiceAuthError": ".errors",
-    "ServiceError": ".errors",
-    "ServiceRefusedError": ".errors",
-    "ServiceUnavailableError": ".errors",
-    "GradeReport": ".grader",
-    "grade": ".grader",
-    "CaseResult": ".grading",
-    "CheckResult": ".grading",
-    "Verdict": ".grading",
-    "check": ".grading",
-    "ContainerLimits": ".limits",
-    "Limits": ".limits",
-    "RunLimits": ".limits",
-    "format_size": ".limits",
-    "parse_size": ".limits",
-    "Pool": ".pool",
-    "DEFAULT_IMAGE": ".profile",
-    "Profile": ".profile",
-    "ServiceBackend": ".remote",
-    "CaseInput": ".request",
-    "OnCase": ".request",
-    "OnImage": ".request",
-    "OnOutput": ".request",
-    "OnState": ".request",
-    "RunRequest": ".request",
-    "CaseRun": ".result",
-    "RunResult": ".result",
-    "RunStatus": ".result",
+    "CaseError": ".core.errors",
+    "CheckerError": ".core.errors",
+    "CheckFailedError": ".grading.check",
+    "CodedockError": ".core.errors",
+    "EngineError": ".core.errors",
+    "EngineUnavailableError": ".core.errors",
+    "ImageNotFoundError": ".core.errors",
+    "InvalidValueError": ".core.errors",
+    "RunFailedError": ".core.result",
+    "ServiceAuthError": ".core.errors",
+    "ServiceError": ".core.errors",
+    "ServiceRefusedError": ".core.errors",
+    "ServiceUnavailableError": ".core.errors",
+    "GradeReport": ".grading.batch",
+    "grade": ".grading.batch",
+    "CaseResult": ".grading.check",
+    "CheckResult": ".grading.check",
+    "Verdict": ".grading.check",
+    "check": ".grading.check",
+    "ContainerLimits": ".core.limits",
+    "Limits": ".core.limits",
+    "RunLimits": ".core.limits",
+    "format_size": ".core.limits",
+    "parse_size": ".core.limits",
+    "Pool": ".local.pool",
+    "DEFAULT_IMAGE": ".core.profile",
+    "Profile": ".core.profile",
+    "ServiceBackend": ".remote.client",
+    "CaseInput": ".core.request",
+    "OnCase": ".core.request",
+    "OnImage": ".core.request",
+    "OnOutput": ".core.request",
+    "OnState": ".core.request",
+    "RunRequest": ".core.request",
+    "CaseRun": ".core.result",
+    "RunResult": ".core.result",
+    "RunStatus": ".core.result",
     "run": ".runner",
 }
 

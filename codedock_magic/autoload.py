@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidValueError
+from .core.errors import InvalidValueError
 
 __all__ = ["EXTENSION", "SCOPES", "config_path", "disable", "enable", "is_enabled"]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from . import autoload
-from .cleanup import sweep
+from .core.errors import CodedockError
+from .core.limits import Limits
 from .engines import default_engine
-from .errors import CodedockError
-from .limits import Limits
+from .engines.cleanup import sweep
 from .runner import DEFAULT_IMAGE, run
 
 __all__ = ["main"]
@@ -79,7 +79,7 @@ def _autoload(state: str, path: Path) -> int:
 def _grade(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .grader import grade
+    from .grading.batch import grade
 
     limits = Limits(
         **{
@@ -167,7 +167,7 @@ def _add_image_parser(commands: Any) -> None:
 
 
 def _hub_config(show: bool) -> int:
-    from .shipped import hub_fragment
+    from .core.shipped import hub_fragment
 
     if show:
         sys.stdout.write(hub_fragment().read_text())
@@ -185,7 +185,7 @@ def _doctor(image: str) -> int:
 
 
 def _add_grade_parser(commands: Any) -> None:
-    from .submissions import ANSWER_TAG
+    from .grading.submissions import ANSWER_TAG
 
     parser = commands.add_parser(
         "grade",

@@ -19,14 +19,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .backend import LocalBackend
-from .errors import InvalidValueError
-from .interrupts import signals_as_flag
-from .limits import Limits, parse_size
-from .profile import Profile
-from .remote import service_from_env
-from .request import RunRequest
-from .result import RunResult, RunStatus
+from .core.errors import InvalidValueError
+from .core.interrupts import signals_as_flag
+from .core.limits import Limits, parse_size
+from .core.profile import Profile
+from .core.request import RunRequest
+from .core.result import RunResult, RunStatus
+from .runner import choose_backend
 
 __all__ = ["DEFAULTS", "Docker"]
 
@@ -180,7 +179,7 @@ class Docker:
         # then ends itself, and the signal takes effect once it is cleaned up.
         with signals_as_flag((signal.SIGINT, signal.SIGTERM)) as stop:
             # In a hub the kernel holds no engine: the service runs it there too.
-            backend = service_from_env() or LocalBackend()
+            backend = choose_backend()
             result = backend.run(request, stop=stop)
         if stop.signum == signal.SIGTERM:
             self.destroy()

@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .backend import Backend, LocalBackend
+from .core.errors import CodedockError, ImageNotFoundError
+from .core.limits import Limits, format_size
+from .core.profile import DEFAULT_IMAGE
+from .core.request import Backend
 from .engines import Engine, default_engine
-from .errors import CodedockError, ImageNotFoundError
-from .limits import Limits, format_size
-from .profile import DEFAULT_IMAGE
-from .remote import ServiceBackend, service_from_env
+from .local.backend import LocalBackend
+from .remote.client import ServiceBackend, service_from_env
 from .runner import run
 
 __all__ = ["Finding", "all_hold", "diagnose", "report"]

@@ -1,160 +1,24 @@
-"""What a run ended with, and how the engine's facts map to a status."""
+"""What a run ended with.
+
+A public path: the module is :mod:`codedock_magic.core.result`. Each name is looked
+up there when used, so that it is the same object (and pickles by its own module).
+"""
 
 from __future__ import annotations
 
-import enum
-import signal as _signal
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .limits import Limits, format_size
+from .core import result as _home
 
-__all__ = ["CaseRun", "RunResult", "RunStatus", "decide_status"]
+if TYPE_CHECKING:
+    from .core.result import *  # noqa: F403
 
-
-class RunStatus(str, enum.Enum):
-    """How a sandboxed run ended. Only the engine and the host decide it."""
-
-    OK = "ok"
-    ERROR = "error"
-    TIMEOUT = "timeout"
-    MEMORY_LIMIT = "memory limit"
-    SIGNALED = "killed by signal"
-    INTERRUPTED = "interrupted"
-
-    def __str__(self) -> str:
-        return self.value
+__all__ = list(_home.__all__)
 
 
-def decide_status(
-    *,
-    exit_code: int | None,
-    signal: int | None,
-    oom_killed: bool,
-    timed_out: bool,
-    interrupted: bool,
-) -> RunStatus:
-    """Map the facts of a finished run to its status.
-
-    The host's own knowledge (it interrupted the run, its deadline passed) wins over
-    what the container reports, since the kill it sent explains the exit. A memory
-    kill is only reported when the program did not succeed anyway.
-    """
-    if interrupted:
-        return RunStatus.INTERRUPTED
-    if timed_out:
-        return RunStatus.TIMEOUT
-    if oom_killed and exit_code != 0:
-        return RunStatus.MEMORY_LIMIT
-    if signal is not None:
-        return RunStatus.SIGNALED
-    if exit_code == 0:
-        return RunStatus.OK
-    return RunStatus.ERROR
+def __getattr__(name: str) -> Any:
+    return getattr(_home, name)
 
 
-def signal_name(number: int) -> str:
-    """``9`` -> ``"SIGKILL"``; unknown numbers stay numeric."""
-    try:
-        return _signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class CaseRun:
-    """How one case of a run with cases ended (the program's side; a grader judges it).
-
-    Attributes:
-        status: how its program ended; ``interrupted`` when it never ran to its
-            end because the run was stopped or its sandbox broke (``note`` says).
-        exit_code: the program's exit code, ``None`` when it did not exit by itself.
-        signal: the signal that killed it, if one did.
-        stdout: what it printed (capped as a run's output is).
-        stderr: likewise for standard error.
-        duration: seconds from its start to its end.
-        truncated: whether stdout or stderr was cut.
-        timeout: the seconds it was given.
-        memory: the bytes it was given.
-        note: why it did not run to its end, when it did not.
-    """
-
-    status: RunStatus
-    exit_code: int | None
-    signal: int | None
-    stdout: str
-    stderr: str
-    duration: float
-    truncated: bool
-    timeout: float
-    memory: int
-    note: str = ""
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunResult:
-    """Everything known about one finished run.
-
-    Attributes:
-        status: how it ended (see :class:`RunStatus`).
-        exit_code: the program's exit code, ``None`` when it did not exit by itself.
-        signal: the signal that killed the program, if one did.
-        stdout: what it printed, UTF-8 with bad bytes replaced; cut to a head and a
-            tail past ``limits.output``.
-        stderr: likewise for standard error.
-        duration: wall-clock seconds from start to the end of the run.
-        truncated: whether stdout or stderr was cut.
-        limits: the limits the run was given.
-        image: the image it ran in.
-        cases: for a run with cases, how each case ended, in order; the run's own
-            status then says whether all of them got to run (``ok``).
-        cpu_seconds: the CPU time (user and system) the container's cgroup counted
-            from the program's start, all its processes together; ``None`` when the
-            run was cut short by the host (interrupted, or a stuck sandbox killed).
-        peak_memory: the container cgroup's memory high-water mark in bytes (the
-            program with its interpreter, the supervisor's few MiB, and the page
-            cache they read); ``None`` when not known.
-        images: ``(mime type, bytes)`` of each image the program showed (PNG,
-            JPEG or SVG), in order.
-        image_positions: for each image, how many characters of stdout came first.
-        files: what the program left under ``/sandbox/out``, by name relative to it.
-        value: the JSON value of the variable asked for with ``returns``.
-        notes: one line for each thing the program sent that is not here, and why
-            (an image past the caps, a value that is not JSON ...).
-    """
-
-    status: RunStatus
-    exit_code: int | None
-    signal: int | None
-    stdout: str
-    stderr: str
-    duration: float
-    truncated: bool
-    limits: Limits
-    image: str
-    cases: tuple[CaseRun, ...] = ()
-    cpu_seconds: float | None = None
-    peak_memory: int | None = None
-    images: tuple[tuple[str, bytes], ...] = ()
-    image_positions: tuple[int, ...] = ()
-    files: Mapping[str, bytes] = field(default_factory=dict)
-    value: Any = None
-    notes: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """True when the program exited with code 0 within its limits."""
-        return self.status is RunStatus.OK
-
-    def describe(self) -> str:
-        """A short human phrase: ``ok``, ``error (exit 3)``, ``timeout after 2s`` ..."""
-        if self.status is RunStatus.ERROR:
-            return f"error (exit {self.exit_code})" if self.exit_code is not None else "error"
-        if self.status is RunStatus.TIMEOUT:
-            return f"timeout after {self.limits.timeout:g}s"
-        if self.status is RunStatus.MEMORY_LIMIT:
-            return f"memory limit ({format_size(self.limits.memory)}) exceeded"
-        if self.status is RunStatus.SIGNALED and self.signal is not None:
-            return f"killed by {signal_name(self.signal)}"
-        return str(self.status)
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | {n for n in dir(_home) if not n.startswith("_")})

@@ -1,8 +1,8 @@
 """Run a snippet of untrusted Python in a fresh sandbox container and say what happened.
 
 :func:`run` is the front door: it turns its arguments into a
-:class:`~codedock_magic.request.RunRequest` and hands it to a backend (a
-:class:`~codedock_magic.backend.LocalBackend` over the Docker engine unless told
+:class:`~codedock_magic.core.request.RunRequest` and hands it to a backend (a
+:class:`~codedock_magic.local.backend.LocalBackend` over the Docker engine unless told
 otherwise), with Ctrl+C turned into a stop flag for the length of the run.
 """
 
@@ -11,20 +11,27 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .backend import Backend, LocalBackend
+from .core.errors import InvalidValueError
+from .core.interrupts import signals_as_flag
+from .core.limits import LIMIT_FIELDS, Limits
+from .core.profile import DEFAULT_IMAGE, Profile
+from .core.request import Backend, OnImage, OnOutput, OnState, RunRequest, as_bytes
+from .core.result import RunResult
 from .engines import Engine
-from .errors import InvalidValueError
-from .interrupts import signals_as_flag
-from .limits import Limits
-from .pool import Pool
-from .profile import DEFAULT_IMAGE, Profile
-from .remote import service_from_env
-from .request import OnImage, OnOutput, OnState, RunRequest, as_bytes
-from .result import RunResult
-from .rich import values_to_json
-from .wire import LIMIT_FIELDS
+from .local.backend import LocalBackend
+from .local.pool import Pool
+from .local.rich import values_to_json
+from .remote.client import service_from_env
 
-__all__ = ["DEFAULT_IMAGE", "OnOutput", "OnState", "run"]
+__all__ = [
+    "DEFAULT_IMAGE",
+    "OnOutput",
+    "OnState",
+    "choose_backend",
+    "default_asked",
+    "run",
+    "service_backend",
+]
 
 
 def run(
@@ -61,7 +68,7 @@ def run(
             that fits, a container is started for this run.
         backend: what runs it, which must not be given with ``engine`` or ``pool``.
             By default the sandbox service at ``$CODEDOCK_SERVICE_URL`` when that
-            is set (see :class:`~codedock_magic.remote.ServiceBackend`), else a
+            is set (see :class:`~codedock_magic.remote.client.ServiceBackend`), else a
             local backend over ``engine`` and ``pool``.
         asked: which limits (by field name) and whether ``"image"`` the caller
             chose, for a service to know which to fill from its own defaults. By
@@ -85,9 +92,7 @@ def run(
             failed; no container is left behind.
     """
     if asked is None:
-        asked = set(LIMIT_FIELDS) if limits is not None else set()
-        if image != DEFAULT_IMAGE:
-            asked.add("image")
+        asked = default_asked(limits, image)
     limits = limits if limits is not None else Limits()
     request = RunRequest(
         code=as_bytes(code, "code"),
@@ -99,12 +104,45 @@ def run(
         returns=returns or "",
         files=tuple((name, as_bytes(data, f"file {name}")) for name, data in (files or {}).items()),
     )
-    if backend is not None and (engine is not None or pool is not None):
-        raise InvalidValueError("backend", backend, "given alone, without engine= or pool=")
-    if backend is None:
-        service = service_from_env() if engine is None and pool is None else None
-        backend = service if service is not None else LocalBackend(engine, pool=pool)
+    backend = choose_backend(backend, engine=engine, pool=pool)
     with signals_as_flag() as stop:
         return backend.run(
             request, on_output=on_output, stop=stop, on_state=on_state, on_image=on_image
         )
+
+
+def default_asked(limits: Limits | None, image: str) -> set[str]:
+    """Which limits and whether the image a caller chose, when it did not say.
+
+    Every limit field when ``limits`` is given, none when not, and ``"image"``
+    when ``image`` is not the default.
+    """
+    asked = set(LIMIT_FIELDS) if limits is not None else set()
+    if image != DEFAULT_IMAGE:
+        asked.add("image")
+    return asked
+
+
+def choose_backend(
+    backend: Backend | None = None, *, engine: Engine | None = None, pool: Pool | None = None
+) -> Backend:
+    """The backend a run goes to: ``backend`` when given, else the service or a local one.
+
+    With neither ``engine`` nor ``pool``, the sandbox service at
+    ``$CODEDOCK_SERVICE_URL`` when that is set; else a
+    :class:`~codedock_magic.local.backend.LocalBackend` over ``engine`` and ``pool``.
+
+    Raises:
+        InvalidValueError: ``backend`` came with ``engine`` or ``pool``.
+    """
+    if backend is not None and (engine is not None or pool is not None):
+        raise InvalidValueError("backend", backend, "given alone, without engine= or pool=")
+    if backend is not None:
+        return backend
+    service = service_from_env() if engine is None and pool is None else None
+    return service if service is not None else LocalBackend(engine, pool=pool)
+
+
+def service_backend() -> Backend | None:
+    """The sandbox service at ``$CODEDOCK_SERVICE_URL``, or None when that is not set."""
+    return service_from_env()

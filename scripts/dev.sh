@@ -125,6 +125,8 @@ case "${1:-}" in
         "$venv/bin/ruff" check .
         "$venv/bin/ruff" format --check .
         "$venv/bin/mypy"
+        # The wings import only downwards (the contracts in pyproject.toml).
+        "$venv/bin/lint-imports"
         "$venv/bin/python" -m pytest "$@"
         if [ $# -eq 0 ]; then
             make_venv "$venv6" 'ipykernel>=6.29,<7'

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..profile import Profile
+from ..core.profile import Profile
 
 __all__ = [
     "RUNTIME_DIR",

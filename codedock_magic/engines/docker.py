@@ -23,8 +23,7 @@ import docker.utils
 import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
-from ..errors import EngineError, EngineUnavailableError, ImageNotFoundError, InvalidValueError
-from ..labels import MANAGED
+from ..core.errors import EngineError, EngineUnavailableError, ImageNotFoundError, InvalidValueError
 from .base import (
     RUNTIME_DIR,
     SANDBOX_GID,
@@ -37,6 +36,7 @@ from .base import (
     SandboxSpec,
     Watch,
 )
+from .labels import MANAGED
 
 __all__ = ["DockerChannel", "DockerEngine", "default_engine"]
 

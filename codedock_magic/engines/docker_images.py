@@ -24,8 +24,9 @@ from typing import Any
 
 import docker.errors
 
-from ..errors import ImageBuildError
-from ..shipped import image_dir
+from ..core.errors import ImageBuildError
+from ..core.shipped import image_dir
+from ..core.version import __version__
 from .docker import DockerEngine
 
 __all__ = [
@@ -233,8 +234,6 @@ class ImageBuilder:
         self._build(recipe, {"BASE": recipe.offline_base, **recipe.offline_args})
 
     def _build(self, recipe: Recipe, args: Mapping[str, str]) -> None:
-        from .. import __version__
-
         tail: list[str] = []
         try:
             stream = self._engine.api.build(

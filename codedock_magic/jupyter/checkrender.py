@@ -1,6 +1,6 @@
 """The static rendering of a check: a summary badge, a badge per case, diffs, in HTML or text.
 
-Pure functions of a :class:`~codedock_magic.grading.CheckResult`. A hidden case
+Pure functions of a :class:`~codedock_magic.grading.check.CheckResult`. A hidden case
 shows its name, verdict and points only (its result holds nothing more). The
 program's text is neutralised, and escaped in HTML, as for any run.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import html
 
-from ..grading import CaseResult, CheckResult, Verdict
-from ..safetext import MARKER, neutralise
+from ..grading.check import CaseResult, CheckResult, Verdict
 from .render import PRE_STYLE, STDERR_STYLE, badge, details, meta, usage
+from .safetext import MARKER, neutralise
 
 __all__ = [
     "VERDICT_COLOURS",

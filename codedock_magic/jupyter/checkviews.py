@@ -12,11 +12,11 @@ import sys
 import time
 from typing import Any, Protocol, TextIO
 
-from ..grading import CaseResult, CheckResult
-from ..limits import Limits
-from ..safetext import MARKER
+from ..core.limits import Limits
+from ..grading.check import CaseResult, CheckResult
 from .checkrender import case_html, case_text, check_html, check_text
 from .render import badge, details, meta
+from .safetext import MARKER
 
 __all__ = ["CheckTextView", "CheckView", "CheckWidgetView", "check_metadata"]
 

@@ -29,29 +29,26 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, observe, validate
 
-from ..backend import Backend, LocalBackend
-from ..cases import Case, load_cases
-from ..cleanup import remove_session, sweep
-from ..engines import Engine, default_engine
-from ..errors import (
+from ..core.errors import (
     CheckerError,
-    CheckFailedError,
     CodedockError,
     ImageNotFoundError,
     InvalidValueError,
-    RunFailedError,
     ServiceRefusedError,
 )
-from ..grading import check
-from ..limits import Limits, format_size, parse_size
-from ..pool import Pool
-from ..profile import DEFAULT_IMAGE, Profile
-from ..remote import SERVICE_URL_ENV, ServiceBackend
-from ..request import check_file_name
-from ..result import RunResult
-from ..rich import values_to_json
+from ..core.limits import LIMIT_FIELDS, Limits, format_size, parse_size
+from ..core.profile import DEFAULT_IMAGE, Profile
+from ..core.request import Backend, check_file_name
+from ..core.result import RunFailedError, RunResult
+from ..engines import Engine, default_engine
+from ..engines.cleanup import remove_session, sweep
+from ..grading.cases import Case, load_cases
+from ..grading.check import CheckFailedError, check
+from ..local.backend import LocalBackend
+from ..local.pool import Pool
+from ..local.rich import values_to_json
+from ..remote.client import SERVICE_URL_ENV, ServiceBackend
 from ..runner import run
-from ..wire import LIMIT_FIELDS
 from .checkviews import CheckTextView, CheckView, CheckWidgetView
 from .views import TextView, View, WidgetView
 

@@ -1,6 +1,6 @@
 """The static rendering of a finished run: HTML for notebooks, text for terminals.
 
-Pure functions of a :class:`~codedock_magic.result.RunResult`: what stays in a saved
+Pure functions of a :class:`~codedock_magic.core.result.RunResult`: what stays in a saved
 notebook, nbconvert output and a terminal. Everything the program wrote is
 escaped before it is placed in HTML.
 """
@@ -11,10 +11,10 @@ import base64
 import html
 from collections.abc import Callable
 
-from ..limits import Limits
-from ..result import RunResult, RunStatus
-from ..rich import MAX_IMAGE_BYTES, check_image
-from ..safetext import MARKER, neutralise
+from ..core.limits import Limits
+from ..core.result import RunResult, RunStatus
+from ..local.rich import MAX_IMAGE_BYTES, check_image
+from .safetext import MARKER, neutralise
 
 __all__ = [
     "COLOURS",
@@ -153,7 +153,7 @@ def _text_size(text: str) -> int:
 def render_html(result: RunResult) -> str:
     """The static rendering of a finished run: badge, details, stdout, stderr.
 
-    The program's text is neutralised (see :mod:`codedock_magic.safetext`), then escaped;
+    The program's text is neutralised (see :mod:`codedock_magic.jupyter.safetext`), then escaped;
     together the streams take at most the output cap in bytes.
     """
     stdout, stderr = _fit_streams(
@@ -203,7 +203,7 @@ def image_note(mime: str, data: bytes) -> str:
 def image_html(mime: str, data: bytes) -> str:
     """An ``<img>`` with a data URL: the one way a program's image is shown, SVG too.
 
-    ``mime`` is one of :data:`~codedock_magic.rich.IMAGE_TYPES`, checked before.
+    ``mime`` is one of :data:`~codedock_magic.local.rich.IMAGE_TYPES`, checked before.
     """
     encoded = base64.b64encode(data).decode("ascii")
     alt = html.escape(f"image from the sandbox ({mime}, {_size(len(data))})")

@@ -14,9 +14,8 @@ import sys
 import time
 from typing import Any, Protocol, TextIO
 
-from ..limits import Limits
-from ..result import RunResult
-from ..safetext import MARKER, Neutraliser
+from ..core.limits import Limits
+from ..core.result import RunResult
 from .render import (
     badge,
     details,
@@ -28,6 +27,7 @@ from .render import (
     render_text,
     status_line,
 )
+from .safetext import MARKER, Neutraliser
 
 __all__ = ["TextView", "View", "WidgetView"]
 
@@ -66,7 +66,7 @@ class TextView:
     def __init__(self, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
         self._streams = {"stdout": stdout or sys.stdout, "stderr": stderr or sys.stderr}
         self._shown = {"stdout": 0, "stderr": 0}
-        # The program's bytes never reach the terminal raw (see codedock_magic.safetext).
+        # The program's bytes never reach the terminal raw (see codedock_magic.jupyter.safetext).
         self._safe = {"stdout": Neutraliser(), "stderr": Neutraliser()}
         self._line_ended = True
 

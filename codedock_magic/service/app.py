@@ -34,20 +34,21 @@ from traitlets import Dict, Float, Int, List, TraitError, Unicode, default
 from traitlets.config import Application, Config
 from traitlets.config.loader import PyFileConfigLoader
 
-from .. import __version__
-from ..backend import LocalBackend
-from ..cleanup import sweep
+from ..core.errors import CodedockError, InvalidValueError
+from ..core.profile import Profile
+from ..core.version import __version__
 from ..engines import Engine, default_engine
-from ..errors import CodedockError, InvalidValueError
-from ..pool import Pool
-from ..profile import Profile
+from ..engines.cleanup import sweep
+from ..local.backend import LocalBackend
+from ..local.pool import Pool
 from .audit import AuditLog
 from .auth import TokenChecker
-from .handlers import LiveRun, handlers
+from .handlers import handlers
 from .metrics import Metrics
 from .policy import SETTINGS, Policy
 from .scheduler import FairScheduler
 from .starts import TurnTakingStarts
+from .state import LiveRun, ServiceState
 
 __all__ = ["DEFAULT_CONFIG", "SandboxService", "main"]
 
@@ -243,7 +244,8 @@ class SandboxService(Application):
         self.audit = AuditLog(self.audit_log)
         self.metrics = Metrics(lambda: float(self.pool.ready))
         self.tokens = TokenChecker(self.api_tokens, _hub_auth())
-        return web.Application(handlers(), codedock_service=self, serve_traceback=False)
+        state: ServiceState = self
+        return web.Application(handlers(), codedock_service=state, serve_traceback=False)
 
     def _body_cap(self) -> int:
         tiers = [self.policy.tier(), *(self.policy.tier([g]) for g in self.group_settings)]

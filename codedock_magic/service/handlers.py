@@ -27,22 +27,20 @@ import contextlib
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from .. import __version__
-from ..backend import longest_run, not_started
-from ..errors import EngineError, InvalidValueError, ServiceRefusedError
-from ..interrupts import Stop
-from ..limits import Limits
-from ..profile import Profile
-from ..request import RunRequest
-from ..result import CaseRun, RunResult
-from ..wire import (
+from ..core.errors import EngineError, InvalidValueError, ServiceRefusedError
+from ..core.limits import Limits
+from ..core.profile import Profile
+from ..core.request import RunRequest
+from ..core.result import CaseRun, RunResult
+from ..core.version import __version__
+from ..local.backend import longest_run, not_started
+from ..remote.wire import (
     RUN_FIELDS,
     case_run_to_json,
     cases_from_json,
@@ -55,9 +53,7 @@ from ..wire import (
 from .audit import audit_record
 from .auth import AuthError, Caller
 from .scheduler import QueueFullError, Slot
-
-if TYPE_CHECKING:
-    from .app import SandboxService
+from .state import LiveRun, ServiceState
 
 __all__ = ["handlers"]
 
@@ -66,31 +62,13 @@ __all__ = ["handlers"]
 OVERRUN_GRACE = 30.0
 
 
-@dataclass
-class LiveRun:
-    """A run the service holds: what it lists, and how to stop it. No code, no output."""
-
-    id: str
-    user: str
-    image: str
-    created: float
-    state: str = "queued"
-    stop: Stop = field(default_factory=Stop)
-    #: While it waits for a slot: the scheduler's future, which a cancel takes away.
-    waiting: asyncio.Future[None] | None = None
-
-    def describe(self) -> dict[str, Any]:
-        """The run as ``GET /api/runs`` shows it."""
-        return {"id": self.id, "state": self.state, "image": self.image, "created": self.created}
-
-
 class BaseHandler(web.RequestHandler):
     """JSON errors, never a traceback; the caller from the request's token."""
 
     @property
-    def service(self) -> SandboxService:
+    def service(self) -> ServiceState:
         """The application that holds the engine and the policy."""
-        service: SandboxService = self.settings["codedock_service"]
+        service: ServiceState = self.settings["codedock_service"]
         return service
 
     def set_default_headers(self) -> None:

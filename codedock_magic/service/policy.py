@@ -15,11 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidValueError, ServiceRefusedError
-from ..limits import Limits, format_size, parse_size
-from ..profile import DEFAULT_IMAGE
-from ..request import CaseInput
-from ..wire import LIMIT_FIELDS
+from ..core.errors import InvalidValueError, ServiceRefusedError
+from ..core.limits import LIMIT_FIELDS, Limits, format_size, parse_size
+from ..core.profile import DEFAULT_IMAGE
+from ..core.request import CaseInput
 
 __all__ = ["SETTINGS", "Policy", "Tier"]
 

@@ -15,7 +15,7 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 
-from ..errors import ServiceRefusedError
+from ..core.errors import ServiceRefusedError
 
 __all__ = ["FairScheduler", "QueueFullError", "Slot"]
 

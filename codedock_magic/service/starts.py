@@ -11,11 +11,11 @@ from __future__ import annotations
 import threading
 import zlib
 
-from ..backend import longest_run, not_started, run_in
+from ..core.request import OnCase, OnImage, OnOutput, RunRequest
+from ..core.result import RunResult
 from ..engines import Engine
-from ..request import OnCase, OnImage, OnOutput, RunRequest
-from ..result import RunResult
-from ..sandbox import start_sandbox
+from ..local.backend import longest_run, not_started, run_in
+from ..local.sandbox import start_sandbox
 
 __all__ = ["TurnTakingStarts"]
 

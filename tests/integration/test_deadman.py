@@ -65,7 +65,7 @@ def test_a_created_but_never_started_container_goes_with_its_host(engine: Docker
         from codedock_magic import Profile, SandboxSpec, default_engine
         from codedock_magic.labels import SESSION_ID, make_labels
         from codedock_magic.supervisor import supervisor_command
-        from codedock_magic.watchdog import ensure_watchdog
+        from codedock_magic.engines.watchdog import ensure_watchdog
         ensure_watchdog()
         spec = SandboxSpec(Profile(), supervisor_command(), make_labels(60))
         default_engine().create(spec)

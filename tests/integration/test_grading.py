@@ -8,7 +8,7 @@ import time
 import pytest
 
 from codedock_magic import DockerEngine, Limits, Pool, Profile, Verdict, check
-from codedock_magic.interrupts import Stop
+from codedock_magic.core.interrupts import Stop
 
 MB = 1024**2
 

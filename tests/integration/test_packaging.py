@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from codedock_magic import DockerEngine, Limits, SandboxSpec, __version__, run
+from codedock_magic.core.limits import ContainerLimits
+from codedock_magic.core.profile import Profile
 from codedock_magic.doctor import all_hold, diagnose
 from codedock_magic.engines.docker_images import STANDARD, ImageBuilder
-from codedock_magic.limits import ContainerLimits
-from codedock_magic.profile import Profile
 
 from .servicehelp import Service
 

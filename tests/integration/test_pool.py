@@ -22,7 +22,7 @@ from codedock_magic import (
     run,
 )
 from codedock_magic.labels import SESSION, SESSION_ID
-from codedock_magic.pool import Pool
+from codedock_magic.local.pool import Pool
 
 from ..conftest import wait_until_gone
 
@@ -166,7 +166,7 @@ def test_idle_pool_containers_die_with_a_sigkilled_host(engine: DockerEngine) ->
         """
         import time
         from codedock_magic.labels import SESSION_ID
-        from codedock_magic.pool import Pool
+        from codedock_magic.local.pool import Pool
         pool = Pool(size=3).start()
         assert pool.wait_ready(timeout=60), pool.last_error
         print(SESSION_ID, flush=True)

@@ -27,8 +27,8 @@ from codedock_magic import (
     grade,
     run,
 )
+from codedock_magic.core.request import RunRequest
 from codedock_magic.errors import ServiceAuthError
-from codedock_magic.request import RunRequest
 
 from .servicehelp import Service, auth, wait_for
 

@@ -23,13 +23,18 @@ from codedock_magic import (
     check,
     load_cases,
 )
-from codedock_magic.compare import judge, normalise_whitespace, visible_diff
+from codedock_magic.core.request import RunRequest
 from codedock_magic.errors import InvalidValueError
-from codedock_magic.grader import Records
-from codedock_magic.grading import not_run, verdict_of
-from codedock_magic.request import RunRequest
-from codedock_magic.submissions import MAX_CODE, find_submissions
-from codedock_magic.wire import case_run_from_json, case_run_to_json, cases_from_json, run_to_json
+from codedock_magic.grading.batch import Records
+from codedock_magic.grading.check import not_run, verdict_of
+from codedock_magic.grading.compare import judge, normalise_whitespace, visible_diff
+from codedock_magic.grading.submissions import MAX_CODE, find_submissions
+from codedock_magic.remote.wire import (
+    case_run_from_json,
+    case_run_to_json,
+    cases_from_json,
+    run_to_json,
+)
 
 
 def test_cases_come_from_dicts_objects_cases_and_both_file_kinds(tmp_path: Path) -> None:
@@ -255,7 +260,7 @@ def test_case_runs_and_case_inputs_survive_the_wire() -> None:
 
 
 def _inputs() -> tuple[Any, ...]:
-    from codedock_magic.request import CaseInput
+    from codedock_magic.core.request import CaseInput
 
     return (CaseInput(b"\x00\xff"), CaseInput(b"x", timeout=1.5, memory=2**25))
 
@@ -318,7 +323,7 @@ def test_submissions_in_every_form_and_the_unreadable_ones_listed(tmp_path: Path
 
 
 def test_a_check_stops_when_told() -> None:
-    from codedock_magic.interrupts import Stop
+    from codedock_magic.core.interrupts import Stop
 
     stop = Stop()
     stop.set()

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from codedock_magic import cli
+from codedock_magic.core.limits import Limits
+from codedock_magic.core.shipped import hub_fragment, image_dir
 from codedock_magic.doctor import Finding, all_hold, check, report
 from codedock_magic.engines import docker_images
-from codedock_magic.limits import Limits
-from codedock_magic.shipped import hub_fragment, image_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 

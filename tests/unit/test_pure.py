@@ -15,7 +15,7 @@ import pytest
 from codedock_magic import ContainerInfo, Orphan, RunStatus, find_orphans
 from codedock_magic.engines.docker import DockerChannel
 from codedock_magic.labels import ContainerLabels, make_labels, where_pids_mean_this_process
-from codedock_magic.output import CappedOutput
+from codedock_magic.local.output import CappedOutput
 from codedock_magic.result import decide_status
 from codedock_magic.supervisor.protocol import (
     EXIT_CANNOT_START,

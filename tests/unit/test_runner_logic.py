@@ -21,7 +21,7 @@ from codedock_magic import (
     run,
 )
 from codedock_magic.engines import SANDBOX_UID
-from codedock_magic.sandbox import SUPERVISOR_GRACE
+from codedock_magic.local.sandbox import SUPERVISOR_GRACE
 
 from .fakes import FakeContainer, FakeEngine
 
@@ -236,7 +236,7 @@ def test_backend_goes_alone() -> None:
 def test_the_pool_hands_out_only_supervisors_that_said_ready(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("codedock_magic.sandbox.READY_WAIT", 0.3)
+    monkeypatch.setattr("codedock_magic.local.sandbox.READY_WAIT", 0.3)
     engine = FakeEngine(answer((OUT, b"cold\n"), (END, b"exit 0"), exit_code=0), ready=False)
     pool = Pool(engine, size=1).start()
     try:

@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codedock_magic.safetext import MARKER, Neutraliser, neutralise
+from codedock_magic.jupyter.safetext import MARKER, Neutraliser, neutralise
 
 # Text rich in what attacks use: escapes, carriage returns, the marker, bidi overrides.
 pieces = st.lists(
@@ -71,7 +71,7 @@ def test_the_saved_renderings_show_one_status_line_and_no_escapes() -> None:
 def test_a_capped_runs_saved_renderings_stay_within_two_and_a_half_caps() -> None:
     from codedock_magic import Limits, RunResult, RunStatus
     from codedock_magic.jupyter.render import render_html, render_text
-    from codedock_magic.output import CappedOutput
+    from codedock_magic.local.output import CappedOutput
 
     cap = 64 * 1024
     for flood in ("<&>" * 100_000, "\x1b" * 300_000, "plain text\n" * 30_000):

@@ -23,7 +23,7 @@ from codedock_magic import (
     RunResult,
     RunStatus,
 )
-from codedock_magic.interrupts import signals_as_flag
+from codedock_magic.core.interrupts import signals_as_flag
 
 
 def test_limits_hold_one_of_each_kind_and_read_through() -> None:

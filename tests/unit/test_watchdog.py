@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from codedock_magic.watchdog import watchdog_command
+from codedock_magic.engines.watchdog import watchdog_command
 
 
 def _imported(lines: bytes) -> set[str]:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from codedock_magic import Limits, RunResult, RunStatus
 from codedock_magic.errors import InvalidValueError
-from codedock_magic.wire import (
+from codedock_magic.remote.wire import (
     decode_bytes,
     encode_bytes,
     limits_to_json,

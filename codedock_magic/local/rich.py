@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidValueError
-from .limits import format_size
+from ..core.errors import InvalidValueError
+from ..core.limits import format_size
 
 __all__ = [
     "IMAGE_TYPES",

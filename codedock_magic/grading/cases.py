@@ -26,7 +26,7 @@ dicts (or any object with the same attributes), or from a JSON or YAML file::
         checker: checkers.py:is_prime_list     # a file beside this one, and its function
 
 Every field but ``name`` and ``expected`` has a default. A bad field is refused
-with a :class:`~codedock_magic.errors.CaseError` naming the case and the field.
+with a :class:`~codedock_magic.core.errors.CaseError` naming the case and the field.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import CaseError, InvalidValueError
-from .limits import MAX_TIMEOUT, MIN_MEMORY, parse_size
+from ..core.errors import CaseError, InvalidValueError
+from ..core.limits import MAX_TIMEOUT, MIN_MEMORY, parse_size
 
 __all__ = ["COMPARES", "Case", "Checker", "load_cases"]
 

@@ -4,7 +4,7 @@
 N submissions at once, each in one fresh container, and writes the results
 after each one. ``PATH`` ending in ``.csv`` gets a row per student (score,
 maximum, one column per case's verdict); ``.json`` gets each student's full
-:class:`~codedock_magic.grading.CheckResult`. A re-run skips the students
+:class:`~codedock_magic.grading.check.CheckResult`. A re-run skips the students
 already graded against the same cases, and grades again the ones whose
 submission changed.
 """
@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backend import Backend, LocalBackend
+from ..core.errors import CheckerError, CodedockError, InvalidValueError
+from ..core.interrupts import Stop
+from ..core.limits import Limits
+from ..core.profile import DEFAULT_IMAGE, Profile
+from ..core.request import Backend
+from ..local.pool import Pool
+from ..runner import choose_backend, service_backend
 from .cases import Case, load_cases
-from .errors import CheckerError, CodedockError, InvalidValueError
-from .grading import CheckResult, check, not_run
-from .interrupts import Stop
-from .limits import Limits
-from .pool import Pool
-from .profile import DEFAULT_IMAGE, Profile
-from .remote import service_from_env
+from .check import CheckResult, check, not_run
 from .submissions import ANSWER_TAG, Submission, find_submissions
 
 __all__ = ["GradeReport", "Records", "cases_digest", "grade"]
@@ -202,8 +202,8 @@ def grade(
     """Check every submission in ``submissions`` against ``cases``; record each in ``out``.
 
     Args:
-        submissions: the folder (see :mod:`codedock_magic.submissions`).
-        cases: as for :func:`~codedock_magic.grading.check`.
+        submissions: the folder (see :mod:`codedock_magic.grading.submissions`).
+        cases: as for :func:`~codedock_magic.grading.check.check`.
         out: ``*.csv`` or ``*.json``; a re-run resumes from it.
         jobs: submissions checked at once.
         limits: each case's limits (a case's own timeout and memory win).
@@ -240,12 +240,12 @@ def grade(
     stop = stop if stop is not None else Stop()
     pool: Pool | None = None
     if backend is None:
-        backend = service_from_env()
+        backend = service_backend()
     if backend is None:
         memory = max([limits.memory, *(c.memory for c in loaded if isinstance(c.memory, int))])
         profile = Profile(image, limits.replace(memory=memory).container)
         pool = Pool(size=min(jobs, len(todo)), profile=profile) if todo else None
-        backend = LocalBackend(pool=pool)
+        backend = choose_backend(pool=pool)
         if pool is not None:
             pool.start()
 

@@ -14,13 +14,12 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import InvalidValueError
-from .limits import Limits
-from .request import CaseInput
-from .result import CaseRun, RunResult, RunStatus
+from ..core.errors import InvalidValueError
+from ..core.limits import LIMIT_FIELDS, Limits
+from ..core.request import CaseInput
+from ..core.result import CaseRun, RunResult, RunStatus
 
 __all__ = [
-    "LIMIT_FIELDS",
     "RUN_FIELDS",
     "case_run_from_json",
     "case_run_to_json",
@@ -33,9 +32,6 @@ __all__ = [
     "result_to_json",
     "run_to_json",
 ]
-
-#: The fields of :class:`~codedock_magic.limits.Limits`, in the order users read them.
-LIMIT_FIELDS = ("timeout", "memory", "cpus", "pids", "output", "workdir")
 
 #: The fields a run request's JSON body may have.
 RUN_FIELDS = ("code", "stdin", "image", "limits", "cases", "values", "returns", "files")

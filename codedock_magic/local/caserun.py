@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import threading
 
-from .engines.base import SANDBOX_UID
-from .errors import EngineError, InvalidValueError
-from .execution import SupervisedRun
-from .limits import Limits, format_size
-from .output import CappedOutput
-from .request import CaseInput, OnCase, RunRequest
-from .result import CaseRun, RunResult, RunStatus
-from .sandbox import SUPERVISOR_GRACE, Sandbox
-from .supervisor.protocol import (
+from ..core.errors import EngineError, InvalidValueError
+from ..core.limits import Limits, format_size
+from ..core.request import CaseInput, OnCase, RunRequest
+from ..core.result import CaseRun, RunResult, RunStatus
+from ..engines.base import SANDBOX_UID
+from ..supervisor.protocol import (
     CaseEnd,
     End,
     FrameKind,
@@ -28,6 +25,9 @@ from .supervisor.protocol import (
     encode_request,
     parse_case_end,
 )
+from .execution import SupervisedRun
+from .output import CappedOutput
+from .sandbox import SUPERVISOR_GRACE, Sandbox
 
 __all__ = ["CASE_SLACK", "case_limits", "cases_never_started", "execute_cases", "total_time"]
 

@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .engines.base import STDOUT, Channel, Engine, SandboxSpec, Watch
-from .errors import EngineError
-from .labels import make_labels
-from .profile import Profile
-from .supervisor import COLD_IDLE, supervisor_command
-from .supervisor.protocol import FrameDecoder, FrameKind
-from .watchdog import ensure_watchdog
+from ..core.errors import EngineError
+from ..core.profile import Profile
+from ..engines.base import STDOUT, Channel, Engine, SandboxSpec, Watch
+from ..engines.labels import make_labels
+from ..engines.watchdog import ensure_watchdog
+from ..supervisor import COLD_IDLE, supervisor_command
+from ..supervisor.protocol import FrameDecoder, FrameKind
 
 __all__ = [
     "KILL_GRACE",

@@ -1,19 +1,21 @@
-"""What a backend is asked to run, and how it reports output as it comes."""
+"""What a backend is asked to run, how it reports output as it comes, and the backend seam."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import InvalidValueError
 from .limits import RunLimits
 from .profile import Profile
 
 if TYPE_CHECKING:
-    from .result import CaseRun
+    from .result import CaseRun, RunResult
 
 __all__ = [
+    "Backend",
     "CaseInput",
     "OnCase",
     "OnImage",
@@ -124,3 +126,29 @@ def check_file_name(name: str) -> str:
             "file name", name, "a relative path inside /sandbox, without '..', other than main.py"
         )
     return name
+
+
+class Backend(Protocol):
+    """Something that runs a :class:`RunRequest` to its end."""
+
+    def run(
+        self,
+        request: RunRequest,
+        *,
+        on_output: OnOutput | None = None,
+        stop: threading.Event | None = None,
+        on_state: OnState | None = None,
+        on_case: OnCase | None = None,
+        on_image: OnImage | None = None,
+    ) -> RunResult:
+        """Run ``request``; return its result.
+
+        ``on_output`` gets output as it arrives (not for a run with cases, whose
+        output is in each case's end, passed to ``on_case`` as it comes), and
+        ``on_image`` each image the program shows, ``on_state`` the run's state
+        when it changes before its end; once ``stop`` is set the run is
+        ended and returned with status ``interrupted``. Failures of the program are
+        results, not exceptions; only the backend's own failures raise, as
+        :class:`~codedock_magic.core.errors.CodedockError`.
+        """
+        ...

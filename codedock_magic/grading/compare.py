@@ -10,8 +10,8 @@ import difflib
 import math
 import re
 
+from ..core.errors import CheckerError
 from .cases import Case
-from .errors import CheckerError
 
 __all__ = ["DIFF_LINES", "judge", "normalise_whitespace", "visible_diff"]
 

@@ -21,8 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidValueError
-from .limits import format_size
+from ..core.errors import InvalidValueError
+from ..core.limits import format_size
 
 __all__ = ["ANSWER_TAG", "MAX_CODE", "Submission", "find_submissions"]
 

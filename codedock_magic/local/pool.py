@@ -7,7 +7,7 @@ run and is then removed: nothing a run leaves (files, processes, environment,
 memory) can reach the next.
 
 A pooled container is limited and hardened exactly as the run it will serve: the
-pool serves runs whose :class:`~codedock_magic.profile.Profile` (image and
+pool serves runs whose :class:`~codedock_magic.core.profile.Profile` (image and
 container limits) equals its own; a run's own limits (timeout, output cap) travel
 with its code, so any fits (up to ``max_run`` seconds). Other runs start a
 container of their own, as without a pool. Idle containers are covered by the
@@ -26,9 +26,9 @@ import time
 import weakref
 from collections import deque
 
-from .engines import Engine, default_engine
-from .errors import CodedockError, InvalidValueError
-from .profile import Profile
+from ..core.errors import CodedockError, InvalidValueError
+from ..core.profile import Profile
+from ..engines import Engine, default_engine
 from .sandbox import ReadyWait, Sandbox, start_sandbox
 
 __all__ = ["Pool"]

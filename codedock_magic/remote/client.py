@@ -24,7 +24,7 @@ from typing import Any
 
 import requests
 
-from .errors import (
+from ..core.errors import (
     CodedockError,
     EngineError,
     InvalidValueError,
@@ -32,10 +32,10 @@ from .errors import (
     ServiceRefusedError,
     ServiceUnavailableError,
 )
-from .limits import Limits
-from .request import OnCase, OnImage, OnOutput, OnState, RunRequest
-from .result import CaseRun, RunResult, RunStatus
-from .wire import LIMIT_FIELDS, case_run_from_json, decode_bytes, result_from_json, run_to_json
+from ..core.limits import LIMIT_FIELDS, Limits
+from ..core.request import OnCase, OnImage, OnOutput, OnState, RunRequest
+from ..core.result import CaseRun, RunResult, RunStatus
+from .wire import case_run_from_json, decode_bytes, result_from_json, run_to_json
 
 __all__ = ["SERVICE_TOKEN_ENV", "SERVICE_URL_ENV", "ServiceBackend", "service_from_env"]
 

@@ -1,9 +1,9 @@
 """Checking a submission against test cases: :func:`check` and what it returns.
 
 All cases of one submission run in one fresh container, each in a fresh process
-with a fresh, empty work dir (see :mod:`codedock_magic.caserun`); only their
+with a fresh, empty work dir (see :mod:`codedock_magic.local.caserun`); only their
 inputs go into the sandbox. Each case's output is then judged on the host
-(:mod:`codedock_magic.compare`) into a :class:`Verdict` and points.
+(:mod:`codedock_magic.grading.compare`) into a :class:`Verdict` and points.
 """
 
 from __future__ import annotations
@@ -14,22 +14,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .backend import Backend, LocalBackend
+from ..core.errors import CodedockError
+from ..core.interrupts import Stop, signals_as_flag
+from ..core.limits import LIMIT_FIELDS, Limits, format_size
+from ..core.profile import DEFAULT_IMAGE, Profile
+from ..core.request import Backend, CaseInput, RunRequest, as_bytes
+from ..core.result import CaseRun, RunResult, RunStatus, signal_name
+from ..engines import Engine
+from ..local.pool import Pool
+from ..runner import choose_backend, default_asked
 from .cases import Case, load_cases
 from .compare import judge, visible_diff
-from .engines import Engine
-from .errors import InvalidValueError
-from .interrupts import Stop, signals_as_flag
-from .limits import Limits, format_size
-from .pool import Pool
-from .profile import DEFAULT_IMAGE, Profile
-from .remote import service_from_env
-from .request import CaseInput, RunRequest, as_bytes
-from .result import CaseRun, RunResult, RunStatus, signal_name
-from .wire import LIMIT_FIELDS
 
 __all__ = [
     "CaseResult",
+    "CheckFailedError",
     "CheckResult",
     "OnCaseResult",
     "Verdict",
@@ -169,6 +168,21 @@ class CheckResult:
         return json.dumps(self.to_dict(), **kwargs)
 
 
+class CheckFailedError(CodedockError):
+    """A ``%%sandbox --cases`` cell's code did not pass every case (raised after the verdicts).
+
+    So that *Run All* stops there, as at a failing assert; the verdicts are above.
+    """
+
+    def __init__(self, result: CheckResult) -> None:
+        self.result = result
+        self._init_args = (result,)
+        how = "the check was interrupted" if result.interrupted else "not every case passed"
+        super().__init__(
+            f"{how}: {result.summary()}; the verdicts are above (use --no-raise-error to carry on)"
+        )
+
+
 def _points(value: float) -> str:
     return f"{value:g}"
 
@@ -270,9 +284,9 @@ def check(
 
     Args:
         code: the submission's Python source.
-        cases: :class:`~codedock_magic.cases.Case` objects, dicts or objects with
+        cases: :class:`~codedock_magic.grading.cases.Case` objects, dicts or objects with
             their fields, or the path of a JSON or YAML file of them (see
-            :func:`~codedock_magic.cases.load_cases`).
+            :func:`~codedock_magic.grading.cases.load_cases`).
         limits: the limits of each case (a case's own timeout and memory win);
             the container gets the most memory any case needs.
         image: an image with ``python3``; never pulled.
@@ -294,9 +308,7 @@ def check(
     """
     loaded = load_cases(cases)
     if asked is None:
-        asked = set(LIMIT_FIELDS) if limits is not None else set()
-        if image != DEFAULT_IMAGE:
-            asked.add("image")
+        asked = default_asked(limits, image)
     limits = limits if limits is not None else Limits()
     own = [case.memory for case in loaded if isinstance(case.memory, int)]
     if own and max(own) > limits.memory:
@@ -316,11 +328,7 @@ def check(
             for case in loaded
         ),
     )
-    if backend is not None and (engine is not None or pool is not None):
-        raise InvalidValueError("backend", backend, "given alone, without engine= or pool=")
-    if backend is None:
-        service = service_from_env() if engine is None and pool is None else None
-        backend = service if service is not None else LocalBackend(engine, pool=pool)
+    backend = choose_backend(backend, engine=engine, pool=pool)
     judged: dict[int, CaseResult] = {}
 
     def take(index: int, ran: CaseRun) -> None:

@@ -6,7 +6,7 @@ the stream, the host's own deadline a little later, for a supervisor that is
 stuck (then the container is killed from another thread while the output is
 still read, so the kill cannot hang on output nobody drains) or a stop request. On every path
 the channel is closed and the container's removal made sure of. :class:`SupervisedRun` is that
-conversation, which a run with cases (:mod:`codedock_magic.caserun`) holds too.
+conversation, which a run with cases (:mod:`codedock_magic.local.caserun`) holds too.
 
 The status comes from the supervisor's end frame, on a channel the program
 cannot write to, and from the engine's watch whenever the run did not end well;
@@ -20,15 +20,12 @@ import threading
 import time
 from typing import Any
 
-from .engines.base import SANDBOX_UID, STDOUT
-from .errors import EngineError
-from .limits import Limits
-from .output import CappedOutput
-from .request import OnImage, OnOutput, RunRequest
-from .result import RunResult, decide_status
-from .rich import RichOutput
-from .sandbox import KILL_GRACE, SUPERVISOR_GRACE, Sandbox
-from .supervisor.protocol import (
+from ..core.errors import EngineError
+from ..core.limits import Limits
+from ..core.request import OnImage, OnOutput, RunRequest
+from ..core.result import RunResult, decide_status
+from ..engines.base import SANDBOX_UID, STDOUT
+from ..supervisor.protocol import (
     End,
     FrameDecoder,
     FrameKind,
@@ -37,6 +34,9 @@ from .supervisor.protocol import (
     parse_end,
     parse_usage,
 )
+from .output import CappedOutput
+from .rich import RichOutput
+from .sandbox import KILL_GRACE, SUPERVISOR_GRACE, Sandbox
 
 __all__ = ["DIE_WAIT", "SupervisedRun", "execute", "never_started", "send_quietly"]
 

@@ -14,7 +14,7 @@ __all__ = ["DATA", "hub_fragment", "image_dir"]
 #: Where the shipped files are. Wheels install packages as plain folders, so a
 #: path (not only a resource reader) is what Docker's build and JupyterHub's
 #: ``load_subconfig`` can be given.
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def image_dir() -> Path:

@@ -35,7 +35,8 @@ def watchdog_command(session: str) -> list[str]:
     """The command line of a watchdog for ``session``."""
     with open(__file__, encoding="utf-8") as handle:
         source = handle.read()
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # This file is codedock_magic/engines/watchdog.py: the package's parent is three up.
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return [sys.executable, "-I", "-c", source, session, package_parent]
 
 
@@ -81,7 +82,7 @@ def _watch(session: str, package_parent: str) -> None:
         pass
     sys.path.insert(0, package_parent)
     try:
-        from codedock_magic.cleanup import remove_session
+        from codedock_magic.engines.cleanup import remove_session
 
         remove_session(session=session)
     except Exception:

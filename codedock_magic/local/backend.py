@@ -1,8 +1,9 @@
-"""The seam at the level of a whole run, and the backend that runs on a local engine.
+"""The backend that runs on a local engine.
 
-A :class:`Backend` takes a :class:`RunRequest` (code, stdin, a container profile
-and run limits), streams output back through ``on_output`` and returns a
-:class:`~codedock_magic.result.RunResult`, as an httpx transport takes a request
+A backend (:class:`~codedock_magic.core.request.Backend`, the seam at the level of a
+whole run) takes a :class:`RunRequest` (code, stdin, a container profile and run
+limits), streams output back through ``on_output`` and returns a
+:class:`~codedock_magic.core.result.RunResult`, as an httpx transport takes a request
 and returns a response. :func:`~codedock_magic.run`, the magic and the
 pycodedock API all go through one, so a backend that asks a remote sandbox
 service can take the place of :class:`LocalBackend` with no change above it.
@@ -11,18 +12,16 @@ service can take the place of :class:`LocalBackend` with no change above it.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
 
+from ..core.request import OnCase, OnImage, OnOutput, OnState, RunRequest
+from ..core.result import RunResult
+from ..engines import Engine, default_engine
 from .caserun import cases_never_started, execute_cases, total_time
-from .engines import Engine, default_engine
 from .execution import execute, never_started
 from .pool import Pool
-from .request import OnCase, OnImage, OnOutput, OnState, RunRequest
-from .result import RunResult
 from .sandbox import Sandbox, start_sandbox
 
 __all__ = [
-    "Backend",
     "LocalBackend",
     "OnCase",
     "OnImage",
@@ -33,32 +32,6 @@ __all__ = [
     "not_started",
     "run_in",
 ]
-
-
-class Backend(Protocol):
-    """Something that runs a :class:`RunRequest` to its end."""
-
-    def run(
-        self,
-        request: RunRequest,
-        *,
-        on_output: OnOutput | None = None,
-        stop: threading.Event | None = None,
-        on_state: OnState | None = None,
-        on_case: OnCase | None = None,
-        on_image: OnImage | None = None,
-    ) -> RunResult:
-        """Run ``request``; return its result.
-
-        ``on_output`` gets output as it arrives (not for a run with cases, whose
-        output is in each case's end, passed to ``on_case`` as it comes), and
-        ``on_image`` each image the program shows, ``on_state`` the run's state
-        when it changes before its end; once ``stop`` is set the run is
-        ended and returned with status ``interrupted``. Failures of the program are
-        results, not exceptions; only the backend's own failures raise, as
-        :class:`~codedock_magic.errors.CodedockError`.
-        """
-        ...
 
 
 class LocalBackend:

@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from .engines import Engine, default_engine
+from . import Engine, default_engine
 from .labels import SESSION, ContainerLabels, session_id, where_pids_mean_this_process
 
 __all__ = ["Orphan", "find_orphans", "remove_session", "sweep"]

@@ -1,0 +1,79 @@
+"""What the handlers hold of the service: the runs it keeps, and the parts they use.
+
+The application (:mod:`.app`) builds these parts and the handlers
+(:mod:`.handlers`) use them; this module lets the handlers name them without
+importing the application, which imports the handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..core.interrupts import Stop
+from ..core.request import Backend
+from .audit import AuditLog
+from .auth import TokenChecker
+from .metrics import Metrics
+from .policy import Policy
+from .scheduler import FairScheduler
+from .starts import TurnTakingStarts
+
+__all__ = ["LiveRun", "ServiceState"]
+
+
+@dataclass
+class LiveRun:
+    """A run the service holds: what it lists, and how to stop it. No code, no output."""
+
+    id: str
+    user: str
+    image: str
+    created: float
+    state: str = "queued"
+    stop: Stop = field(default_factory=Stop)
+    #: While it waits for a slot: the scheduler's future, which a cancel takes away.
+    waiting: asyncio.Future[None] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The run as ``GET /api/runs`` shows it."""
+        return {"id": self.id, "state": self.state, "image": self.image, "created": self.created}
+
+
+class ServiceState(Protocol):
+    """The parts of the running service that a handler uses (the application has them).
+
+    Read-only, so that the application may hold narrower kinds (a ``LocalBackend``).
+    """
+
+    @property
+    def runs(self) -> dict[str, LiveRun]: ...
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def scheduler(self) -> FairScheduler: ...
+
+    @property
+    def backend(self) -> Backend: ...
+
+    @property
+    def cold_starts(self) -> TurnTakingStarts: ...
+
+    @property
+    def executor(self) -> ThreadPoolExecutor: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def tokens(self) -> TokenChecker: ...
+
+    @property
+    def metrics_token(self) -> str: ...
