@@ -129,8 +129,10 @@ def _image(args: argparse.Namespace) -> int:
 
     builder = ImageBuilder()
     if args.action == "build":
-        for recipe in (STANDARD, IMAGES["pybuntu-sci"]) if args.sci else (STANDARD,):
-            builder.build(recipe, force=args.force, offline=args.offline, base=args.base)
+        builder.build(STANDARD, force=args.force, offline=args.offline, base=args.base)
+        if args.sci:
+            # --base is the standard image's: the sci image needs Debian's python3.
+            builder.build(IMAGES["pybuntu-sci"], force=args.force, offline=args.offline)
         return 0
     rows = builder.list()
     if not rows:
@@ -160,10 +162,13 @@ def _add_image_parser(commands: Any) -> None:
     parser.add_argument(
         "--force", action="store_true", help="build even when a current image exists"
     )
-    parser.add_argument(
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument(
         "--offline", action="store_true", help="build on a debootstrap base at once, no registry"
     )
-    parser.add_argument("--base", metavar="IMAGE", help="build on this base image instead")
+    how.add_argument(
+        "--base", metavar="IMAGE", help="build codedock/pybuntu on this image (with python3)"
+    )
 
 
 def _hub_config(show: bool) -> int:

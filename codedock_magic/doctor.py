@@ -20,33 +20,19 @@ from .core.limits import Limits, format_size
 from .core.profile import DEFAULT_IMAGE
 from .core.request import Backend
 from .engines import Engine, default_engine
+from .engines.base import MASKED_PATHS
 from .local.backend import LocalBackend
 from .remote.client import ServiceBackend, service_from_env
 from .runner import run
 
-__all__ = ["Finding", "all_hold", "diagnose", "report"]
-
-#: Host paths a sandbox must not read (the engine's masked list and ours).
-MASKED = (
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/timer_list",
-    "/proc/sched_debug",
-    "/proc/cmdline",
-    "/proc/modules",
-    "/proc/sys/kernel/random/boot_id",
-    "/proc/slabinfo",
-    "/sys/firmware",
-)
+__all__ = ["PROBE", "Finding", "all_hold", "check", "diagnose", "parse_facts", "report"]
 
 # Stand-alone: it runs with the image's python3, as the sandbox user, and prints
-# one JSON object of facts. Judging them is the host's job, below.
-PROBE = (
-    f"MASKED = {MASKED!r}\n"
-    + r"""
-import ctypes, errno, json, os, socket
+# one JSON object of facts on its last line. Judging them is the host's job, below.
+_PROBE = r"""
+import ctypes, errno, json, os, platform, socket, stat
 
-facts = {"uid": os.getuid(), "euid": os.geteuid()}
+facts = {"uid": os.getuid(), "euid": os.geteuid(), "page": os.sysconf("SC_PAGE_SIZE")}
 facts["interfaces"] = sorted(name for _, name in socket.if_nameindex())
 status = {}
 for line in open("/proc/self/status"):
@@ -55,25 +41,37 @@ for line in open("/proc/self/status"):
 for key in ("CapEff", "CapPrm", "NoNewPrivs", "Seccomp", "Seccomp_filters"):
     facts[key] = status.get(key, "")
 libc = ctypes.CDLL(None, use_errno=True)
-# io_uring_setup, 425 on x86_64 and aarch64 alike: our filter refuses it.
-facts["io_uring"] = [libc.syscall(425, 0, 0), os.strerror(ctypes.get_errno())]
 
-def write_error(path):
+def call(number):
+    ctypes.set_errno(0)
+    return [libc.syscall(number, 0, 0), ctypes.get_errno()]
+
+# io_uring_setup is 425 on x86_64 and aarch64 alike; the x32 getpid only exists
+# on x86_64, and only our own filter refuses the x32 ABI.
+facts["machine"] = platform.machine()
+facts["io_uring"] = call(425)
+facts["x32"] = call(39 | 0x40000000) if facts["machine"] == "x86_64" else None
+
+def write_error(path, make=False):
     try:
-        with open(path, "a"):
-            return 0
+        if make:
+            os.mkdir(path)
+        else:
+            with open(path, "a"):
+                pass
+        return 0
     except OSError as exc:
         return exc.errno
 
 facts["root_write"] = write_error("/codedock-doctor")
-facts["mount_root"] = ""
-facts["cgroup_mounts"] = {}
+mounts = {}
 for line in open("/proc/self/mountinfo"):
     fields = line.split()
-    if fields[4] == "/":
-        facts["mount_root"] = fields[5]
-    elif line.split(" - ")[1].split()[0] in ("cgroup", "cgroup2"):
-        facts["cgroup_mounts"][fields[4]] = fields[5]
+    mounts[fields[4]] = (line.split(" - ")[1].split()[0], fields[5])
+facts["mount_root"] = mounts.get("/", ("", ""))[1]
+facts["cgroup_mounts"] = {
+    point: options for point, (kind, options) in mounts.items() if kind in ("cgroup", "cgroup2")
+}
 
 def read(path):
     try:
@@ -82,40 +80,60 @@ def read(path):
     except OSError:
         return None
 
+# The container's own cgroup: its namespace's root, or (with the host's cgroup
+# namespace) the path /proc/self/cgroup names.
+own = [""]
+for line in open("/proc/self/cgroup"):
+    path = line.strip().split(":", 2)[-1]
+    if path not in ("", "/") and path not in own:
+        own.append(path)
 cgroup = {}
-for name, paths in {
-    "memory": ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"],
-    "swap": ["/sys/fs/cgroup/memory.swap.max"],
-    "memsw": ["/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"],
-    "pids": ["/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"],
+for name, files in {
+    "memory": [("", "memory.max"), ("memory", "memory.limit_in_bytes")],
+    "swap": [("", "memory.swap.max")],
+    "memsw": [("memory", "memory.memsw.limit_in_bytes")],
+    "pids": [("", "pids.max"), ("pids", "pids.max")],
 }.items():
-    for path in paths:
-        value = read(path)
+    for where in (
+        "/".join(part for part in ("/sys/fs/cgroup", controller, path.strip("/"), file) if part)
+        for path in own
+        for controller, file in files
+    ):
+        value = read(where)
         if value is not None:
-            cgroup[name] = value
-            cgroup[name + "_path"] = path
+            cgroup[name], cgroup[name + "_path"] = value, where
             break
 facts["cgroup"] = cgroup
 facts["swap_total"] = next(
     (line.split()[1] for line in open("/proc/meminfo") if line.startswith("SwapTotal:")), "0"
 )
 facts["cgroup_write"] = write_error(cgroup.get("memory_path", "/sys/fs/cgroup/memory.max"))
-facts["cgroup_dir_write"] = write_error("/sys/fs/cgroup/codedock-doctor")
+facts["cgroup_dir_write"] = write_error("/sys/fs/cgroup/codedock-doctor", make=True)
 
+# Masked: a file is /dev/null (char 1,3) bound over it, a folder an empty
+# read-only tmpfs. Refused alone proves nothing: some are root's anyway.
 masked = {}
 for path in MASKED:
     try:
-        if os.path.isdir(path):
-            masked[path] = len(os.listdir(path))
-        else:
-            with open(path, "rb") as f:
-                masked[path] = len(f.read(4096))
+        seen = os.stat(path)
+    except FileNotFoundError:
+        masked[path] = "absent"
+        continue
     except OSError as exc:
         masked[path] = errno.errorcode.get(exc.errno, str(exc.errno))
+        continue
+    kind, options = mounts.get(path, ("", ""))
+    if stat.S_ISCHR(seen.st_mode) and (os.major(seen.st_rdev), os.minor(seen.st_rdev)) == (1, 3):
+        masked[path] = "null"
+    elif stat.S_ISDIR(seen.st_mode) and kind == "tmpfs" and "ro" in options.split(","):
+        masked[path] = "empty" if not os.listdir(path) else "tmpfs with files"
+    else:
+        masked[path] = "open"
 facts["masked"] = masked
 print(json.dumps(facts))
 """
-)
+#: The program run in a sandbox to collect the facts, with the paths to look at.
+PROBE = f"MASKED = {tuple(MASKED_PATHS)!r}\n" + _PROBE
 
 
 @dataclass(frozen=True)
@@ -209,9 +227,26 @@ def diagnose(
         tail = result.stderr.strip().splitlines()[-1:] or [""]
         findings.append(Finding("a sandbox runs", False, f"{result.describe()}: {tail[0]}"))
         return findings
-    facts = json.loads(result.stdout)
+    facts = parse_facts(result.stdout)
+    if facts is None:
+        shown = result.stdout.strip()[:80] or "nothing"
+        findings.append(Finding("the probe reports", False, f"it printed {shown!r}, not its facts"))
+        return findings
     findings.extend(check(facts, result.limits))
     return findings
+
+
+def parse_facts(stdout: str) -> dict[str, Any] | None:
+    """The probe's facts from its output, ``None`` when its last line is not a JSON object.
+
+    Only the last line counts: an image may print something of its own at start.
+    """
+    lines = stdout.strip().splitlines()
+    try:
+        facts = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+    return facts if isinstance(facts, dict) else None
 
 
 def _service_rows(service: ServiceBackend, findings: list[Finding]) -> bool:
@@ -221,7 +256,7 @@ def _service_rows(service: ServiceBackend, findings: list[Finding]) -> bool:
         findings.append(Finding("the service answers", False, str(exc)))
         return False
     findings.append(Finding("the service answers", True, f"at {service.url}"))
-    groups = ", ".join(info.get("groups", [])) or "none"
+    groups = ", ".join(info.get("groups") or []) or "none"
     findings.append(
         Finding("the user it sees", bool(info.get("user")), f"{info.get('user')} ({groups})")
     )
@@ -259,7 +294,7 @@ def check(facts: dict[str, Any], limits: Limits) -> list[Finding]:
     for promise, judge in rows:
         try:
             ok, detail = judge()
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             ok, detail = False, f"the probe did not report it ({type(exc).__name__}: {exc})"
         findings.append(Finding(promise, ok, detail))
     return findings
@@ -297,7 +332,9 @@ def _read_only(facts: dict[str, Any]) -> tuple[bool, str]:
 def _memory(facts: dict[str, Any], limits: Limits) -> tuple[bool, str]:
     cgroup = facts["cgroup"]
     memory = cgroup["memory"]
-    ok = memory.isdigit() and int(memory) == limits.memory
+    # The kernel rounds a limit down to whole pages.
+    page = int(facts.get("page") or 4096)
+    ok = memory.isdigit() and limits.memory - page < int(memory) <= limits.memory
     seen = f"{format_size(int(memory)) if memory.isdigit() else memory}"
     detail = f"{seen} (asked {format_size(limits.memory)})"
     if "swap" in cgroup:
@@ -320,11 +357,16 @@ def _pids(facts: dict[str, Any], limits: Limits) -> tuple[bool, str]:
 
 
 def _seccomp(facts: dict[str, Any]) -> tuple[bool, str]:
-    result, reason = facts["io_uring"]
-    ok = facts["Seccomp"] == "2" and result == -1 and reason == "Operation not permitted"
+    eperm = [-1, 1]  # the call failed with EPERM: a filter said no
+    refused = {"io_uring_setup": facts["io_uring"] == eperm}
+    if facts["machine"] == "x86_64":
+        # Only our own filter refuses the x32 ABI; the engine's default allows it.
+        refused["an x32 call"] = facts["x32"] == eperm
+    ok = facts["Seccomp"] == "2" and all(refused.values())
+    allowed = [name for name, no in refused.items() if not no]
     return ok, (
         f"mode {facts['Seccomp']}, {facts.get('Seccomp_filters') or '?'} filter(s); "
-        f"io_uring_setup: {reason}"
+        + (f"allowed: {', '.join(allowed)}" if allowed else f"refused: {', '.join(refused)}")
     )
 
 
@@ -345,8 +387,12 @@ def _cgroup_read_only(facts: dict[str, Any]) -> tuple[bool, str]:
 
 
 def _masked(facts: dict[str, Any]) -> tuple[bool, str]:
-    masked: dict[str, Any] = facts["masked"]
-    readable = [path for path, seen in masked.items() if isinstance(seen, int) and seen > 0]
-    if readable:
-        return False, "readable: " + ", ".join(readable)
-    return True, f"{len(masked)} paths empty or refused"
+    masked: dict[str, str] = facts["masked"]
+    if set(masked) != set(MASKED_PATHS):
+        return False, "the probe did not look at every path"
+    # "absent": this kernel has no such file, so there is nothing to hide.
+    open_ = [path for path, seen in masked.items() if seen not in ("null", "empty", "absent")]
+    if open_:
+        return False, "not masked: " + ", ".join(f"{path} ({masked[path]})" for path in open_)
+    absent = sum(seen == "absent" for seen in masked.values())
+    return True, f"{len(masked) - absent} masked, {absent} not on this kernel"

@@ -13,7 +13,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python=${1:-python3}
 checkout=$(pwd)
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# On a failure, keep what the user would see (the notebook, the logs) for a look.
+trap 'status=$?; if [ $status != 0 ]; then mkdir -p "$checkout/test-artifacts"; rm -rf "$checkout/test-artifacts/wheel-check"; cp -r "$work/elsewhere" "$checkout/test-artifacts/wheel-check" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 dist=$work/dist
 
 echo "wheel: building the wheel and the sdist"
@@ -72,7 +73,7 @@ mkdir "$work/elsewhere"
 cd "$work/elsewhere"
 # Nothing of the checkout on the path: the package must come from the wheel.
 export PATH="$work/venv/bin:$PATH"
-unset PYTHONPATH VIRTUAL_ENV
+unset PYTHONPATH VIRTUAL_ENV PYTHONSTARTUP JUPYTER_PATH JUPYTER_CONFIG_DIR JUPYTER_DATA_DIR IPYTHONDIR
 where=$(python -c 'import codedock_magic, pathlib; print(pathlib.Path(codedock_magic.__file__).resolve().parent)')
 case "$where" in
     "$work"/venv/*) echo "wheel: the package comes from $where" ;;
@@ -84,9 +85,18 @@ codedock hub-config --print | grep -q 'access:services!service=codedock'
 # --force: build from the wheel's own files even when current images exist (the
 # engine's layer cache keeps that quick).
 codedock image build --sci --force
-codedock image list
+version=$(python -c 'import codedock_magic; print(codedock_magic.__version__)')
+codedock image list | tee image-list.txt
+for image in codedock/pybuntu:latest codedock/pybuntu-sci:latest; do
+    grep -Eq "^$image +.* built for $version +current\$" image-list.txt ||
+        { echo "wheel: codedock image list does not show $image current for $version" >&2; exit 1; }
+done
 codedock doctor
-codedock demo
+codedock demo | tee demo.txt
+for outcome in "^ok .*hello from the sandbox" "^ok .*hello, Ada" "^error \(exit 3\)" \
+    "^timeout after 1s" "^memory limit \(100m\) exceeded" "dock.Docker.run\(\) -> 0 .* -> 10\$"; do
+    grep -Eq "$outcome" demo.txt || { echo "wheel: the demo did not show /$outcome/" >&2; exit 1; }
+done
 
 python - <<'EOF'
 import nbformat

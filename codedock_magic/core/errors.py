@@ -48,6 +48,7 @@ __all__ = [
     "ServiceUnavailableError",
 ]
 
+#: The command that builds the sandbox images, named by the errors that need them.
 BUILD_HINT = "codedock image build"
 
 
@@ -138,7 +139,8 @@ class ImageNotFoundError(EngineError):
         self._init_args = (image,)
         super().__init__(
             f"the sandbox image {image!r} is not on this Docker engine; build it with "
-            f"{BUILD_HINT}, or choose another image that has python3"
+            f"{BUILD_HINT}{' --sci' if 'pybuntu-sci' in image else ''}, or choose another "
+            "image that has python3"
         )
 
 

@@ -18,6 +18,7 @@ from typing import Protocol
 from ..core.profile import Profile
 
 __all__ = [
+    "MASKED_PATHS",
     "RUNTIME_DIR",
     "SANDBOX_GID",
     "SANDBOX_UID",
@@ -45,6 +46,30 @@ STDOUT = "stdout"
 STDERR = "stderr"
 #: One piece of a container's output: ``(STDOUT | STDERR, bytes)``.
 Chunk = tuple[str, bytes]
+
+
+#: Host details a sandbox has no need of, masked (read as empty) by every engine:
+#: Docker's own list, then the host's kernel command line, modules, boot id and
+#: slab details. What stays visible is in the README (the kernel version, host
+#: memory). ``codedock doctor`` checks each from inside a sandbox.
+MASKED_PATHS = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+    "/proc/cmdline",
+    "/proc/modules",
+    "/proc/sys/kernel/random/boot_id",
+    "/proc/slabinfo",
+    "/proc/vmallocinfo",
+]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from docker.types import LogConfig, Ulimit
 
 from ..core.errors import EngineError, EngineUnavailableError, ImageNotFoundError, InvalidValueError
 from .base import (
+    MASKED_PATHS,
     RUNTIME_DIR,
     SANDBOX_GID,
     SANDBOX_UID,
@@ -41,27 +42,6 @@ from .labels import MANAGED
 __all__ = ["DockerChannel", "DockerEngine", "default_engine"]
 
 NOFILE = 256
-# Host details a sandbox has no need of, masked (read as empty): the engine's own
-# list, then the host's kernel command line, modules, boot id and slab details.
-# What stays visible is in the README (the kernel version, host memory).
-MASKED_PATHS = [
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-    "/proc/cmdline",
-    "/proc/modules",
-    "/proc/sys/kernel/random/boot_id",
-    "/proc/slabinfo",
-    "/proc/vmallocinfo",
-]
 _RECV = 256 * 1024
 # Docker multiplexes stdout and stderr on one socket: stream byte, 3 zero bytes,
 # big-endian length, payload.

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import docker.errors
+import requests.exceptions
 
-from ..core.errors import ImageBuildError
+from ..core.errors import EngineError, ImageBuildError
 from ..core.shipped import image_dir
 from ..core.version import __version__
 from .docker import DockerEngine
@@ -202,6 +203,9 @@ class ImageBuilder:
             offline: do not try a registry; build on a debootstrap base at once.
             base: build on this image instead of the Dockerfile's own base.
 
+        An explicit ``offline`` or ``base`` builds even when a current image exists:
+        the image's digest covers its files, not the base it was built on.
+
         Raises:
             ImageBuildError: the build failed; the message ends with the build's
                 last lines and what to do.
@@ -209,7 +213,7 @@ class ImageBuilder:
         """
         self._engine.ping()
         inputs = recipe.inputs()
-        if not force and self.is_current(recipe):
+        if not (force or offline or base) and self.is_current(recipe):
             self._log(f"image {recipe.name} is up to date (inputs {inputs})")
         elif base:
             self._build(recipe, {"BASE": base})
@@ -218,15 +222,29 @@ class ImageBuilder:
         else:
             try:
                 self._build(recipe, {})
-            except ImageBuildError as exc:
+            except ImageBuildError as online:
+                # Most often no registry answered; whatever it was, the offline
+                # way may still work, and if it fails too both causes are said.
                 self._log(
-                    f"building {recipe.name} on its public base failed ({_last_line(exc.detail)}); "
-                    "building on a Debian base made offline instead"
+                    f"building {recipe.name} on its public base failed "
+                    f"({_last_line(online.detail)}); building on a Debian base made offline instead"
                 )
-                self._build_offline(recipe)
+                try:
+                    self._build_offline(recipe)
+                except ImageBuildError as offline_error:
+                    raise ImageBuildError(
+                        recipe.name,
+                        f"on its public base: {_last_line(online.detail)}; "
+                        f"offline: {offline_error.detail}",
+                    ) from offline_error
         for alias in recipe.aliases:
             repository, _, tag = alias.partition(":")
-            self._engine.api.tag(recipe.name, repository, tag or "latest")
+            try:
+                self._engine.api.tag(recipe.name, repository, tag or "latest")
+            except docker.errors.APIError as exc:
+                raise ImageBuildError(
+                    alias, f"the engine would not tag {recipe.name} so: {exc.explanation or exc}"
+                ) from exc
             self._log(f"tagged {recipe.name} as {alias}")
 
     def _build_offline(self, recipe: Recipe) -> None:
@@ -254,12 +272,22 @@ class ImageBuilder:
             for chunk in stream:
                 if "error" in chunk:
                     tail.append(str(chunk["error"]).strip())
-                    raise ImageBuildError(recipe.name, " | ".join(tail[-8:]))
+                    raise ImageBuildError(
+                        recipe.name,
+                        " | ".join(tail[-8:]) + "; fix what the last step says and run "
+                        "codedock image build again",
+                    )
                 text = str(chunk.get("stream", "")).strip()
                 if text:
                     tail = [*tail[-19:], text]
         except docker.errors.APIError as exc:
             raise ImageBuildError(recipe.name, str(exc.explanation or exc)) from exc
+        except requests.exceptions.RequestException as exc:
+            raise ImageBuildError(
+                recipe.name,
+                f"the engine stopped answering during the build ({exc}); check that it runs "
+                "and run codedock image build again",
+            ) from exc
         self._log(f"built {recipe.name}")
 
     def _offline_base(self, recipe: Recipe) -> None:
@@ -301,7 +329,16 @@ class ImageBuilder:
             ):
                 shutil.rmtree(rootfs / junk, ignore_errors=True)
             archive = scratch / "rootfs.tar"
-            subprocess.run(["tar", "-C", str(rootfs), "-cf", str(archive), "."], check=True)
+            try:
+                subprocess.run(
+                    ["tar", "-C", str(rootfs), "-cf", str(archive), "."],
+                    capture_output=True,
+                    check=True,
+                )
+            except (OSError, subprocess.CalledProcessError) as exc:
+                raise ImageBuildError(
+                    base, f"could not pack the root file system with tar ({exc}); install tar"
+                ) from exc
             shutil.rmtree(rootfs, ignore_errors=True)
             repository, _, tag = base.partition(":")
             try:
@@ -315,7 +352,7 @@ class ImageBuilder:
         try:
             found = self._engine.api.images(filters={"label": INPUTS_LABEL})
         except docker.errors.APIError as exc:
-            raise ImageBuildError("codedock/*", f"the engine could not list images: {exc}") from exc
+            raise EngineError(f"the Docker engine could not list images: {exc}") from exc
         rows = []
         for image in found:
             labels = image.get("Labels") or {}
@@ -351,10 +388,16 @@ def _last_line(text: str) -> str:
 
 
 def _debootstrap(image: str) -> str:
+    if os.geteuid() != 0:
+        raise ImageBuildError(
+            image,
+            "building a Debian base offline needs root (debootstrap); run codedock image "
+            "build as root, or give --base IMAGE with python3 in it",
+        )
     found = shutil.which("debootstrap")
     if found:
         return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
+    if shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         install = ["apt-get", "install", "-y", "-qq", "debootstrap"]
         if subprocess.run(install, capture_output=True, env=env, check=False).returncode != 0:
@@ -365,8 +408,8 @@ def _debootstrap(image: str) -> str:
             return found
     raise ImageBuildError(
         image,
-        "no registry answered, and building a base offline needs debootstrap as root; "
-        "install it (apt-get install debootstrap) and run codedock image build again as root, "
+        "building a Debian base offline needs debootstrap, and it could not be installed; "
+        "install it (apt-get install debootstrap) and run codedock image build again, "
         "or give --base IMAGE with python3 in it",
     )
 

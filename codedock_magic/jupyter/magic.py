@@ -624,8 +624,9 @@ class SandboxMagics(Magics):
             findings = diagnose(image=self.image, backend=self.remote)
         else:
             limits, image = self._limits(_NO_OPTIONS)
+            # The engine as configured, unconnected: the doctor reports one that does not answer.
             findings = diagnose(
-                image=image, limits=limits, engine=self.engine, backend=self.backend
+                image=image, limits=limits, engine=self._engine, backend=self.backend
             )
         print(report(findings))
 

@@ -11,8 +11,9 @@ import pytest
 from codedock_magic import cli
 from codedock_magic.core.limits import Limits
 from codedock_magic.core.shipped import hub_fragment, image_dir
-from codedock_magic.doctor import Finding, all_hold, check, report
+from codedock_magic.doctor import Finding, all_hold, check, parse_facts, report
 from codedock_magic.engines import docker_images
+from codedock_magic.engines.base import MASKED_PATHS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,10 @@ GOOD: dict[str, Any] = {
     "NoNewPrivs": "1",
     "Seccomp": "2",
     "Seccomp_filters": "2",
-    "io_uring": [-1, "Operation not permitted"],
+    "machine": "x86_64",
+    "page": 4096,
+    "io_uring": [-1, 1],
+    "x32": [-1, 1],
     "root_write": 30,
     "mount_root": "ro,relatime",
     "cgroup_mounts": {"/sys/fs/cgroup": "ro,nosuid,nodev,noexec,relatime"},
@@ -35,7 +39,10 @@ GOOD: dict[str, Any] = {
     "swap_total": "0",
     "cgroup_write": 30,
     "cgroup_dir_write": 30,
-    "masked": {"/proc/kcore": 0, "/proc/keys": "EACCES", "/sys/firmware": 0},
+    "masked": {
+        path: "empty" if path in ("/sys/firmware", "/proc/acpi") else "null"
+        for path in MASKED_PATHS
+    },
 }
 
 
@@ -71,11 +78,14 @@ def test_a_sandbox_that_keeps_every_promise_passes_every_row() -> None:
         ("cgroup.pids", "max", "the pids limit"),
         ("cgroup.pids", "128", "the pids limit"),
         ("Seccomp", "0", "the seccomp filter"),
-        ("io_uring", [3, "Success"], "the seccomp filter"),
+        ("io_uring", [3, 0], "the seccomp filter"),
+        ("x32", [12, 0], "the seccomp filter"),
         ("cgroup_mounts", {"/sys/fs/cgroup": "rw,nosuid"}, "/sys/fs/cgroup cannot be written"),
         ("cgroup_write", 0, "/sys/fs/cgroup cannot be written"),
         ("cgroup_dir_write", 0, "/sys/fs/cgroup cannot be written"),
-        ("masked", {"/proc/kcore": 0, "/proc/cmdline": 120}, "host paths are masked"),
+        ("masked./proc/cmdline", "open", "host paths are masked"),
+        ("masked./proc/kcore", "EACCES", "host paths are masked"),
+        ("masked./sys/firmware", "tmpfs with files", "host paths are masked"),
     ],
 )
 def test_each_broken_promise_fails_its_own_row_alone(path: str, value: Any, promise: str) -> None:
@@ -108,6 +118,33 @@ def test_a_fact_the_probe_did_not_report_is_a_failing_row_not_a_crash() -> None:
     failed = {f.promise: f.detail for f in check(facts, LIMITS) if not f.ok}
     assert set(failed) == {"no network but lo", "the pids limit"}
     assert all(detail.startswith("the probe did not report it") for detail in failed.values())
+
+
+def test_a_limit_the_kernel_rounded_down_to_whole_pages_still_holds() -> None:
+    limits = Limits(memory="1.3g")
+    rounded = limits.memory // 4096 * 4096
+    assert rounded != limits.memory
+    assert all_hold(check(_with("cgroup.memory", str(rounded)), limits))
+    below = str(rounded - 4096)
+    assert not all_hold(check(_with("cgroup.memory", below), limits))
+
+
+def test_the_x32_call_is_only_asked_of_x86_64() -> None:
+    arm = _with("machine", "aarch64")
+    arm["x32"] = None
+    assert all_hold(check(arm, LIMITS))
+
+
+def test_a_fact_of_the_wrong_type_is_a_failing_row_not_a_crash() -> None:
+    findings = check(_with("cgroup.memory", 268435456), LIMITS)
+    assert [f.promise for f in findings if not f.ok] == ["the memory limit, with no swap"]
+
+
+def test_only_a_json_object_on_the_last_line_counts_as_the_probes_facts() -> None:
+    assert parse_facts('banner of the image\n{"uid": 1}\n') == {"uid": 1}
+    assert parse_facts("") is None
+    assert parse_facts("not json") is None
+    assert parse_facts("[1, 2]") is None
 
 
 def test_the_report_is_a_row_each_and_a_sum() -> None:
@@ -161,3 +198,15 @@ def test_hub_config_prints_the_fragments_path_or_the_fragment(
 def test_the_mirror_comes_from_the_environment_first(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CODEDOCK_MIRROR", "http://127.0.0.1:9/debian")
     assert docker_images._apt_mirror() == "http://127.0.0.1:9/debian"
+
+
+def test_the_checkouts_old_hub_fragment_path_loads_the_packaged_fragment(tmp_path: Path) -> None:
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = tmp_path / "jupyterhub_config.py"
+    old = ROOT / "jupyter-config" / "jupyterhub_config.py"
+    config.write_text(f"c.JupyterHub.services = []\nload_subconfig({str(old)!r})\n")
+    loaded = PyFileConfigLoader(config.name, path=str(tmp_path)).load_config()
+    assert [service["name"] for service in loaded.JupyterHub.services] == ["codedock"]
+    environment = loaded.Spawner.environment.get_value({})
+    assert environment["CODEDOCK_SERVICE_URL"].startswith("http://127.0.0.1:")

@@ -1,6 +1,6 @@
 # codedock/pybuntu-sci: the sandbox image with numpy, matplotlib and pandas, all
 # from Debian's packages, for plots and tables. With a registry it starts from
-# Debian's slim image and installs them; images/pybuntu/build.sh passes BASE= a
+# Debian's slim image and installs them; codedock image build passes BASE= a
 # Debian root file system made offline with them already in (INSTALL= empty).
 ARG BASE=debian:bookworm-slim
 FROM ${BASE}
