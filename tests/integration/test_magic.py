@@ -194,6 +194,7 @@ def test_ceilings_bound_cell_options_and_refuse_defaults_over_them(
     assert magics.max_timeout == 0
     ip.run_line_magic("config", "SandboxMagics.timeout = 5")
     ip.run_line_magic("config", "SandboxMagics.max_timeout = 5")
+    ip.run_line_magic("config", "SandboxMagics.memory = '200m'")
     ip.run_line_magic("config", "SandboxMagics.max_memory = '200m'")
     ip.run_line_magic("config", "SandboxMagics.max_cpus = 1")
     ip.run_line_magic("config", "SandboxMagics.allowed_images = ['codedock/pybuntu:latest']")
