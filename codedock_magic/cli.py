@@ -13,12 +13,15 @@ from typing import Any
 
 from . import autoload
 from .core.errors import CodedockError
-from .core.limits import Limits
+from .core.limits import LIMIT, Limits
 from .engines import default_engine
 from .engines.cleanup import sweep
 from .runner import DEFAULT_IMAGE, run
 
 __all__ = ["main"]
+
+# The limits grade takes from its command line, with their help.
+_GRADE_LIMITS = {"timeout": "each case's default wall clock", "memory": "e.g. 100m"}
 
 DEMO_SNIPPETS: Sequence[tuple[str, str, Limits]] = (
     ("print('hello from the sandbox')", "", Limits(timeout=5)),
@@ -82,11 +85,7 @@ def _grade(args: argparse.Namespace) -> int:
     from .grading.batch import grade
 
     limits = Limits(
-        **{
-            name: value
-            for name, value in (("timeout", args.timeout), ("memory", args.memory))
-            if value is not None
-        }
+        **{name: getattr(args, name) for name in _GRADE_LIMITS if getattr(args, name) is not None}
     )
     bars: list[tqdm[Any]] = []
 
@@ -210,8 +209,9 @@ def _add_grade_parser(commands: Any) -> None:
     parser.add_argument(
         "--jobs", type=int, default=4, metavar="N", help="submissions at once (default 4)"
     )
-    parser.add_argument("--timeout", metavar="SECONDS", help="each case's default wall clock")
-    parser.add_argument("--mem", "--memory", dest="memory", metavar="SIZE", help="e.g. 100m")
+    for name, help in _GRADE_LIMITS.items():
+        limit = LIMIT[name]
+        parser.add_argument(*limit.flags, dest=name, metavar=limit.metavar, help=help)
     parser.add_argument("--image", default=DEFAULT_IMAGE, help="image to run in")
     parser.add_argument(
         "--tag", default=ANSWER_TAG, help=f"notebooks' answer cell tag (default {ANSWER_TAG!r})"

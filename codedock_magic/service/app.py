@@ -30,11 +30,23 @@ from urllib.parse import urlparse
 
 from tornado import httpserver, web
 from tornado.netutil import bind_sockets
-from traitlets import Dict, Float, Int, List, TraitError, Unicode, default
+from traitlets import (
+    Dict,
+    Float,
+    HasTraits,
+    Int,
+    List,
+    MetaHasTraits,
+    TraitError,
+    TraitType,
+    Unicode,
+    default,
+)
 from traitlets.config import Application, Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from ..core.errors import CodedockError, InvalidValueError
+from ..core.limits import LIMITS, Kind, Limit
 from ..core.profile import Profile
 from ..core.version import __version__
 from ..engines import Engine, default_engine
@@ -59,11 +71,30 @@ DEFAULT_CONFIG = "/etc/codedock/codedock_service_config.py"
 _BODY_SLACK = 64 * 1024
 
 
-def _size_help(text: str) -> str:
-    return text + " (a size such as 512m; '' or 0: no ceiling)"
+def _limit_trait(limit: Limit, value: Any, help: str) -> TraitType[Any, Any]:
+    kind = {Kind.SIZE: Unicode, Kind.COUNT: Int}.get(limit.kind, Float)
+    trait: TraitType[Any, Any] = kind(value, help=help).tag(config=True)
+    return trait
 
 
-class SandboxService(Application):
+def _limit_settings() -> dict[str, TraitType[Any, Any]]:
+    traits = {}
+    for limit in LIMITS:
+        none = "''" if limit.is_size else "0"
+        traits[f"default_{limit.name}"] = _limit_trait(
+            limit, limit.default, f"The {limit.help} of a run that asks for none."
+        )
+        traits[f"max_{limit.name}"] = _limit_trait(
+            limit, limit.ceiling, f"Ceiling on a run's {limit.help} ({none}: none)."
+        )
+    return traits
+
+
+# Each limit's default and ceiling, made from the table of limits.
+_LimitSettings: Any = MetaHasTraits("_LimitSettings", (HasTraits,), _limit_settings())
+
+
+class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
     """The sandbox service: an HTTP API over the engine, under the service's policy."""
 
     name = "codedock-serve"
@@ -83,43 +114,7 @@ class SandboxService(Application):
     ip = Unicode("127.0.0.1", help="The address to listen on.").tag(config=True)
     port = Int(8765, help="The port to listen on (0: any free one).").tag(config=True)
 
-    default_timeout = Float(
-        SETTINGS["default_timeout"], help="Timeout, s, of a run that asks for none."
-    ).tag(config=True)
-    default_memory = Unicode(
-        SETTINGS["default_memory"], help="Memory of a run that asks for none."
-    ).tag(config=True)
-    default_cpus = Float(
-        SETTINGS["default_cpus"], help="CPU share of a run that asks for none."
-    ).tag(config=True)
-    default_pids = Int(
-        SETTINGS["default_pids"], help="Processes and threads of a run that asks for none."
-    ).tag(config=True)
-    default_output = Unicode(
-        SETTINGS["default_output"], help="Output kept per stream of a run that asks for none."
-    ).tag(config=True)
-    default_workdir = Unicode(
-        SETTINGS["default_workdir"], help="Work dir size of a run that asks for none."
-    ).tag(config=True)
     default_image = Unicode(SETTINGS["default_image"], help="Image of a run that names none.").tag(
-        config=True
-    )
-    max_timeout = Float(
-        SETTINGS["max_timeout"], help="Ceiling on a run's timeout, s (0: none)."
-    ).tag(config=True)
-    max_memory = Unicode(SETTINGS["max_memory"], help=_size_help("Ceiling on a run's memory")).tag(
-        config=True
-    )
-    max_cpus = Float(SETTINGS["max_cpus"], help="Ceiling on a run's CPU share (0: none).").tag(
-        config=True
-    )
-    max_pids = Int(
-        SETTINGS["max_pids"], help="Ceiling on a run's processes and threads (0: none)."
-    ).tag(config=True)
-    max_output = Unicode(
-        SETTINGS["max_output"], help=_size_help("Ceiling on the output kept per stream")
-    ).tag(config=True)
-    max_workdir = Unicode(SETTINGS["max_workdir"], help=_size_help("Ceiling on the work dir")).tag(
         config=True
     )
     max_code_bytes = Unicode(

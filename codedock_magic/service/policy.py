@@ -16,30 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import InvalidValueError, ServiceRefusedError
-from ..core.limits import LIMIT_FIELDS, Limits, format_size, parse_size
+from ..core.limits import LIMIT, LIMIT_FIELDS, LIMITS, SIZES, Ceilings, Limits, parse_size, resolve
 from ..core.profile import DEFAULT_IMAGE
 from ..core.request import CaseInput
 
 __all__ = ["SETTINGS", "Policy", "Tier"]
 
-_SIZES = ("memory", "output", "workdir")
-
 #: Every setting a policy reads, with its default as the config file writes it.
-#: A ceiling of 0 or "" is no ceiling.
+#: A ceiling of 0 or "" is no ceiling. The limits' come from their table.
 SETTINGS: dict[str, Any] = {
-    "default_timeout": 10.0,
-    "default_memory": "256m",
-    "default_cpus": 1.0,
-    "default_pids": 64,
-    "default_output": "1m",
-    "default_workdir": "64m",
+    **{f"default_{limit.name}": limit.default for limit in LIMITS},
     "default_image": DEFAULT_IMAGE,
-    "max_timeout": 60.0,
-    "max_memory": "1g",
-    "max_cpus": 1.0,
-    "max_pids": 256,
-    "max_output": "4m",
-    "max_workdir": "256m",
+    **{f"max_{limit.name}": limit.ceiling for limit in LIMITS},
     "max_code_bytes": "1m",
     "max_stdin_bytes": "16m",
     "allowed_images": [DEFAULT_IMAGE],
@@ -49,28 +37,6 @@ SETTINGS: dict[str, Any] = {
 }
 
 _COUNTS = ("max_concurrent_per_user", "max_queued_per_user", "max_cases")
-
-
-def _ceiling(name: str, value: Any) -> float | None:
-    setting = f"max_{name}"
-    if value in (0, "", None):
-        return None
-    if name in _SIZES:
-        try:
-            return float(parse_size(value, setting))
-        except InvalidValueError:
-            raise InvalidValueError(setting, value, "a size such as 512m, or '' for none") from None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidValueError(setting, value, "a positive number, or 0 for none") from None
-    if number < 0 or isinstance(value, bool):
-        raise InvalidValueError(setting, value, "a positive number, or 0 for none")
-    return number
-
-
-def _shown(name: str, value: float) -> str:
-    return format_size(int(value)) if name in _SIZES else f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -106,22 +72,7 @@ class Tier:
         if unknown:
             raise InvalidValueError("setting", unknown[0], "one of " + ", ".join(SETTINGS))
         values = {**SETTINGS, **settings}
-        ceilings = {
-            name: ceiling
-            for name in LIMIT_FIELDS
-            if (ceiling := _ceiling(name, values[f"max_{name}"])) is not None
-        }
-        try:
-            defaults = Limits(**{name: values[f"default_{name}"] for name in LIMIT_FIELDS})
-        except InvalidValueError as exc:
-            raise InvalidValueError(f"default_{exc.name}", exc.value, exc.expected) from None
-        for name, ceiling in ceilings.items():
-            if getattr(defaults, name) > ceiling:
-                raise InvalidValueError(
-                    f"default_{name}",
-                    values[f"default_{name}"],
-                    f"at most max_{name} = {_shown(name, ceiling)}",
-                )
+        defaults, ceilings = resolve(values)
         images = values["allowed_images"]
         if isinstance(images, str) or not all(isinstance(i, str) and i for i in images):
             raise InvalidValueError("allowed_images", images, "a list of image names")
@@ -143,7 +94,7 @@ class Tier:
         return cls(
             defaults=defaults,
             default_image=default_image,
-            ceilings=ceilings,
+            ceilings=ceilings.bounds,
             images=tuple(images),
             max_code_bytes=parse_size(values["max_code_bytes"], "max_code_bytes"),
             max_stdin_bytes=parse_size(values["max_stdin_bytes"], "max_stdin_bytes"),
@@ -164,15 +115,15 @@ class Tier:
         if unknown:
             raise InvalidValueError("limit", unknown[0], "one of " + ", ".join(LIMIT_FIELDS))
         limits = self.defaults.replace(**dict(asked)) if asked else self.defaults
-        for name in asked:
-            ceiling = self.ceilings.get(name)
-            value = getattr(limits, name)
-            if ceiling is not None and value > ceiling:
-                raise ServiceRefusedError(
-                    f"{name} {_shown(name, value)} is over the service's ceiling max_{name} = "
-                    f"{_shown(name, ceiling)}; ask for less, or ask your administrator",
-                    422,
-                )
+        over = Ceilings(self.ceilings).over(limits, asked)
+        if over is not None:
+            shown = LIMIT[over].show
+            raise ServiceRefusedError(
+                f"{over} {shown(getattr(limits, over))} is over the service's ceiling "
+                f"max_{over} = {shown(self.ceilings[over])}; ask for less, or ask your "
+                "administrator",
+                422,
+            )
         chosen = image if image is not None else self.default_image
         if self.images and chosen not in self.images:
             raise ServiceRefusedError(
@@ -232,7 +183,7 @@ def _most_generous(name: str, values: list[Any]) -> Any:
         unbounded = [value for value in values if value in (0, "")]
         if unbounded:
             return unbounded[0]
-    if name.split("_", 1)[1] in _SIZES or name in ("max_code_bytes", "max_stdin_bytes"):
+    if name.split("_", 1)[1] in SIZES or name in ("max_code_bytes", "max_stdin_bytes"):
         return max(values, key=lambda value: parse_size(value, name))
     return max(values)
 

@@ -37,8 +37,10 @@ def shell() -> InteractiveShell:
 def ip(shell: InteractiveShell) -> Iterator[InteractiveShell]:
     yield shell
     magics = shell.magics_manager.registry["SandboxMagics"]
-    for name, value in DEFAULTS.items():
-        setattr(magics, name, value)
+    # Together, so that no default is over a ceiling on the way back.
+    with magics.hold_trait_notifications():
+        for name, value in DEFAULTS.items():
+            setattr(magics, name, value)
 
 
 def cell(ip: InteractiveShell, line: str, body: str) -> Any:
@@ -130,7 +132,7 @@ def test_no_raise_error_carries_on(ip: InteractiveShell, engine: DockerEngine) -
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("--mem 10x", "--mem: memory '10x' is not a size such as 100m or 1g"),
+        ("--mem 10x", "--mem/--memory: memory '10x' is not a size such as 100m or 1g"),
         ("--timeout soon", "--timeout: timeout 'soon' is not a number of seconds such as 2 or 0.5"),
         ("--cpus 0", "--cpus: cpus '0' is not a positive number of CPUs such as 1 or 0.5"),
         ("--pids many", "--pids: pids 'many' is not a whole number such as 64"),
@@ -168,7 +170,7 @@ def test_config_defaults_apply_and_are_listed(
     listing = capsys.readouterr().out
     for name in ("timeout", "memory", "max_timeout", "allowed_images", "widgets"):
         assert f"SandboxMagics.{name}" in listing
-    assert "Ceiling: the longest timeout a cell may ask for" in listing
+    assert "Ceiling on a cell's wall-clock time in seconds" in listing
 
 
 def test_bad_config_values_are_refused(ip: InteractiveShell) -> None:
@@ -180,10 +182,19 @@ def test_bad_config_values_are_refused(ip: InteractiveShell) -> None:
     assert magics.memory == "256m"
 
 
-def test_ceilings_bound_cell_options_and_clamp_defaults(
+def test_ceilings_bound_cell_options_and_refuse_defaults_over_them(
     ip: InteractiveShell, engine: DockerEngine
 ) -> None:
+    magics = ip.magics_manager.registry["SandboxMagics"]
+    with pytest.raises(
+        Exception,
+        match=r"SandboxMagics\.timeout 10\.0 is not at most SandboxMagics\.max_timeout = 5",
+    ):
+        magics.max_timeout = 5
+    assert magics.max_timeout == 0
+    ip.run_line_magic("config", "SandboxMagics.timeout = 5")
     ip.run_line_magic("config", "SandboxMagics.max_timeout = 5")
+    ip.run_line_magic("config", "SandboxMagics.memory = '200m'")
     ip.run_line_magic("config", "SandboxMagics.max_memory = '200m'")
     ip.run_line_magic("config", "SandboxMagics.max_cpus = 1")
     ip.run_line_magic("config", "SandboxMagics.allowed_images = ['codedock/pybuntu:latest']")
@@ -196,7 +207,7 @@ def test_ceilings_bound_cell_options_and_clamp_defaults(
         with pytest.raises(UsageError, match=ceiling):
             cell(ip, line, "print(1)")
     cell(ip, "--result r", "print(1)")
-    assert ip.user_ns["r"].limits.timeout == 5  # the default of 10 brought down to the ceiling
+    assert ip.user_ns["r"].limits.timeout == 5
     cell(ip, "--timeout 5 --mem 200m --result r", "print(1)")
     assert ip.user_ns["r"].ok
 
@@ -204,15 +215,14 @@ def test_ceilings_bound_cell_options_and_clamp_defaults(
 def test_pids_output_and_workdir_ceilings_hold_inside_the_sandbox(
     ip: InteractiveShell, engine: DockerEngine
 ) -> None:
-    ip.run_line_magic("config", "SandboxMagics.max_pids = 16")
-    ip.run_line_magic("config", "SandboxMagics.max_output = '4k'")
-    ip.run_line_magic("config", "SandboxMagics.max_workdir = '2m'")
+    # Each default first: a ceiling under its default is refused.
+    for setting in ("pids = 16", "output = '4k'", "workdir = '2m'"):
+        ip.run_line_magic("config", f"SandboxMagics.{setting}")
+        ip.run_line_magic("config", f"SandboxMagics.max_{setting}")
     with pytest.raises(
         UsageError, match=r"--pids 1000 exceeds the ceiling SandboxMagics\.max_pids"
     ):
         cell(ip, "--pids 1000", "print(1)")
-    # The configured defaults (64 pids, 1m output, 64m workdir) are brought down.
-    ip.run_line_magic("config", "SandboxMagics.output = '1m'")
     probe = (
         "import os\n"
         "print(open('/sys/fs/cgroup/pids/pids.max').read().strip())\n"

@@ -1,0 +1,76 @@
+"""``%sandbox_info``: this kernel's settings, ceilings, pool, engine and image, or its service's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.errors import CodedockError, ImageNotFoundError
+from ..core.limits import LIMIT, LIMIT_FIELDS, format_size
+from ..remote.client import ServiceBackend
+from .settings import limit_settings_lines
+
+__all__ = ["local", "service"]
+
+
+def _view(widgets: bool, raise_error: bool) -> str:
+    return f"view:      {'widgets' if widgets else 'text'}, raise_error={raise_error}"
+
+
+def local(magics: Any) -> None:
+    """Print what a kernel that runs its own sandboxes has: ``magics`` is its ``SandboxMagics``."""
+    defaults, ceilings = limit_settings_lines(magics)
+    print(f"defaults:  {defaults} image={magics.image}")
+    ceilings.append(f"max_stdin={magics.max_stdin}")
+    if magics.allowed_images:
+        ceilings.append(f"allowed_images={list(magics.allowed_images)}")
+    print("ceilings:  " + ", ".join(ceilings))
+    print(_view(magics.widgets, magics.raise_error))
+    pool = magics.pool
+    warm = f"{pool.ready} of {pool.size} ready, idle {pool.idle:g}s, hits {pool.hits}"
+    problem = f"; PROBLEM refilling: {pool.last_error}" if pool.last_error else ""
+    print(f"pool:      {warm}, cold starts {pool.misses}{problem}")
+    try:
+        engine = magics.engine
+        engine.ping()
+        print(f"engine:    answering at {engine.address}")
+    except CodedockError as exc:
+        print(f"engine:    PROBLEM: {exc}")
+        return
+    try:
+        present = engine.image_exists(magics.image)
+    except CodedockError as exc:
+        print(f"image:     PROBLEM: {exc}")
+        return
+    if present:
+        print(f"image:     {magics.image} (present)")
+    else:
+        print(f"image:     PROBLEM: {ImageNotFoundError(magics.image)}")
+
+
+def service(backend: ServiceBackend, widgets: bool, raise_error: bool) -> None:
+    """Print what the sandbox service says of this kernel's user: its defaults, ceilings, quota."""
+    print(f"service:   {backend.url}")
+    try:
+        info = backend.info()
+    except CodedockError as exc:
+        print(f"service:   PROBLEM: {exc}")
+        return
+    groups = ", ".join(info.get("groups", [])) or "none"
+    print(f"user:      {info.get('user')} (groups: {groups})")
+    defaults = info.get("defaults", {})
+    print(
+        "defaults:  "
+        + " ".join(f"{n}={LIMIT[n].show(defaults[n])}" for n in LIMIT_FIELDS if n in defaults)
+        + f" image={info.get('default_image')}"
+    )
+    ceilings = info.get("ceilings", {})
+    listed = [f"max_{n}={LIMIT[n].show(ceilings[n])}" for n in LIMIT_FIELDS if n in ceilings]
+    listed.append(f"allowed_images={info.get('allowed_images') or 'any'}")
+    print("ceilings:  " + ", ".join(listed) + "  (the service's; this kernel's do not apply)")
+    print(
+        f"quota:     {info.get('max_concurrent_per_user')} runs at once, "
+        f"{info.get('max_queued_per_user')} queued; code up to "
+        f"{format_size(int(info.get('max_code_bytes', 0)))}, stdin up to "
+        f"{format_size(int(info.get('max_stdin_bytes', 0)))}"
+    )
+    print(_view(widgets, raise_error))

@@ -1,0 +1,83 @@
+"""The kernel's default and ceiling of each limit, as traitlets made from the table of limits.
+
+``SandboxMagics.memory`` is the memory of a cell that asks for none,
+``SandboxMagics.max_memory`` the most a cell may ask for. They follow the rule
+the sandbox service follows (:func:`~codedock_magic.core.limits.resolve`): a
+default over its ceiling is refused, naming both settings, when it is set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from traitlets import Float, HasTraits, Int, MetaHasTraits, TraitError, TraitType, Unicode, validate
+
+from ..core.errors import InvalidValueError
+from ..core.limits import LIMIT, LIMITS, Ceilings, Kind, Limit, Limits, resolve
+
+__all__ = ["LimitSettings", "limit_settings_lines"]
+
+_PREFIX = "SandboxMagics."
+_NAMES = [name for limit in LIMITS for name in (limit.name, f"max_{limit.name}")]
+
+
+def _trait(limit: Limit, value: Any, help: str) -> TraitType[Any, Any]:
+    kind = {Kind.SIZE: Unicode, Kind.COUNT: Int}.get(limit.kind, Float)
+    trait: TraitType[Any, Any] = kind(value, help=help).tag(config=True)
+    return trait
+
+
+def _check(self: Any, proposal: Any) -> Any:
+    name, value = proposal["trait"].name, proposal["value"]
+    limit = LIMIT[name.removeprefix("max_")]
+    if not limit.is_size:
+        if name == limit.name and value <= 0:
+            raise TraitError(f"{name} must be positive, not {value}")
+        if value < 0:
+            raise TraitError(f"{name} must be 0 (no ceiling) or more, not {value}")
+    settings = {other: getattr(self, other) for other in _NAMES}
+    settings[name] = value
+    try:
+        resolve(settings, default="{}", prefix=_PREFIX)
+    except InvalidValueError as exc:
+        raise TraitError(str(exc)) from None
+    return value
+
+
+def _namespace() -> dict[str, Any]:
+    space: dict[str, Any] = {}
+    for limit in LIMITS:
+        none = "''" if limit.is_size else "0"
+        space[limit.name] = _trait(limit, limit.default, f"Default {limit.help}.")
+        space[f"max_{limit.name}"] = _trait(
+            limit,
+            "" if limit.is_size else type(limit.default)(0),
+            f"Ceiling on a cell's {limit.help} ({none}: no ceiling).",
+        )
+    space["_check_limit_setting"] = validate(*_NAMES)(_check)
+    return space
+
+
+class _Resolving:
+    def limit_settings(self) -> tuple[Limits, Ceilings]:
+        """The defaults of a cell that asks for nothing, and the ceilings, by the shared rule."""
+        settings = {name: getattr(self, name) for name in _NAMES}
+        return resolve(settings, default="{}", prefix=_PREFIX)
+
+
+#: A base of ``SandboxMagics``: each limit's default and ceiling.
+LimitSettings: Any = MetaHasTraits("LimitSettings", (_Resolving, HasTraits), _namespace())
+
+
+def limit_settings_lines(settings: Any) -> tuple[str, list[str]]:
+    """The defaults (``timeout=10s memory=256m ...``) and the ceilings set, for the info."""
+    defaults = []
+    ceilings = []
+    for limit in LIMITS:
+        value = getattr(settings, limit.name)
+        shown = value if limit.is_size else f"{value:g}"
+        defaults.append(f"{limit.name}={shown}{'s' if limit.kind is Kind.SECONDS else ''}")
+        bound = getattr(settings, f"max_{limit.name}")
+        if bound:
+            ceilings.append(f"max_{limit.name}={bound if limit.is_size else f'{bound:g}'}")
+    return " ".join(defaults), ceilings
