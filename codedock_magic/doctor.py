@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .core.errors import CodedockError, ImageNotFoundError
-from .core.limits import Limits, format_size
+from .core.limits import SIZES, Limits, format_size
 from .core.profile import DEFAULT_IMAGE
 from .core.request import Backend
 from .engines import Engine, default_engine
@@ -271,7 +271,7 @@ def _service_rows(service: ServiceBackend, findings: list[Finding]) -> bool:
 
 def _shown(name: str, value: Any) -> str:
     # The service sends every ceiling as a number; sizes are bytes.
-    if name in ("memory", "output", "workdir"):
+    if name in SIZES:
         return format_size(int(value))
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
