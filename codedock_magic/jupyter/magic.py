@@ -45,8 +45,8 @@ from ..engines.cleanup import remove_session, sweep
 from ..grading.cases import Case, load_cases
 from ..grading.check import CheckFailedError, check
 from ..local.backend import LocalBackend
+from ..local.display import values_to_json
 from ..local.pool import Pool
-from ..local.rich import values_to_json
 from ..remote.client import SERVICE_URL_ENV, ServiceBackend
 from ..runner import run
 from .checkviews import CheckTextView, CheckView, CheckWidgetView
@@ -593,10 +593,7 @@ class SandboxMagics(Magics):
         ):
             if name is not None:
                 self.shell.user_ns[name] = value
-        returned = args.returns is not None and not any(
-            note.startswith(f"--return {args.returns}:") for note in result.notes
-        )
-        if returned:
+        if args.returns is not None and result.returned:
             self.shell.user_ns[args.returns] = result.value
 
     # -- line magics -------------------------------------------------------------
