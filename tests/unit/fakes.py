@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from codedock_magic.engines import STDOUT, Chunk, ContainerInfo, SandboxSpec, Watch
+from codedock_magic.engines import STDERR, STDOUT, Chunk, ContainerInfo, SandboxSpec, Watch
 from codedock_magic.labels import MANAGED
 
 PROGRAM_PATH = Path(__file__).resolve().parents[2] / "codedock_magic" / "supervisor" / "program.py"
@@ -40,11 +40,21 @@ program = load_program()
 
 
 class FakeChannel:
-    """The host's end of the socketpair; the container end carries raw supervisor bytes."""
+    """The host's end of the socketpair; the container end carries raw supervisor bytes.
+
+    What the supervisor writes on its stderr goes on a list of its own, handed out
+    before the next stdout, as an engine's demultiplexed stream hands it out.
+    """
 
     def __init__(self) -> None:
         self.host, self.container = socket.socketpair()
         self.closed = threading.Event()
+        self.stderr: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def write_stderr(self, data: bytes) -> None:
+        with self._lock:
+            self.stderr.append(data)
 
     def send(self, data: bytes) -> None:
         self.host.sendall(data)
@@ -52,6 +62,9 @@ class FakeChannel:
     def receive(self, timeout: float) -> list[Chunk] | None:
         if self.closed.is_set():
             return None
+        with self._lock:
+            if self.stderr:
+                return [(STDERR, self.stderr.pop(0))]
         try:
             if not select.select([self.host], [], [], max(0.0, timeout))[0]:
                 return []
@@ -98,6 +111,10 @@ class FakeContainer:
     def emit(self, kind: bytes, payload: bytes) -> None:
         """Write one frame with the supervisor's own code."""
         program.emit(kind, payload, self.fd)
+
+    def complain(self, text: bytes) -> None:
+        """Write on the supervisor's stderr, as it does only when it fails."""
+        self.channel.write_stderr(text)
 
     def exit(self, code: int) -> None:
         """The main process exits and the container removes itself (auto-remove)."""
