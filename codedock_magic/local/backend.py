@@ -31,8 +31,6 @@ __all__ = [
     "RunRequest",
     "StartGate",
     "conversation_for",
-    "longest_run",
-    "not_started",
 ]
 
 
@@ -134,16 +132,3 @@ class LocalBackend:
                 )
         return conversation.execute(sandbox)
 
-
-def longest_run(request: RunRequest) -> float:
-    """The longest ``request`` may run: its timeout, or for cases all of theirs.
-
-    Raises:
-        InvalidValueError: a case asks for more memory than its container has.
-    """
-    return conversation_for(request).longest
-
-
-def not_started(request: RunRequest) -> RunResult:
-    """The result of ``request`` stopped before it had a container."""
-    return conversation_for(request).not_started()
