@@ -131,4 +131,3 @@ class LocalBackend:
                     self.engine, request.profile, longest_run=conversation.longest
                 )
         return conversation.execute(sandbox)
-
