@@ -71,9 +71,13 @@ class FakeChannel:
             data = self.host.recv(65536)
         except (OSError, ValueError):
             data = b""
+        # Written while this waited: still before the end of the stream.
+        with self._lock:
+            chunks: list[Chunk] = [(STDERR, text) for text in self.stderr]
+            self.stderr.clear()
         if not data:
-            return None
-        return [(STDOUT, data)]
+            return chunks or None
+        return [*chunks, (STDOUT, data)]
 
     def close(self) -> None:
         self.closed.set()
