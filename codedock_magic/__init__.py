@@ -34,8 +34,17 @@ if TYPE_CHECKING:
     )
     from .core.limits import ContainerLimits, Limits, RunLimits, format_size, parse_size
     from .core.profile import DEFAULT_IMAGE, Profile
-    from .core.request import Backend, CaseInput, OnCase, OnImage, OnOutput, OnState, RunRequest
-    from .core.result import CaseRun, RunFailedError, RunResult, RunStatus
+    from .core.request import (
+        Backend,
+        CaseInput,
+        Listener,
+        OnCase,
+        OnImage,
+        OnOutput,
+        OnState,
+        RunRequest,
+    )
+    from .core.result import CaseEnding, CaseRun, Ending, RunFailedError, RunResult, RunStatus
     from .engines import ContainerInfo, Engine, SandboxSpec, default_engine
     from .engines.cleanup import Orphan, find_orphans, remove_session, sweep
     from .engines.docker import DockerEngine
@@ -92,12 +101,15 @@ _EXPORTS = {
     "Profile": ".core.profile",
     "ServiceBackend": ".remote.client",
     "CaseInput": ".core.request",
+    "Listener": ".core.request",
     "OnCase": ".core.request",
     "OnImage": ".core.request",
     "OnOutput": ".core.request",
     "OnState": ".core.request",
     "RunRequest": ".core.request",
+    "CaseEnding": ".core.result",
     "CaseRun": ".core.result",
+    "Ending": ".core.result",
     "RunResult": ".core.result",
     "RunStatus": ".core.result",
     "run": ".runner",
@@ -107,6 +119,7 @@ __all__ = [
     "DEFAULT_IMAGE",
     "Backend",
     "Case",
+    "CaseEnding",
     "CaseError",
     "CaseInput",
     "CaseResult",
@@ -118,6 +131,7 @@ __all__ = [
     "ContainerInfo",
     "ContainerLimits",
     "DockerEngine",
+    "Ending",
     "Engine",
     "EngineError",
     "EngineUnavailableError",
@@ -125,6 +139,7 @@ __all__ = [
     "ImageNotFoundError",
     "InvalidValueError",
     "Limits",
+    "Listener",
     "LocalBackend",
     "OnCase",
     "OnImage",

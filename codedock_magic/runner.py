@@ -15,12 +15,12 @@ from .core.errors import InvalidValueError
 from .core.interrupts import signals_as_flag
 from .core.limits import LIMIT_FIELDS, Limits
 from .core.profile import DEFAULT_IMAGE, Profile
-from .core.request import Backend, OnImage, OnOutput, OnState, RunRequest, as_bytes
+from .core.request import Backend, Listener, OnImage, OnOutput, OnState, RunRequest, as_bytes
 from .core.result import RunResult
 from .engines import Engine
 from .local.backend import LocalBackend
+from .local.display import values_to_json
 from .local.pool import Pool
-from .local.rich import values_to_json
 from .remote.client import service_from_env
 
 __all__ = [
@@ -106,9 +106,8 @@ def run(
     )
     backend = choose_backend(backend, engine=engine, pool=pool)
     with signals_as_flag() as stop:
-        return backend.run(
-            request, on_output=on_output, stop=stop, on_state=on_state, on_image=on_image
-        )
+        listener = Listener(on_output=on_output, on_state=on_state, on_image=on_image)
+        return backend.run(request, listener=listener, stop=stop)
 
 
 def default_asked(limits: Limits | None, image: str) -> set[str]:

@@ -1,4 +1,11 @@
-"""What a backend is asked to run, how it reports output as it comes, and the backend seam."""
+"""What a backend is asked to run, whom it tells as the run goes on, and the backend seam.
+
+``asked`` has one meaning throughout the package: the set of names, of the limits'
+fields and ``"image"``, whose values the caller chose rather than left to a
+default (:attr:`RunRequest.asked`). The values themselves travel as limits, and
+the wire sends only the asked ones, so that a sandbox service fills the rest
+from its own defaults.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +19,12 @@ from .limits import RunLimits
 from .profile import Profile
 
 if TYPE_CHECKING:
-    from .result import CaseRun, RunResult
+    from .result import CaseEnding, RunResult
 
 __all__ = [
     "Backend",
     "CaseInput",
+    "Listener",
     "OnCase",
     "OnImage",
     "OnOutput",
@@ -31,10 +39,50 @@ OnOutput = Callable[[str, str], None]
 #: ``on_state(state)``: ``"queued"`` while a service holds the run back for its
 #: user's quota, ``"running"`` once it has a container.
 OnState = Callable[[str], None]
-#: ``on_case(index, run)``: case ``index`` of a run with cases has ended.
-OnCase = Callable[[int, "CaseRun"], None]
+#: ``on_case(index, ending)``: case ``index`` of a run with cases has ended.
+OnCase = Callable[[int, "CaseEnding"], None]
 #: ``on_image(mime, data)``: the program showed an image (checked, within the caps).
 OnImage = Callable[[str, bytes], None]
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Whom a backend tells what happens while a run goes on, in the order it happens.
+
+    Give the callbacks wanted (the others are not called), or override the methods.
+
+    Attributes:
+        on_output: output as it arrives (not for a run with cases, whose output is
+            in each case's end).
+        on_state: ``"queued"`` and ``"running"``, when a service holds the run back.
+        on_image: each image the program shows, as it comes.
+        on_case: each case's end, for a run with cases, as it comes.
+    """
+
+    on_output: OnOutput | None = None
+    on_state: OnState | None = None
+    on_image: OnImage | None = None
+    on_case: OnCase | None = None
+
+    def output(self, stream: str, text: str) -> None:
+        """``stream`` (``"stdout"`` or ``"stderr"``) brought ``text``."""
+        if self.on_output is not None:
+            self.on_output(stream, text)
+
+    def state(self, state: str) -> None:
+        """The run is ``"queued"`` or ``"running"``."""
+        if self.on_state is not None:
+            self.on_state(state)
+
+    def image(self, mime: str, data: bytes) -> None:
+        """The program showed an image (checked, within the caps)."""
+        if self.on_image is not None:
+            self.on_image(mime, data)
+
+    def case(self, index: int, ending: CaseEnding) -> None:
+        """Case ``index`` ended."""
+        if self.on_case is not None:
+            self.on_case(index, ending)
 
 
 @dataclass(frozen=True)
@@ -81,10 +129,10 @@ class RunRequest:
         returns: the name of a variable whose JSON value comes back as
             ``RunResult.value`` (empty: none).
         files: ``(name, bytes)`` put into ``/sandbox`` before the run.
-        asked: which of the limits' fields (and ``"image"``) the caller chose;
-            ``None`` for all. A local backend uses every value as it is; a sandbox
-            service fills the fields not asked for from its own defaults, and
-            refuses an asked value over its ceiling.
+        asked: the names of the limits' fields (and ``"image"``) whose values the
+            caller chose; ``None`` for all. A local backend uses every value as it
+            is; a sandbox service fills the fields not asked for from its own
+            defaults, and refuses an asked value over its ceiling.
     """
 
     code: bytes
@@ -135,20 +183,15 @@ class Backend(Protocol):
         self,
         request: RunRequest,
         *,
-        on_output: OnOutput | None = None,
+        listener: Listener | None = None,
         stop: threading.Event | None = None,
-        on_state: OnState | None = None,
-        on_case: OnCase | None = None,
-        on_image: OnImage | None = None,
     ) -> RunResult:
         """Run ``request``; return its result.
 
-        ``on_output`` gets output as it arrives (not for a run with cases, whose
-        output is in each case's end, passed to ``on_case`` as it comes), and
-        ``on_image`` each image the program shows, ``on_state`` the run's state
-        when it changes before its end; once ``stop`` is set the run is
-        ended and returned with status ``interrupted``. Failures of the program are
-        results, not exceptions; only the backend's own failures raise, as
+        ``listener`` hears the run as it goes (its output, images, state changes
+        and each case's end); once ``stop`` is set the run is ended and returned
+        with status ``interrupted``. Failures of the program are results, not
+        exceptions; only the backend's own failures raise, as
         :class:`~codedock_magic.core.errors.CodedockError`.
         """
         ...

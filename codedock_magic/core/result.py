@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import enum
 import signal as _signal
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CodedockError
 from .limits import Limits, format_size
 
-__all__ = ["CaseRun", "RunFailedError", "RunResult", "RunStatus", "decide_status"]
+__all__ = [
+    "CaseEnding",
+    "CaseRun",
+    "Ending",
+    "RunFailedError",
+    "RunResult",
+    "RunStatus",
+    "case_status",
+    "cases_not_run",
+    "decide_status",
+]
 
 
 class RunStatus(str, enum.Enum):
@@ -64,21 +74,18 @@ def signal_name(number: int) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CaseRun:
-    """How one case of a run with cases ended (the program's side; a grader judges it).
+class Ending:
+    """How a program ended: what a run and each case of a run with cases both end with.
 
     Attributes:
-        status: how its program ended; ``interrupted`` when it never ran to its
-            end because the run was stopped or its sandbox broke (``note`` says).
+        status: how it ended (see :class:`RunStatus`).
         exit_code: the program's exit code, ``None`` when it did not exit by itself.
-        signal: the signal that killed it, if one did.
-        stdout: what it printed (capped as a run's output is).
+        signal: the signal that killed the program, if one did.
+        stdout: what it printed, UTF-8 with bad bytes replaced; cut to a head and a
+            tail past the output cap.
         stderr: likewise for standard error.
-        duration: seconds from its start to its end.
+        duration: wall-clock seconds from its start to its end.
         truncated: whether stdout or stderr was cut.
-        timeout: the seconds it was given.
-        memory: the bytes it was given.
-        note: why it did not run to its end, when it did not.
     """
 
     status: RunStatus
@@ -88,24 +95,86 @@ class CaseRun:
     stderr: str
     duration: float
     truncated: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseEnding(Ending):
+    """How one case of a run with cases ended (the program's side; a grader judges it).
+
+    Besides an :class:`Ending`'s fields (``status`` is ``interrupted`` when the case
+    never ran to its end because the run was stopped or its sandbox broke, and
+    ``note`` says which):
+
+    Attributes:
+        timeout: the seconds it was given.
+        memory: the bytes it was given.
+        note: why it did not run to its end, when it did not.
+    """
+
     timeout: float
     memory: int
     note: str = ""
 
 
+#: The name this type had before; kept for the code that imports it.
+CaseRun = CaseEnding
+
+
+def case_status(how: str, number: int) -> RunStatus:
+    """The status of a case from the supervisor's word on its end, by :func:`decide_status`.
+
+    ``how`` is ``exit``, ``signal``, ``timeout`` or ``memory``; ``number`` the exit
+    code or the signal.
+    """
+    return decide_status(
+        exit_code=number if how not in ("signal", "timeout", "memory") else None,
+        signal=number if how == "signal" else None,
+        oom_killed=how == "memory",
+        timed_out=how == "timeout",
+        interrupted=False,
+    )
+
+
+def cases_not_run(
+    given: Iterable[tuple[float, int]],
+    note: str,
+    *,
+    stdout: str = "",
+    stderr: str = "",
+    status: RunStatus = RunStatus.INTERRUPTED,
+) -> tuple[CaseEnding, ...]:
+    """The endings of cases that never ran to their end, each with its ``(timeout, memory)``.
+
+    The one way such endings are made: for a run stopped or broken on the way
+    (``interrupted``), and for a submission that could not run at all (``error``).
+    ``note`` says why. The first of them keeps ``stdout`` and ``stderr``: what it
+    printed before the run was stopped.
+    """
+    return tuple(
+        CaseEnding(
+            status=status,
+            exit_code=None,
+            signal=None,
+            stdout=stdout if index == 0 else "",
+            stderr=stderr if index == 0 else "",
+            duration=0.0,
+            truncated=False,
+            timeout=timeout,
+            memory=memory,
+            note=note,
+        )
+        for index, (timeout, memory) in enumerate(given)
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
-class RunResult:
+class RunResult(Ending):
     """Everything known about one finished run.
 
+    Besides an :class:`Ending`'s fields (``stdout`` and ``stderr`` are cut past
+    ``limits.output``; ``duration`` runs from the start to the end of the run):
+
     Attributes:
-        status: how it ended (see :class:`RunStatus`).
-        exit_code: the program's exit code, ``None`` when it did not exit by itself.
-        signal: the signal that killed the program, if one did.
-        stdout: what it printed, UTF-8 with bad bytes replaced; cut to a head and a
-            tail past ``limits.output``.
-        stderr: likewise for standard error.
-        duration: wall-clock seconds from start to the end of the run.
-        truncated: whether stdout or stderr was cut.
         limits: the limits the run was given.
         image: the image it ran in.
         cases: for a run with cases, how each case ended, in order; the run's own
@@ -121,26 +190,22 @@ class RunResult:
         image_positions: for each image, how many characters of stdout came first.
         files: what the program left under ``/sandbox/out``, by name relative to it.
         value: the JSON value of the variable asked for with ``returns``.
+        returned: whether that value came back (a JSON ``null`` is a value); when it
+            did not, a note says why.
         notes: one line for each thing the program sent that is not here, and why
             (an image past the caps, a value that is not JSON ...).
     """
 
-    status: RunStatus
-    exit_code: int | None
-    signal: int | None
-    stdout: str
-    stderr: str
-    duration: float
-    truncated: bool
     limits: Limits
     image: str
-    cases: tuple[CaseRun, ...] = ()
+    cases: tuple[CaseEnding, ...] = ()
     cpu_seconds: float | None = None
     peak_memory: int | None = None
     images: tuple[tuple[str, bytes], ...] = ()
     image_positions: tuple[int, ...] = ()
     files: Mapping[str, bytes] = field(default_factory=dict)
     value: Any = None
+    returned: bool = False
     notes: tuple[str, ...] = ()
 
     @property

@@ -18,8 +18,8 @@ from ..core.errors import CodedockError
 from ..core.interrupts import Stop, signals_as_flag
 from ..core.limits import LIMIT_FIELDS, Limits, format_size
 from ..core.profile import DEFAULT_IMAGE, Profile
-from ..core.request import Backend, CaseInput, RunRequest, as_bytes
-from ..core.result import CaseRun, RunResult, RunStatus, signal_name
+from ..core.request import Backend, CaseInput, Listener, RunRequest, as_bytes
+from ..core.result import CaseEnding, RunResult, RunStatus, cases_not_run, signal_name
 from ..engines import Engine
 from ..local.pool import Pool
 from ..runner import choose_backend, default_asked
@@ -191,7 +191,7 @@ def _points(value: float) -> str:
 OnCaseResult = Callable[[int, CaseResult], None]
 
 
-def verdict_of(case: Case, ran: CaseRun, *, reveal: bool = True) -> CaseResult:
+def verdict_of(case: Case, ran: CaseEnding, *, reveal: bool = True) -> CaseResult:
     """Judge one case's run: its verdict, points, diff and detail.
 
     Raises:
@@ -247,6 +247,17 @@ def not_run(
         truncated=False,
         limits=limits,
         image=image,
+        cases=cases_not_run(
+            (
+                (
+                    case.timeout if case.timeout is not None else limits.timeout,
+                    case.memory if isinstance(case.memory, int) else limits.memory,
+                )
+                for case in loaded
+            ),
+            reason,
+            status=RunStatus.ERROR,
+        ),
     )
     results = tuple(
         CaseResult(
@@ -331,13 +342,13 @@ def check(
     backend = choose_backend(backend, engine=engine, pool=pool)
     judged: dict[int, CaseResult] = {}
 
-    def take(index: int, ran: CaseRun) -> None:
+    def take(index: int, ran: CaseEnding) -> None:
         judged[index] = verdict_of(loaded[index], ran, reveal=reveal_hidden)
         if on_case is not None:
             on_case(index, judged[index])
 
     with signals_as_flag(stop=stop) as flag:
-        result = backend.run(request, stop=flag, on_case=take)
+        result = backend.run(request, listener=Listener(on_case=take), stop=flag)
     for index, ran in enumerate(result.cases):
         if index not in judged:
             # Cases that never ended: their verdicts come with the run's end.

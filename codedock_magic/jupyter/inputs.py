@@ -16,7 +16,7 @@ from IPython.core.error import UsageError
 from ..core.errors import InvalidValueError
 from ..core.request import check_file_name
 from ..grading.cases import Case, load_cases
-from ..local.rich import values_to_json
+from ..local.display import values_to_json
 
 __all__ = ["cases", "files", "stdin", "values"]
 

@@ -223,9 +223,7 @@ class SandboxMagics(LimitSettings, Magics):  # type: ignore[misc]
             for name, value in ((options.out, result.stdout), (options.err, result.stderr)):
                 if name is not None:
                     self.shell.user_ns[name] = value
-            # A value that did not come back is told in a note that starts so.
-            prefix = f"--return {options.returns}:"
-            if options.returns and not any(n.startswith(prefix) for n in result.notes):
+            if options.returns and result.returned:
                 self.shell.user_ns[options.returns] = result.value
         self._store_result(options, result)
         if not result.ok and self._raises(options):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ..core.limits import Limits
 from ..core.result import RunResult, RunStatus
-from ..local.rich import MAX_IMAGE_BYTES, check_image
+from ..local.display import MAX_IMAGE_BYTES, check_image
 from .safetext import MARKER, neutralise
 
 __all__ = [
@@ -203,7 +203,7 @@ def image_note(mime: str, data: bytes) -> str:
 def image_html(mime: str, data: bytes) -> str:
     """An ``<img>`` with a data URL: the one way a program's image is shown, SVG too.
 
-    ``mime`` is one of :data:`~codedock_magic.local.rich.IMAGE_TYPES`, checked before.
+    ``mime`` is one of :data:`~codedock_magic.local.display.IMAGE_TYPES`, checked before.
     """
     encoded = base64.b64encode(data).decode("ascii")
     alt = html.escape(f"image from the sandbox ({mime}, {_size(len(data))})")

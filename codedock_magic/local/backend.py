@@ -11,27 +11,71 @@ service can take the place of :class:`LocalBackend` with no change above it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
 
-from ..core.request import OnCase, OnImage, OnOutput, OnState, RunRequest
+from ..core.request import Listener, RunRequest
 from ..core.result import RunResult
 from ..engines import Engine, default_engine
-from .caserun import cases_never_started, execute_cases, total_time
-from .execution import execute, never_started
+from .caserun import CasesConversation
+from .conversation import RunConversation
 from .pool import Pool
 from .sandbox import Sandbox, start_sandbox
 
 __all__ = [
+    "Conversation",
     "LocalBackend",
-    "OnCase",
-    "OnImage",
-    "OnOutput",
-    "OnState",
     "RunRequest",
-    "longest_run",
-    "not_started",
-    "run_in",
+    "StartGate",
+    "conversation_for",
 ]
+
+
+class Conversation(Protocol):
+    """A run or a run with cases, chosen from its request before there is a sandbox."""
+
+    #: The longest it may take, in seconds: its timeout, or for cases all of theirs.
+    longest: float
+
+    def not_started(self) -> RunResult:
+        """Its result when it was stopped before it had a sandbox."""
+        ...
+
+    def execute(self, sandbox: Sandbox) -> RunResult:
+        """Run in ``sandbox``, which it uses up; return what happened."""
+        ...
+
+
+class StartGate(Protocol):
+    """What a cold start waits for: entered around the start, it yields whether to go on.
+
+    It yields False when ``stop`` was set while it waited, and the run then ends
+    without a sandbox.
+    """
+
+    def __call__(self, stop: threading.Event | None) -> AbstractContextManager[bool]: ...
+
+
+@contextlib.contextmanager
+def _open_gate(stop: threading.Event | None) -> Iterator[bool]:
+    yield True
+
+
+def conversation_for(
+    request: RunRequest, listener: Listener | None = None, stop: threading.Event | None = None
+) -> Conversation:
+    """The conversation ``request`` needs: a run, or a run with cases.
+
+    Raises:
+        InvalidValueError: a case asks for more memory than its container has.
+    """
+    listener = listener if listener is not None else Listener()
+    if request.cases:
+        return CasesConversation(request, listener, stop)
+    return RunConversation(request, listener, stop)
 
 
 class LocalBackend:
@@ -42,11 +86,20 @@ class LocalBackend:
             environment, by default.
         pool: where to take a container started ahead of time; a request it has
             none for starts a container of its own.
+        gate: what a cold start waits for (a service makes one user's starts take
+            turns); none by default.
     """
 
-    def __init__(self, engine: Engine | None = None, *, pool: Pool | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        pool: Pool | None = None,
+        gate: StartGate | None = None,
+    ) -> None:
         self._engine = engine
         self.pool = pool
+        self.gate: StartGate = gate if gate is not None else _open_gate
 
     @property
     def engine(self) -> Engine:
@@ -59,53 +112,22 @@ class LocalBackend:
         self,
         request: RunRequest,
         *,
-        on_output: OnOutput | None = None,
+        listener: Listener | None = None,
         stop: threading.Event | None = None,
-        on_state: OnState | None = None,
-        on_case: OnCase | None = None,
-        on_image: OnImage | None = None,
     ) -> RunResult:
         """Run ``request`` in a pooled container when one fits, else in a new one.
 
-        A local run never waits in a queue, so ``on_state`` is not called.
+        A local run never waits in a queue, so the listener hears no state.
         """
-        longest = longest_run(request)
+        conversation = conversation_for(request, listener, stop)
         sandbox = None
         if self.pool is not None:
-            sandbox = self.pool.take(request.profile, longest)
+            sandbox = self.pool.checkout(request.profile, conversation.longest)
         if sandbox is None:
-            if stop is not None and stop.is_set():
-                return not_started(request)
-            sandbox = start_sandbox(self.engine, request.profile, longest_run=longest)
-        return run_in(
-            sandbox, request, on_output=on_output, on_case=on_case, on_image=on_image, stop=stop
-        )
-
-
-def longest_run(request: RunRequest) -> float:
-    """The longest ``request`` may run: its timeout, or for cases all of theirs.
-
-    Raises:
-        InvalidValueError: a case asks for more memory than its container has.
-    """
-    return total_time(request) if request.cases else request.limits.timeout
-
-
-def not_started(request: RunRequest) -> RunResult:
-    """The result of ``request`` stopped before it had a container."""
-    return cases_never_started(request) if request.cases else never_started(request)
-
-
-def run_in(
-    sandbox: Sandbox,
-    request: RunRequest,
-    *,
-    on_output: OnOutput | None = None,
-    on_case: OnCase | None = None,
-    on_image: OnImage | None = None,
-    stop: threading.Event | None = None,
-) -> RunResult:
-    """Run ``request`` in a started ``sandbox``, which it uses up: once, or once per case."""
-    if request.cases:
-        return execute_cases(sandbox, request, on_case=on_case, stop=stop)
-    return execute(sandbox, request, on_output=on_output, stop=stop, on_image=on_image)
+            with self.gate(stop) as go_on:
+                if not go_on or (stop is not None and stop.is_set()):
+                    return conversation.not_started()
+                sandbox = start_sandbox(
+                    self.engine, request.profile, longest_run=conversation.longest
+                )
+        return conversation.execute(sandbox)

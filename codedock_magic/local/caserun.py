@@ -11,11 +11,12 @@ is stuck. Expected outputs never leave the host: judging is for the caller.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from ..core.errors import EngineError, InvalidValueError
 from ..core.limits import Limits, format_size
-from ..core.request import CaseInput, OnCase, RunRequest
-from ..core.result import CaseRun, RunResult, RunStatus
+from ..core.request import CaseInput, Listener, RunRequest
+from ..core.result import CaseEnding, RunResult, RunStatus, case_status, cases_not_run
 from ..engines.base import SANDBOX_UID
 from ..supervisor.protocol import (
     CaseEnd,
@@ -25,11 +26,11 @@ from ..supervisor.protocol import (
     encode_request,
     parse_case_end,
 )
-from .execution import SupervisedRun
+from .conversation import SupervisedRun
 from .output import CappedOutput
 from .sandbox import SUPERVISOR_GRACE, Sandbox
 
-__all__ = ["CASE_SLACK", "case_limits", "cases_never_started", "execute_cases", "total_time"]
+__all__ = ["CASE_SLACK", "CasesConversation", "case_limits"]
 
 #: Seconds each case may take beyond its timeout before the host calls the
 #: supervisor stuck: starting the program, and the reset after it.
@@ -53,71 +54,72 @@ def case_limits(request: RunRequest, case: CaseInput) -> tuple[float, int]:
     return timeout, case.memory if case.memory is not None else memory
 
 
-def total_time(request: RunRequest) -> float:
-    """The longest a run with cases may take: every case's timeout and slack."""
-    return sum(case_limits(request, case)[0] + CASE_SLACK for case in request.cases)
+class CasesConversation:
+    """One run with cases, from sending the code to the container's removal.
 
+    Args:
+        request: the run, with its cases.
+        listener: hears each case's end as it comes.
+        stop: once set, the run ends with status ``interrupted``.
 
-def execute_cases(
-    sandbox: Sandbox,
-    request: RunRequest,
-    *,
-    on_case: OnCase | None = None,
-    stop: threading.Event | None = None,
-) -> RunResult:
-    """Run ``request``'s cases in ``sandbox`` (which it uses up); return every case's end."""
-    return _Cases(sandbox, request, on_case, stop).execute()
+    Raises:
+        InvalidValueError: a case asks for more memory than its container has
+            (checked here, so that a bad case starts nothing).
+    """
 
-
-def cases_never_started(request: RunRequest) -> RunResult:
-    """The result of a run with cases stopped before it had a container."""
-    run = _Cases(None, request, None, None)
-    run.interrupted = True
-    return run.result()
-
-
-class _Cases(SupervisedRun):
     def __init__(
-        self,
-        sandbox: Sandbox | None,
-        request: RunRequest,
-        on_case: OnCase | None,
-        stop: threading.Event | None,
+        self, request: RunRequest, listener: Listener, stop: threading.Event | None = None
     ) -> None:
-        super().__init__(sandbox, stop)
         self.request = request
-        self.on_case = on_case
-        # Checked up front, so that a bad case starts nothing.
-        self.given = [case_limits(request, case) for case in request.cases]
-        self.done: list[CaseRun] = []
+        self.listener = listener
+        self.stop = stop
+        #: Each case's own (timeout, memory).
+        self.case_limits = [case_limits(request, case) for case in request.cases]
+        self.longest = sum(timeout + CASE_SLACK for timeout, _ in self.case_limits)
+        self.done: list[CaseEnding] = []
         self.stdout = CappedOutput(request.limits.output)
         self.stderr = CappedOutput(request.limits.output)
         self.complaints = bytearray()
+        self._talk: SupervisedRun | None = None
 
-    def execute(self) -> RunResult:
-        total = total_time(self.request)
+    def not_started(self) -> RunResult:
+        """The result of the run stopped before it had a sandbox: no case ran."""
+        return self._result(RunStatus.INTERRUPTED, None, "interrupted", 0.0, {})
+
+    def execute(self, sandbox: Sandbox) -> RunResult:
+        """Run every case in ``sandbox``, which it uses up; return every case's end."""
         header = encode_request(
             self.request.code,
             b"",
-            total + SUPERVISOR_GRACE,
+            self.longest + SUPERVISOR_GRACE,
             SANDBOX_UID,
             cases=len(self.request.cases),
         )
+        talk = self._talk = SupervisedRun(
+            sandbox, self.stop, on_frame=self.on_frame, on_stderr=self.complaints.extend
+        )
         # The first case goes with the request; each next one after the last one's end.
-        self.converse(header + self._case(0), total)
-        return self.result()
+        talk.converse(header + self._case(0), self.longest)
+        talk.refuse_if_refused()
+        if len(self.done) == len(self.request.cases) and talk.end == End("exit", 0):
+            status, exit_code = RunStatus.OK, 0
+        elif talk.interrupted:
+            status, exit_code = RunStatus.INTERRUPTED, None
+        elif talk.timed_out:
+            status, exit_code = RunStatus.TIMEOUT, None
+        else:
+            status, exit_code = RunStatus.ERROR, None
+        return self._result(
+            status, exit_code, self._why_unfinished(talk), talk.duration, talk.usage_fields()
+        )
 
     def _case(self, index: int) -> bytes:
         case = self.request.cases[index]
-        timeout, memory = self.given[index]
+        timeout, memory = self.case_limits[index]
         container = self.request.profile.limits.memory
         return encode_case(case.stdin, timeout, memory if memory < container else 0)
 
-    def complain(self, payload: bytes) -> None:
-        """Kept for the note of the cases the sandbox did not get to."""
-        self.complaints += payload
-
-    def take(self, kind: bytes, body: bytes) -> None:
+    def on_frame(self, kind: bytes, body: bytes) -> None:
         """A case's output, or its end (and then the next case goes out)."""
         if kind == FrameKind.STDOUT.value:
             self.stdout.feed(body)
@@ -130,18 +132,13 @@ class _Cases(SupervisedRun):
                     f"the sandbox's supervisor sent a case end the host cannot read ({body!r})"
                 )
             self._finish_case(ended)
-            if len(self.done) < len(self.request.cases):
-                self.send(self._case(len(self.done)))
+            if len(self.done) < len(self.request.cases) and self._talk is not None:
+                self._talk.send(self._case(len(self.done)))
 
     def _finish_case(self, ended: CaseEnd) -> None:
-        timeout, memory = self.given[len(self.done)]
-        status = {
-            "timeout": RunStatus.TIMEOUT,
-            "memory": RunStatus.MEMORY_LIMIT,
-            "signal": RunStatus.SIGNALED,
-        }.get(ended.how, RunStatus.OK if ended.number == 0 else RunStatus.ERROR)
-        run = CaseRun(
-            status=status,
+        timeout, memory = self.case_limits[len(self.done)]
+        ending = CaseEnding(
+            status=case_status(ended.how, ended.number),
             exit_code=ended.number if ended.how == "exit" else None,
             signal=ended.number if ended.how == "signal" else None,
             stdout=self.stdout.text(),
@@ -151,64 +148,48 @@ class _Cases(SupervisedRun):
             timeout=timeout,
             memory=memory,
         )
-        self.done.append(run)
+        self.done.append(ending)
         self.stdout = CappedOutput(self.request.limits.output)
         self.stderr = CappedOutput(self.request.limits.output)
-        if self.on_case is not None:
-            self.on_case(len(self.done) - 1, run)
+        self.listener.case(len(self.done) - 1, ending)
 
-    def _why_unfinished(self) -> str:
-        if self.interrupted:
+    def _why_unfinished(self, talk: SupervisedRun) -> str:
+        if talk.interrupted:
             return "interrupted"
-        if self.end is not None and self.end.how == "unclean":
+        if talk.end is not None and talk.end.how == "unclean":
             return (
                 f"not run: the sandbox could not be made clean after the case before "
-                f"({self.end.detail})"
+                f"({talk.end.detail})"
             )
-        if self.timed_out:
+        if talk.timed_out:
             return "not run to its end: the sandbox stopped answering and was killed"
         said = self.complaints.decode("utf-8", "replace").strip()[:200]
         return "not run to its end: the sandbox ended early" + (f" ({said})" if said else "")
 
-    def result(self) -> RunResult:
-        self.refuse_if_refused()
-        cases = list(self.done)
-        note = self._why_unfinished()
-        for index in range(len(cases), len(self.request.cases)):
-            timeout, memory = self.given[index]
-            current = index == len(cases)
-            cases.append(
-                CaseRun(
-                    status=RunStatus.INTERRUPTED,
-                    exit_code=None,
-                    signal=None,
-                    stdout=self.stdout.text() if current else "",
-                    stderr=self.stderr.text() if current else "",
-                    duration=0.0,
-                    truncated=False,
-                    timeout=timeout,
-                    memory=memory,
-                    note=note,
-                )
-            )
-        if len(self.done) == len(self.request.cases) and self.end == End("exit", 0):
-            status, exit_code = RunStatus.OK, 0
-        elif self.interrupted:
-            status, exit_code = RunStatus.INTERRUPTED, None
-        elif self.timed_out:
-            status, exit_code = RunStatus.TIMEOUT, None
-        else:
-            status, exit_code = RunStatus.ERROR, None
+    def _result(
+        self,
+        status: RunStatus,
+        exit_code: int | None,
+        note: str,
+        duration: float,
+        usage: dict[str, Any],
+    ) -> RunResult:
+        unfinished = cases_not_run(
+            self.case_limits[len(self.done) :],
+            note,
+            stdout=self.stdout.text(),
+            stderr=self.stderr.text(),
+        )
         return RunResult(
             status=status,
             exit_code=exit_code,
             signal=None,
             stdout="",
             stderr=self.complaints.decode("utf-8", "replace"),
-            duration=max(0.0, self.finished - self.started) if self.started else 0.0,
+            duration=duration,
             truncated=False,
             limits=Limits.of(self.request.profile.limits, self.request.limits),
             image=self.request.profile.image,
-            cases=tuple(cases),
-            **self.usage_fields(),
+            cases=(*self.done, *unfinished),
+            **usage,
         )

@@ -113,7 +113,7 @@ class Pool:
                 self._thread.start()
         return self
 
-    def take(self, profile: Profile, timeout: float) -> Sandbox | None:
+    def checkout(self, profile: Profile, timeout: float) -> Sandbox | None:
         """A ready sandbox for a run of ``profile`` and ``timeout``, or None (start one cold)."""
         if self.size == 0 or not self.serves(profile, timeout):
             return None

@@ -32,10 +32,10 @@ from ..core.errors import (
     ServiceRefusedError,
     ServiceUnavailableError,
 )
-from ..core.limits import LIMIT_FIELDS, Limits
-from ..core.request import OnCase, OnImage, OnOutput, OnState, RunRequest
-from ..core.result import CaseRun, RunResult, RunStatus
-from .wire import case_run_from_json, decode_bytes, result_from_json, run_to_json
+from ..core.limits import Limits
+from ..core.request import Listener, RunRequest
+from ..core.result import CaseEnding, RunResult, RunStatus, cases_not_run
+from .wire import Event, case_from_json, decode_bytes, event_of, request_to_json, result_from_json
 
 __all__ = ["SERVICE_TOKEN_ENV", "SERVICE_URL_ENV", "ServiceBackend", "service_from_env"]
 
@@ -109,33 +109,18 @@ class ServiceBackend:
         self,
         request: RunRequest,
         *,
-        on_output: OnOutput | None = None,
+        listener: Listener | None = None,
         stop: threading.Event | None = None,
-        on_state: OnState | None = None,
-        on_case: OnCase | None = None,
-        on_image: OnImage | None = None,
     ) -> RunResult:
         """Send ``request`` to the service; return the result it reports.
 
-        Output, state changes (``"queued"``, ``"running"``) and each case's end
-        are passed on from the calling thread, as they arrive.
+        Output, images, state changes (``"queued"``, ``"running"``) and each case's
+        end are passed to ``listener`` from the calling thread, as they arrive.
         """
-        limits = Limits.of(request.profile.limits, request.limits)
-        asked = request.asked if request.asked is not None else frozenset(LIMIT_FIELDS) | {"image"}
-        image = request.profile.image if "image" in asked else None
-        body = run_to_json(
-            request.code,
-            request.stdin,
-            image,
-            limits,
-            asked,
-            request.cases,
-            values=request.values,
-            returns=request.returns,
-            files=request.files,
-        )
+        listener = listener if listener is not None else Listener()
+        body = request_to_json(request)
         if stop is not None and stop.is_set():
-            return _interrupted(request, "", "", 0.0, limits)
+            return _interrupted(request, "", "", 0.0)
         response = self._request(
             "POST", "/api/runs", json=body, stream=True, timeout=(CONNECT_TIMEOUT, None)
         )
@@ -146,7 +131,7 @@ class ServiceBackend:
         reader.start()
         run_id = ""
         shown: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        ended: list[CaseRun] = []
+        ended: list[CaseEnding] = []
         cancelled_at: float | None = None
         waited = 0.0
         try:
@@ -165,35 +150,32 @@ class ServiceBackend:
                     raise ServiceUnavailableError(self.url, "it closed the run's stream early")
                 if isinstance(event, BaseException):
                     raise ServiceUnavailableError(self.url, _reason(event))
-                kind = event.get("event")
-                if kind == "accepted":
+                kind = event_of(event)
+                if kind is Event.ACCEPTED:
                     run_id = str(event.get("id", ""))
                     if stop is not None and stop.is_set():
                         self._cancel(run_id)
-                elif kind in ("queued", "running") and on_state is not None:
-                    on_state(kind)
-                elif kind == "output":
+                elif kind in (Event.QUEUED, Event.RUNNING):
+                    listener.state(str(kind))
+                elif kind is Event.OUTPUT:
                     stream, text = str(event["stream"]), str(event["text"])
                     shown.setdefault(stream, []).append(text)
-                    if on_output is not None:
-                        on_output(stream, text)
-                elif kind == "image":
-                    if on_image is not None:
-                        on_image(str(event["mime"]), decode_bytes(event["data"], "image"))
-                elif kind == "case":
-                    ended.append(case_run_from_json(event["case"]))
-                    if on_case is not None:
-                        on_case(len(ended) - 1, ended[-1])
-                elif kind == "result":
+                    listener.output(stream, text)
+                elif kind is Event.IMAGE:
+                    listener.image(str(event["mime"]), decode_bytes(event["data"], "image"))
+                elif kind is Event.CASE:
+                    ended.append(case_from_json(event["case"]))
+                    listener.case(len(ended) - 1, ended[-1])
+                elif kind is Event.RESULT:
                     return result_from_json(event["result"])
-                elif kind == "error":
+                elif kind is Event.ERROR:
                     raise _error_from_event(event)
         finally:
             response.close()
         # The service did not confirm the cancel in time; the closed stream ends
         # the run there, and what reached us is all there is.
         return _interrupted(
-            request, "".join(shown["stdout"]), "".join(shown["stderr"]), waited, limits, ended
+            request, "".join(shown["stdout"]), "".join(shown["stderr"]), waited, ended
         )
 
     def _cancel(self, run_id: str) -> None:
@@ -260,25 +242,20 @@ def _interrupted(
     stdout: str,
     stderr: str,
     duration: float,
-    limits: Limits,
-    ended: list[CaseRun] | None = None,
+    ended: list[CaseEnding] | None = None,
 ) -> RunResult:
+    limits = Limits.of(request.profile.limits, request.limits)
     done = list(ended or ())
-    for case in request.cases[len(done) :]:
-        done.append(
-            CaseRun(
-                status=RunStatus.INTERRUPTED,
-                exit_code=None,
-                signal=None,
-                stdout="",
-                stderr="",
-                duration=0.0,
-                truncated=False,
-                timeout=case.timeout if case.timeout is not None else limits.timeout,
-                memory=case.memory if case.memory is not None else limits.memory,
-                note="interrupted",
+    unfinished = cases_not_run(
+        (
+            (
+                case.timeout if case.timeout is not None else limits.timeout,
+                case.memory if case.memory is not None else limits.memory,
             )
-        )
+            for case in request.cases[len(done) :]
+        ),
+        "interrupted",
+    )
     return RunResult(
         status=RunStatus.INTERRUPTED,
         exit_code=None,
@@ -289,5 +266,5 @@ def _interrupted(
         truncated=False,
         limits=limits,
         image=request.profile.image,
-        cases=tuple(done),
+        cases=(*done, *unfinished),
     )

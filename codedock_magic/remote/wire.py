@@ -1,40 +1,99 @@
-"""The JSON forms of runs, limits and results that the sandbox service and its clients share.
+"""The sandbox service's protocol: the JSON forms of a run, its events and its result.
 
-One module owns them, so the kernel's client and the service cannot drift apart.
-Bytes (code and stdin) travel as base64: source need not be UTF-8 and stdin may
-be binary. A run's limits travel as only the fields the caller asked for, so
-the service can fill the rest from its own defaults.
+One module owns them, and both the service's handlers and the kernel's client
+(:class:`~codedock_magic.remote.client.ServiceBackend`) encode and decode with
+these functions, so the two cannot drift apart. Bytes (code, stdin, images,
+files) travel as base64: source need not be UTF-8 and stdin may be binary. A
+run's limits travel as only the fields the caller asked for, so the service can
+fill the rest from its own defaults.
+
+The answer to ``POST /api/runs`` is a stream of events, one JSON object a line,
+each named by its ``event`` field (:class:`Event`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..core.errors import InvalidValueError
+from ..core.errors import CodedockError, InvalidValueError
 from ..core.limits import LIMIT_FIELDS, Limits
-from ..core.request import CaseInput
-from ..core.result import CaseRun, RunResult, RunStatus
+from ..core.profile import Profile
+from ..core.request import CaseInput, RunRequest
+from ..core.result import CaseEnding, Ending, RunResult, RunStatus
 
 __all__ = [
     "RUN_FIELDS",
-    "case_run_from_json",
-    "case_run_to_json",
+    "Event",
+    "Settle",
+    "UnknownFieldError",
+    "accepted_event",
+    "case_event",
+    "case_from_json",
+    "case_to_json",
     "cases_from_json",
     "decode_bytes",
     "encode_bytes",
+    "error_event",
+    "event_of",
     "extras_from_json",
+    "image_event",
     "limits_to_json",
+    "output_event",
+    "queued_event",
+    "request_from_json",
+    "request_to_json",
+    "result_event",
     "result_from_json",
     "result_to_json",
     "run_to_json",
+    "running_event",
 ]
 
 #: The fields a run request's JSON body may have.
 RUN_FIELDS = ("code", "stdin", "image", "limits", "cases", "values", "returns", "files")
+
+#: How the service settles a run's limits and image: from the limits asked for
+#: (a JSON object of some of the limits' fields) and the image asked for (``None``
+#: when not), the limits and the image the run gets, or an error.
+Settle = Callable[[Mapping[str, Any], "str | None"], tuple[Limits, str]]
+
+
+class Event(str, enum.Enum):
+    """The events of a run's stream, in the order they may come."""
+
+    #: The run has an id; with its user, image and applied limits.
+    ACCEPTED = "accepted"
+    #: Its user's quota holds it back; with its ``position``.
+    QUEUED = "queued"
+    #: It has a slot and goes to a sandbox.
+    RUNNING = "running"
+    #: ``stream`` (``stdout`` or ``stderr``) brought ``text``.
+    OUTPUT = "output"
+    #: The program showed an image: ``mime`` and base64 ``data``.
+    IMAGE = "image"
+    #: One case of a run with cases ended: its ``index`` and its ``case``.
+    CASE = "case"
+    #: The run's ``result``; the last event.
+    RESULT = "result"
+    #: The service failed the run: ``kind`` (``engine``) and ``message``; the last event.
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class UnknownFieldError(InvalidValueError):
+    """A run's body has a field that no run has."""
+
+    def __init__(self, field: str) -> None:
+        CodedockError.__init__(self, f"unknown field {field!r}; a run has {', '.join(RUN_FIELDS)}")
+        self.name, self.value, self.expected = "field", field, f"one of {', '.join(RUN_FIELDS)}"
+        self._init_args = (field,)
 
 
 def encode_bytes(data: bytes) -> str:
@@ -96,6 +155,59 @@ def run_to_json(
     if sent:
         body["files"] = sent
     return body
+
+
+def request_to_json(request: RunRequest) -> dict[str, Any]:
+    """The body of ``POST /api/runs`` for ``request``: only the limits (and image) it asked for."""
+    asked = request.asked if request.asked is not None else frozenset(LIMIT_FIELDS) | {"image"}
+    return run_to_json(
+        request.code,
+        request.stdin,
+        request.profile.image if "image" in asked else None,
+        Limits.of(request.profile.limits, request.limits),
+        asked,
+        request.cases,
+        values=request.values,
+        returns=request.returns,
+        files=request.files,
+    )
+
+
+def request_from_json(body: Mapping[str, Any], settle: Settle) -> RunRequest:
+    """The run that :func:`request_to_json` wrote, with its limits settled by ``settle``.
+
+    The request's ``asked`` names the limits and the image the body asked for.
+
+    Raises:
+        InvalidValueError: a field is unknown, missing or malformed, or ``settle``
+            refused a value as malformed.
+        ServiceRefusedError: ``settle`` refused an asked value (over its ceiling).
+    """
+    unknown = sorted(set(body) - set(RUN_FIELDS))
+    if unknown:
+        raise UnknownFieldError(unknown[0])
+    requested = body.get("limits", {})
+    image = body.get("image")
+    if not isinstance(requested, dict):
+        raise InvalidValueError("limits", requested, "a JSON object")
+    if image is not None and not isinstance(image, str):
+        raise InvalidValueError("image", image, "an image name")
+    code = decode_bytes(body.get("code"), "code")
+    stdin = decode_bytes(body.get("stdin", ""), "stdin")
+    cases = cases_from_json(body.get("cases"))
+    values, returns, files = extras_from_json(body)
+    limits, image_used = settle(requested, image)
+    return RunRequest(
+        code=code,
+        stdin=stdin,
+        profile=Profile(image_used, limits.container),
+        limits=limits.run,
+        asked=frozenset(requested) | ({"image"} if image is not None else frozenset()),
+        cases=cases,
+        values=values,
+        returns=returns,
+        files=files,
+    )
 
 
 def extras_from_json(body: Mapping[str, Any]) -> tuple[bytes, str, tuple[tuple[str, bytes], ...]]:
@@ -165,7 +277,7 @@ def cases_from_json(data: object) -> tuple[CaseInput, ...]:
     return tuple(cases)
 
 
-def _ending_to_json(ended: RunResult | CaseRun) -> dict[str, Any]:
+def _ending_to_json(ended: Ending) -> dict[str, Any]:
     # What a run and a case both end with.
     return {
         "status": ended.status.value,
@@ -190,24 +302,24 @@ def _ending_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def case_run_to_json(run: CaseRun) -> dict[str, Any]:
-    """Everything in a :class:`CaseRun`, as JSON values."""
+def case_to_json(ending: CaseEnding) -> dict[str, Any]:
+    """Everything in a :class:`CaseEnding`, as JSON values."""
     return {
-        **_ending_to_json(run),
-        "timeout": run.timeout,
-        "memory": run.memory,
-        "note": run.note,
+        **_ending_to_json(ending),
+        "timeout": ending.timeout,
+        "memory": ending.memory,
+        "note": ending.note,
     }
 
 
-def case_run_from_json(data: Mapping[str, Any]) -> CaseRun:
-    """The :class:`CaseRun` that :func:`case_run_to_json` wrote.
+def case_from_json(data: Mapping[str, Any]) -> CaseEnding:
+    """The :class:`CaseEnding` that :func:`case_to_json` wrote.
 
     Raises:
         InvalidValueError: a field is missing or malformed.
     """
     try:
-        return CaseRun(
+        return CaseEnding(
             **_ending_from_json(data),
             timeout=float(data["timeout"]),
             memory=int(data["memory"]),
@@ -223,13 +335,14 @@ def result_to_json(result: RunResult) -> dict[str, Any]:
         **_ending_to_json(result),
         "limits": limits_to_json(result.limits),
         "image": result.image,
-        "cases": [case_run_to_json(case) for case in result.cases],
+        "cases": [case_to_json(case) for case in result.cases],
         "cpu_seconds": result.cpu_seconds,
         "peak_memory": result.peak_memory,
         "images": [{"mime": mime, "data": encode_bytes(data)} for mime, data in result.images],
         "image_positions": list(result.image_positions),
         "files": {name: encode_bytes(data) for name, data in result.files.items()},
         "value": result.value,
+        "returned": result.returned,
         "notes": list(result.notes),
     }
 
@@ -245,7 +358,7 @@ def result_from_json(data: Mapping[str, Any]) -> RunResult:
             **_ending_from_json(data),
             limits=Limits(**{name: data["limits"][name] for name in LIMIT_FIELDS}),
             image=str(data["image"]),
-            cases=tuple(case_run_from_json(case) for case in data.get("cases") or ()),
+            cases=tuple(case_from_json(case) for case in data.get("cases") or ()),
             cpu_seconds=_optional(data.get("cpu_seconds"), float),
             peak_memory=_optional(data.get("peak_memory"), int),
             images=tuple(
@@ -258,6 +371,7 @@ def result_from_json(data: Mapping[str, Any]) -> RunResult:
                 for name, text in (data.get("files") or {}).items()
             },
             value=data.get("value"),
+            returned=bool(data.get("returned", False)),
             notes=tuple(str(note) for note in data.get("notes") or ()),
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -268,3 +382,60 @@ def result_from_json(data: Mapping[str, Any]) -> RunResult:
 
 def _optional(value: Any, kind: type[Any]) -> Any:
     return None if value is None else kind(value)
+
+
+# -- events ------------------------------------------------------------------
+
+
+def accepted_event(run_id: str, user: str, image: str, limits: Limits) -> dict[str, Any]:
+    """The run has an id, and these are its user, image and applied limits."""
+    return {
+        "event": Event.ACCEPTED.value,
+        "id": run_id,
+        "user": user,
+        "image": image,
+        "limits": limits_to_json(limits),
+    }
+
+
+def queued_event(position: int) -> dict[str, Any]:
+    """The run waits for a slot, at ``position`` in its user's queue."""
+    return {"event": Event.QUEUED.value, "position": position}
+
+
+def running_event() -> dict[str, Any]:
+    """The run has a slot."""
+    return {"event": Event.RUNNING.value}
+
+
+def output_event(stream: str, text: str) -> dict[str, Any]:
+    """``stream`` brought ``text``."""
+    return {"event": Event.OUTPUT.value, "stream": stream, "text": text}
+
+
+def image_event(mime: str, data: bytes) -> dict[str, Any]:
+    """The program showed an image."""
+    return {"event": Event.IMAGE.value, "mime": mime, "data": encode_bytes(data)}
+
+
+def case_event(index: int, ending: CaseEnding) -> dict[str, Any]:
+    """Case ``index`` ended."""
+    return {"event": Event.CASE.value, "index": index, "case": case_to_json(ending)}
+
+
+def result_event(result: RunResult) -> dict[str, Any]:
+    """The run's end."""
+    return {"event": Event.RESULT.value, "result": result_to_json(result)}
+
+
+def error_event(kind: str, message: str) -> dict[str, Any]:
+    """The service failed the run (``kind`` is ``engine`` for its engine's failures)."""
+    return {"event": Event.ERROR.value, "kind": kind, "message": message}
+
+
+def event_of(data: Mapping[str, Any]) -> Event | None:
+    """Which event ``data`` is; ``None`` for a name this side does not know (it is skipped)."""
+    try:
+        return Event(data.get("event"))
+    except ValueError:
+        return None

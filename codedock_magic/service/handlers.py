@@ -11,11 +11,12 @@
                             ``read:metrics``
 ==========================  ======================================================
 
-A run's events are ``accepted`` (its id and applied limits), ``queued`` (with its
-place) when its user's quota holds it back, ``running``, ``output`` (``stream``,
-``text``), ``case`` (``index``, ``case``: one case's end, for a run with cases),
-and last ``result`` or ``error``. The run lives as long as the
-response: when the client's connection closes, the run is stopped.
+A run's events (:class:`~codedock_magic.remote.wire.Event`) are ``accepted`` (its
+id and applied limits), ``queued`` (with its place) when its user's quota holds it
+back, ``running``, ``output`` (``stream``, ``text``), ``image`` (``mime``, base64
+``data``), ``case`` (``index``, ``case``: one case's end, for a run with cases),
+and last ``result`` or ``error``. The run lives as long as the response: when the
+client's connection closes, the run is stopped.
 
 Every error is JSON, ``{"message": ...}``, one line that says what to change.
 """
@@ -35,23 +36,26 @@ from tornado.iostream import StreamClosedError
 
 from ..core.errors import EngineError, InvalidValueError, ServiceRefusedError
 from ..core.limits import Limits
-from ..core.profile import Profile
-from ..core.request import RunRequest
-from ..core.result import CaseRun, RunResult
+from ..core.request import Listener, RunRequest
+from ..core.result import RunResult
 from ..core.version import __version__
-from ..local.backend import longest_run, not_started
+from ..local.backend import Conversation, conversation_for
 from ..remote.wire import (
-    RUN_FIELDS,
-    case_run_to_json,
-    cases_from_json,
+    accepted_event,
+    case_event,
     decode_bytes,
-    encode_bytes,
-    extras_from_json,
+    error_event,
+    image_event,
     limits_to_json,
-    result_to_json,
+    output_event,
+    queued_event,
+    request_from_json,
+    result_event,
+    running_event,
 )
 from .audit import audit_record
 from .auth import AuthError, Caller
+from .policy import Tier
 from .scheduler import QueueFullError, Slot
 from .state import LiveRun, ServiceState
 
@@ -217,73 +221,75 @@ class RunsHandler(BaseHandler):
         flushed.add_done_callback(lambda future: future.exception())
 
     async def post(self) -> None:
-        service = self.service
         started = time.monotonic()
         caller = self._caller = await self.caller()
         body = self.body_json()
-        unknown = sorted(set(body) - set(RUN_FIELDS))
-        if unknown:
-            self.fail(400, f"unknown field {unknown[0]!r}; a run has {', '.join(RUN_FIELDS)}")
-        tier = service.policy.tier(caller.groups)
-        asked = body.get("limits", {})
-        image = body.get("image")
-        code = b""
+        tier = self.service.policy.tier(caller.groups)
+        request, conversation = self._parse(caller, body, tier)
+        admitted = self._admit(caller, body, tier, request)
+        await self._stream(caller, body, request, conversation, admitted, started)
+
+    def _parse(
+        self, caller: Caller, body: dict[str, Any], tier: Tier
+    ) -> tuple[RunRequest, Conversation]:
+        """The run the body asks for, settled by the caller's tier; a 4xx when it cannot be."""
         try:
-            if not isinstance(asked, dict):
-                raise InvalidValueError("limits", asked, "a JSON object")
-            if image is not None and not isinstance(image, str):
-                raise InvalidValueError("image", image, "an image name")
-            code = decode_bytes(body.get("code"), "code")
-            stdin = decode_bytes(body.get("stdin", ""), "stdin")
-            cases = cases_from_json(body.get("cases"))
-            values, returns, files = extras_from_json(body)
-            limits, chosen = tier.apply(asked, image)
-            tier.check_cases(cases)
-            request = RunRequest(
-                code=code,
-                stdin=stdin,
-                profile=Profile(chosen, limits.container),
-                limits=limits.run,
-                cases=cases,
-                values=values,
-                returns=returns,
-                files=files,
-            )
-            # Each case's memory against its container's.
-            longest_run(request)
+            request = request_from_json(body, tier.apply)
+            tier.check_cases(request.cases)
+            # Each case's memory against its container's is checked here, before anything starts.
+            conversation = conversation_for(request)
         except InvalidValueError as exc:
             self.fail(400, str(exc))
         except ServiceRefusedError as exc:
-            self._refused(caller, body, code=code, reason="ceiling")
+            self._refused(caller, body, code=_code_of(body), reason="ceiling")
             self.fail(exc.status, str(exc))
+        return request, conversation
+
+    def _admit(
+        self, caller: Caller, body: dict[str, Any], tier: Tier, request: RunRequest
+    ) -> Slot | asyncio.Future[None]:
+        """A slot, or a place in the caller's queue; a 413 or 429 when neither is to be had."""
+        sent = (
+            request.stdin
+            + b"".join(case.stdin for case in request.cases)
+            + request.values
+            + b"".join(data for _, data in request.files)
+        )
         for name, data, cap in (
-            ("code", code, tier.max_code_bytes),
-            (
-                "stdin",
-                stdin
-                + b"".join(case.stdin for case in cases)
-                + values
-                + b"".join(data for _, data in files),
-                tier.max_stdin_bytes,
-            ),
+            ("code", request.code, tier.max_code_bytes),
+            ("stdin", sent, tier.max_stdin_bytes),
         ):
             if len(data) > cap:
-                self._refused(caller, body, code=code, reason="size")
+                self._refused(caller, body, code=request.code, reason="size")
                 self.fail(
                     413,
                     f"the {name} is {len(data)} bytes, over the service's max_{name}_bytes "
                     f"= {cap}; send less",
                 )
         try:
-            admitted = service.scheduler.admit(
+            return self.service.scheduler.admit(
                 caller.name, max_concurrent=tier.max_concurrent, max_queued=tier.max_queued
             )
         except QueueFullError as exc:
-            self._refused(caller, body, code=code, reason="queue")
+            self._refused(caller, body, code=request.code, reason="queue")
             self.fail(429, str(exc))
 
+    async def _stream(
+        self,
+        caller: Caller,
+        body: dict[str, Any],
+        request: RunRequest,
+        conversation: Conversation,
+        admitted: Slot | asyncio.Future[None],
+        started: float,
+    ) -> None:
+        """Wait for a slot, run, and stream the run's events to its end."""
+        service = self.service
+        code = request.code
+        limits = Limits.of(request.profile.limits, request.limits)
+        image = request.profile.image
         run = self._run = LiveRun(
-            id=secrets.token_hex(8), user=caller.name, image=chosen, created=time.time()
+            id=secrets.token_hex(8), user=caller.name, image=image, created=time.time()
         )
         service.runs[run.id] = run
         # Events are small and each matters at once: without this, Nagle's algorithm
@@ -292,15 +298,7 @@ class RunsHandler(BaseHandler):
         if stream is not None:
             stream.set_nodelay(True)
         self.set_header("Content-Type", "application/x-ndjson")
-        self._event(
-            {
-                "event": "accepted",
-                "id": run.id,
-                "user": caller.name,
-                "image": chosen,
-                "limits": limits_to_json(limits),
-            }
-        )
+        self._event(accepted_event(run.id, caller.name, image, limits))
         slot: Slot | None = None
         try:
             if isinstance(admitted, Slot):
@@ -308,12 +306,7 @@ class RunsHandler(BaseHandler):
             else:
                 run.waiting = admitted
                 service.metrics.queued.set(service.scheduler.queued)
-                self._event(
-                    {
-                        "event": "queued",
-                        "position": service.scheduler.position(caller.name, admitted),
-                    }
-                )
+                self._event(queued_event(service.scheduler.position(caller.name, admitted)))
                 try:
                     await admitted
                     slot = Slot(caller.name)
@@ -323,76 +316,53 @@ class RunsHandler(BaseHandler):
                     run.waiting = None
                     service.metrics.queued.set(service.scheduler.queued)
             if run.stop.is_set() or slot is None:
-                result = not_started(request)
-                self._event({"event": "result", "result": result_to_json(result)})
+                result = conversation.not_started()
+                self._event(result_event(result))
                 self._finish_run(run, caller, body, code, limits, result, started)
                 return
             run.state = "running"
-            self._event({"event": "running"})
+            self._event(running_event())
             # The warm pool serves one run per user at a time: a user's further
             # runs at once start cold, and in turn, so that one user's flood can
             # neither drain the pool nor take the machine from everyone else.
             warm = service.scheduler.running(caller.name) <= 1
-            result = await self._run_backend(request, run, warm=warm)
+            result = await self._run_backend(request, conversation.longest, run, warm=warm)
         except EngineError as exc:
-            self._event({"event": "error", "kind": "engine", "message": str(exc)})
+            self._event(error_event("engine", str(exc)))
             self._finish_run(run, caller, body, code, limits, None, started, reason=str(exc))
             return
         finally:
             if slot is not None:
                 service.scheduler.release(slot)
             service.runs.pop(run.id, None)
-        self._event({"event": "result", "result": result_to_json(result)})
+        self._event(result_event(result))
         self._finish_run(run, caller, body, code, limits, result, started)
 
-    async def _run_backend(self, request: RunRequest, run: LiveRun, *, warm: bool) -> RunResult:
+    async def _run_backend(
+        self, request: RunRequest, longest: float, run: LiveRun, *, warm: bool
+    ) -> RunResult:
         service = self.service
         loop = asyncio.get_running_loop()
 
-        def on_output(stream: str, text: str) -> None:
-            loop.call_soon_threadsafe(
-                self._event, {"event": "output", "stream": stream, "text": text}
-            )
+        def send(event: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(self._event, event)
 
-        def on_image(mime: str, data: bytes) -> None:
-            loop.call_soon_threadsafe(
-                self._event, {"event": "image", "mime": mime, "data": encode_bytes(data)}
-            )
-
-        def on_case(index: int, ended: CaseRun) -> None:
-            loop.call_soon_threadsafe(
-                self._event, {"event": "case", "index": index, "case": case_run_to_json(ended)}
-            )
-
+        listener = Listener(
+            on_output=lambda stream, text: send(output_event(stream, text)),
+            on_image=lambda mime, data: send(image_event(mime, data)),
+            on_case=lambda index, ending: send(case_event(index, ending)),
+        )
+        backend = service.backend if warm else service.cold_starts.backend(run.user)
         service.metrics.active.inc()
         try:
             future = loop.run_in_executor(
                 service.executor,
-                lambda: (
-                    service.backend.run(
-                        request,
-                        on_output=on_output,
-                        on_case=on_case,
-                        on_image=on_image,
-                        stop=run.stop,
-                    )
-                    if warm
-                    else service.cold_starts.run(
-                        request,
-                        run.user,
-                        on_output=on_output,
-                        on_case=on_case,
-                        on_image=on_image,
-                        stop=run.stop,
-                    )
-                ),
+                lambda: backend.run(request, listener=listener, stop=run.stop),
             )
             try:
                 # The service's own wall clock: whatever happens in the engine, the
                 # run ends soon after its timeout.
-                return await asyncio.wait_for(
-                    asyncio.shield(future), longest_run(request) + OVERRUN_GRACE
-                )
+                return await asyncio.wait_for(asyncio.shield(future), longest + OVERRUN_GRACE)
             except asyncio.TimeoutError:
                 run.stop.set()
                 return await future
@@ -401,13 +371,13 @@ class RunsHandler(BaseHandler):
 
     def _refused(self, caller: Caller, body: dict[str, Any], *, code: bytes, reason: str) -> None:
         self.service.metrics.refused.labels(reason).inc()
-        asked = body.get("limits")
+        requested = body.get("limits")
         self.service.audit.write(
             audit_record(
                 user=caller.name,
                 image=str(body.get("image") or ""),
                 code=code,
-                limits_requested=asked if isinstance(asked, dict) else {},
+                limits_requested=requested if isinstance(requested, dict) else {},
                 limits_applied=None,
                 status="refused",
                 reason=reason,
@@ -450,6 +420,14 @@ class RunsHandler(BaseHandler):
         if not self._finished and not self._gone:
             with contextlib.suppress(StreamClosedError):
                 self.finish()
+
+
+def _code_of(body: dict[str, Any]) -> bytes:
+    """The code of a run's body, for the audit of a refused run; empty when malformed."""
+    try:
+        return decode_bytes(body.get("code"), "code")
+    except InvalidValueError:
+        return b""
 
 
 def handlers() -> list[tuple[str, type[web.RequestHandler]]]:

@@ -106,7 +106,7 @@ def test_values_go_in_as_json_and_one_comes_back(engine: DockerEngine) -> None:
         returns="total",
         limits=LIMITS,
     )
-    assert result.ok and result.value == 5.5 and result.notes == ()
+    assert result.ok and result.value == 5.5 and result.returned and result.notes == ()
     with pytest.raises(InvalidValueError, match="numbers"):
         run("", values={"numbers": {1, 2}})
     with pytest.raises(InvalidValueError, match="variable name"):
@@ -114,11 +114,14 @@ def test_values_go_in_as_json_and_one_comes_back(engine: DockerEngine) -> None:
     assert run("s = {1}", returns="s").notes == (
         "--return s: s holds a set, not a JSON value (Object of type set is not JSON serializable)",
     )
-    assert run("x = 1", returns="y").notes == ("--return y: the program has no variable y",)
+    missing = run("x = 1", returns="y")
+    assert missing.notes == ("--return y: the program has no variable y",)
+    assert not missing.returned
     cut = run("import os\nx = 1\nos._exit(0)", returns="x")
-    assert cut.value is None and "nothing came back" in cut.notes[0]
+    assert cut.value is None and not cut.returned and "nothing came back" in cut.notes[0]
     # A returned value that is JSON null is a value.
-    assert run("x = None", returns="x").notes == ()
+    null = run("x = None", returns="x")
+    assert null.notes == () and null.returned and null.value is None
 
 
 def test_matplotlib_plots_come_back_without_rebuilding_the_font_cache(sci: str) -> None:

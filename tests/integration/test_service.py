@@ -27,7 +27,7 @@ from codedock_magic import (
     grade,
     run,
 )
-from codedock_magic.core.request import RunRequest
+from codedock_magic.core.request import Listener, RunRequest
 from codedock_magic.errors import ServiceAuthError
 
 from .servicehelp import Service, auth, wait_for
@@ -111,7 +111,9 @@ def test_output_streams_live_and_an_interrupt_keeps_what_came_before(
         b"import time\nprint('first', flush=True)\ntime.sleep(1)\n"
         b"print('second', flush=True)\ntime.sleep(60)"
     )
-    result = alice(service).run(RunRequest(code=code), on_output=on_output, stop=stop)
+    result = alice(service).run(
+        RunRequest(code=code), listener=Listener(on_output=on_output), stop=stop
+    )
     assert result.status is RunStatus.INTERRUPTED
     assert result.stdout == "first\nsecond\n"
     first = next(at for at, text in seen if "first" in text)

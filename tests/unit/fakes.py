@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from codedock_magic.engines import STDOUT, Chunk, ContainerInfo, SandboxSpec, Watch
+from codedock_magic.engines import STDERR, STDOUT, Chunk, ContainerInfo, SandboxSpec, Watch
 from codedock_magic.labels import MANAGED
 
 PROGRAM_PATH = Path(__file__).resolve().parents[2] / "codedock_magic" / "supervisor" / "program.py"
@@ -40,11 +40,21 @@ program = load_program()
 
 
 class FakeChannel:
-    """The host's end of the socketpair; the container end carries raw supervisor bytes."""
+    """The host's end of the socketpair; the container end carries raw supervisor bytes.
+
+    What the supervisor writes on its stderr goes on a list of its own, handed out
+    before the next stdout, as an engine's demultiplexed stream hands it out.
+    """
 
     def __init__(self) -> None:
         self.host, self.container = socket.socketpair()
         self.closed = threading.Event()
+        self.stderr: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def write_stderr(self, data: bytes) -> None:
+        with self._lock:
+            self.stderr.append(data)
 
     def send(self, data: bytes) -> None:
         self.host.sendall(data)
@@ -52,15 +62,22 @@ class FakeChannel:
     def receive(self, timeout: float) -> list[Chunk] | None:
         if self.closed.is_set():
             return None
+        with self._lock:
+            if self.stderr:
+                return [(STDERR, self.stderr.pop(0))]
         try:
             if not select.select([self.host], [], [], max(0.0, timeout))[0]:
                 return []
             data = self.host.recv(65536)
         except (OSError, ValueError):
             data = b""
+        # Written while this waited: still before the end of the stream.
+        with self._lock:
+            chunks: list[Chunk] = [(STDERR, text) for text in self.stderr]
+            self.stderr.clear()
         if not data:
-            return None
-        return [(STDOUT, data)]
+            return chunks or None
+        return [*chunks, (STDOUT, data)]
 
     def close(self) -> None:
         self.closed.set()
@@ -98,6 +115,10 @@ class FakeContainer:
     def emit(self, kind: bytes, payload: bytes) -> None:
         """Write one frame with the supervisor's own code."""
         program.emit(kind, payload, self.fd)
+
+    def complain(self, text: bytes) -> None:
+        """Write on the supervisor's stderr, as it does only when it fails."""
+        self.channel.write_stderr(text)
 
     def exit(self, code: int) -> None:
         """The main process exits and the container removes itself (auto-remove)."""

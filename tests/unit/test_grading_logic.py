@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from codedock_magic import (
     Case,
+    CaseEnding,
     CaseError,
-    CaseRun,
     CheckerError,
     Limits,
     RunResult,
@@ -30,8 +30,8 @@ from codedock_magic.grading.check import not_run, verdict_of
 from codedock_magic.grading.compare import judge, normalise_whitespace, visible_diff
 from codedock_magic.grading.submissions import MAX_CODE, find_submissions
 from codedock_magic.remote.wire import (
-    case_run_from_json,
-    case_run_to_json,
+    case_from_json,
+    case_to_json,
     cases_from_json,
     run_to_json,
 )
@@ -154,8 +154,8 @@ def test_trailing_whitespace_and_blank_lines_never_matter(lines: list[str], blan
     assert judge(Case("c", expected=text), padded)[0] == 1.0
 
 
-def _ran(status: RunStatus, stdout: str = "", **extra: Any) -> CaseRun:
-    return CaseRun(
+def _ran(status: RunStatus, stdout: str = "", **extra: Any) -> CaseEnding:
+    return CaseEnding(
         status=status,
         exit_code=extra.get("exit_code"),
         signal=extra.get("signal"),
@@ -181,7 +181,7 @@ def _ran(status: RunStatus, stdout: str = "", **extra: Any) -> CaseRun:
         (_ran(RunStatus.INTERRUPTED, note="interrupted"), Verdict.KILLED, "interrupted"),
     ],
 )
-def test_every_end_has_its_verdict(ran: CaseRun, verdict: Verdict, detail: str) -> None:
+def test_every_end_has_its_verdict(ran: CaseEnding, verdict: Verdict, detail: str) -> None:
     judged = verdict_of(Case("c", expected="7", points=2), ran)
     assert (judged.verdict, judged.detail) == (verdict, detail)
     assert judged.points == (2.0 if verdict is Verdict.PASSED else 0.0)
@@ -206,7 +206,7 @@ class Recorder:
         self.request = request
         cases = tuple(_ran(RunStatus.OK, "8\n") for _ in request.cases)
         for index, ran in enumerate(cases):
-            kwargs["on_case"](index, ran)
+            kwargs["listener"].case(index, ran)
         return RunResult(
             status=RunStatus.OK,
             exit_code=0,
@@ -251,7 +251,7 @@ def test_a_case_wanting_more_memory_raises_the_container() -> None:
 
 def test_case_runs_and_case_inputs_survive_the_wire() -> None:
     ran = _ran(RunStatus.SIGNALED, "x", signal=9, note="n")
-    assert case_run_from_json(json.loads(json.dumps(case_run_to_json(ran)))) == ran
+    assert case_from_json(json.loads(json.dumps(case_to_json(ran)))) == ran
     body = run_to_json(b"c", b"", None, Limits(), [], _inputs())
     assert cases_from_json(json.loads(json.dumps(body))["cases"]) == _inputs()
     for bad in ([{"stdin": 1}], [{"timeout": -1}], [{"memory": True}], [{"what": 1}], "x"):

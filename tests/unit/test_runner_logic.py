@@ -271,3 +271,45 @@ def test_a_started_container_still_setting_up_is_handed_to_a_run_that_needs_one(
         assert first.request is not None
     finally:
         pool.close()
+
+
+def test_what_the_supervisor_says_on_stderr_is_shown_as_the_programs() -> None:
+    def behave(container: FakeContainer) -> None:
+        container.read_request()
+        container.complain(b"supervisor: cannot set up\n")
+        container.exit(126)
+
+    result = run("x", engine=FakeEngine(behave))
+    assert result.status is RunStatus.ERROR and result.exit_code == 126
+    assert "cannot set up" in result.stderr
+
+
+def test_cases_a_sandbox_did_not_get_to_say_what_it_said_on_stderr() -> None:
+    from codedock_magic import CaseInput
+
+    def behave(container: FakeContainer) -> None:
+        container.read_request()
+        container.complain(b"broken pipe")
+        container.exit(126)
+
+    request = RunRequest(code=b"x", cases=(CaseInput(b"1"), CaseInput(b"2")))
+    result = LocalBackend(FakeEngine(behave)).run(request)
+    assert result.status is RunStatus.ERROR and result.stderr == "broken pipe"
+    assert [case.status for case in result.cases] == [RunStatus.INTERRUPTED] * 2
+    assert all("(broken pipe)" in case.note for case in result.cases)
+
+
+def test_the_supervisors_paths_and_caps_are_the_hosts() -> None:
+    from codedock_magic.engines.base import RUNTIME_DIR, WORKDIR
+    from codedock_magic.local import display
+
+    from .fakes import program
+
+    assert program.RUNTIME == RUNTIME_DIR
+    assert f"{WORKDIR}/main.py" == program.SCRIPT and f"{WORKDIR}/out" == program.OUT_DIR
+    assert program.WIPED[0] == WORKDIR
+    assert (program.OUT_FILES, program.OUT_FILE_BYTES, program.OUT_BYTES) == (
+        display.MAX_FILES,
+        display.MAX_FILE_BYTES,
+        display.MAX_FILES_BYTES,
+    )

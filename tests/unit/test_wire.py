@@ -65,3 +65,49 @@ def test_a_run_carries_only_the_limits_asked_for() -> None:
 def test_a_malformed_result_is_an_invalid_value() -> None:
     with pytest.raises(InvalidValueError, match="result"):
         result_from_json({"status": "ok"})
+
+
+def test_a_request_survives_the_trip_with_only_what_it_asked_for() -> None:
+    from codedock_magic import CaseInput, Profile, RunRequest
+    from codedock_magic.core.limits import RunLimits
+    from codedock_magic.remote.wire import request_from_json, request_to_json
+
+    asked = Limits(memory="300m", timeout=3)
+    request = RunRequest(
+        code=b"print(input())",
+        profile=Profile("img:1", asked.container),
+        limits=asked.run,
+        asked=frozenset({"memory", "image"}),
+        cases=(CaseInput(b"\x00\xff", timeout=1.5), CaseInput(b"x", memory=2**25)),
+    )
+    body = json.loads(json.dumps(request_to_json(request)))
+    assert body["limits"] == {"memory": 300 * 1024**2} and body["image"] == "img:1"
+    seen = {}
+
+    def settle(requested: object, image: object) -> tuple[Limits, str]:
+        seen["args"] = (requested, image)
+        return Limits(memory=300 * 1024**2), "img:1"
+
+    back = request_from_json(body, settle)
+    assert seen["args"] == ({"memory": 300 * 1024**2}, "img:1")
+    assert back.asked == frozenset({"memory", "image"}) and back.cases == request.cases
+    assert back.code == request.code and back.limits == RunLimits()
+    with pytest.raises(InvalidValueError, match="unknown field 'colour'"):
+        request_from_json({**body, "colour": "red"}, settle)
+
+
+def test_whether_a_value_came_back_travels() -> None:
+    result = RunResult(
+        status=RunStatus.OK,
+        exit_code=0,
+        signal=None,
+        stdout="",
+        stderr="",
+        duration=0.1,
+        truncated=False,
+        limits=Limits(),
+        image="img",
+        value=None,
+        returned=True,
+    )
+    assert result_from_json(json.loads(json.dumps(result_to_json(result)))).returned

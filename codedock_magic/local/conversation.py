@@ -1,12 +1,18 @@
-"""One run in a started sandbox: send the code, relay the output, say what happened.
+"""The conversation with a started sandbox's supervisor, and a run's side of it.
 
-The code and stdin go out as the supervisor's request. Output is read until the
-supervisor's end frame (it ends the program itself at the timeout), the end of
-the stream, the host's own deadline a little later, for a supervisor that is
-stuck (then the container is killed from another thread while the output is
-still read, so the kill cannot hang on output nobody drains) or a stop request. On every path
-the channel is closed and the container's removal made sure of. :class:`SupervisedRun` is that
-conversation, which a run with cases (:mod:`codedock_magic.local.caserun`) holds too.
+A conversation is chosen from the request before there is a sandbox: a run
+(:class:`RunConversation`, here) or a run with cases
+(:class:`~codedock_magic.local.caserun.CasesConversation`). Either says how long
+it may take (``longest``), what it ends with when stopped before it had a sandbox
+(``not_started()``), and runs in a sandbox it is handed (``execute(sandbox)``).
+
+In a sandbox, :class:`SupervisedRun` sends the request and reads frames until
+one of four things: the supervisor's end frame (it ends the program itself at
+the timeout), the end of the stream, a stop request, or the host's own deadline
+a little later, for a supervisor that is stuck. Past that deadline the container
+is killed from another thread while the output is still read, so that the kill
+cannot hang on output nobody drains. On every path the channel is closed and
+the container's removal made sure of.
 
 The status comes from the supervisor's end frame, on a channel the program
 cannot write to, and from the engine's watch whenever the run did not end well;
@@ -18,12 +24,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import EngineError
 from ..core.limits import Limits
-from ..core.request import OnImage, OnOutput, RunRequest
-from ..core.result import RunResult, decide_status
+from ..core.request import Listener, RunRequest
+from ..core.result import RunResult, RunStatus, decide_status
 from ..engines.base import SANDBOX_UID, STDOUT
 from ..supervisor.protocol import (
     End,
@@ -34,11 +41,11 @@ from ..supervisor.protocol import (
     parse_end,
     parse_usage,
 )
+from .display import RichOutput
 from .output import CappedOutput
-from .rich import RichOutput
 from .sandbox import KILL_GRACE, SUPERVISOR_GRACE, Sandbox
 
-__all__ = ["DIE_WAIT", "SupervisedRun", "execute", "never_started", "send_quietly"]
+__all__ = ["DIE_WAIT", "RunConversation", "SupervisedRun", "send_quietly"]
 
 # How long the engine's exit report may trail the end of the output stream.
 DIE_WAIT = 2.0
@@ -48,37 +55,28 @@ _POLL = 0.1
 _SEND_INLINE = 64 * 1024
 
 
-def execute(
-    sandbox: Sandbox,
-    request: RunRequest,
-    *,
-    on_output: OnOutput | None = None,
-    stop: threading.Event | None = None,
-    on_image: OnImage | None = None,
-) -> RunResult:
-    """Run ``request`` in ``sandbox`` (which it uses up) and return what happened."""
-    return _Run(sandbox, request, on_output, stop, on_image).execute()
-
-
-def never_started(request: RunRequest) -> RunResult:
-    """The result of a run stopped before it had a container."""
-    run = _Run(None, request, None, None)
-    run.interrupted = True
-    return run.result()
-
-
 class SupervisedRun:
     """A conversation with one sandbox's supervisor, as a run and a run with cases both hold it.
 
-    It sends the request, reads frames until the supervisor's end (``take`` gets
-    each frame but the end and the usage report), kills the container past the
-    host's deadline, ends at a stop request, and disposes of the container on
-    every path. Subclasses say what a frame means and what the result is.
+    It sends the request, reads frames until the supervisor's end (``on_frame``
+    gets each frame but the end and the usage report; ``on_stderr`` what the
+    supervisor writes on its stderr, which it does only when it fails), kills the
+    container past the host's deadline, ends at a stop request, and disposes of
+    the container on every path.
     """
 
-    def __init__(self, sandbox: Sandbox | None, stop: threading.Event | None) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        stop: threading.Event | None,
+        *,
+        on_frame: Callable[[bytes, bytes], None],
+        on_stderr: Callable[[bytes], None],
+    ) -> None:
         self.sandbox = sandbox
         self.stop = stop
+        self.on_frame = on_frame
+        self.on_stderr = on_stderr
         self.timed_out = False
         self.interrupted = False
         self.stream_over = False
@@ -87,42 +85,37 @@ class SupervisedRun:
         self.started = 0.0
         self.finished = 0.0
 
-    def take(self, kind: bytes, body: bytes) -> None:
-        """One frame of the supervisor's (not its end or its usage report)."""
-        raise NotImplementedError
-
-    def complain(self, payload: bytes) -> None:
-        """What the supervisor wrote on its stderr, which it does only when it fails."""
-        raise NotImplementedError
+    @property
+    def duration(self) -> float:
+        """Seconds from sending the request to the end of the conversation."""
+        return max(0.0, self.finished - self.started) if self.started else 0.0
 
     def converse(self, request: bytes, deadline: float) -> None:
         """Send ``request``, then read until the end, or ``deadline`` seconds from now."""
-        sandbox = self.sandbox
-        assert sandbox is not None
         try:
             if self.stop is not None and self.stop.is_set():
                 self.interrupted = True
                 return
             self.started = time.monotonic()
             self.send(request)
-            self._pump(sandbox, self.started + deadline)
+            self._pump(self.started + deadline)
         except KeyboardInterrupt:
             # A caller that did not turn SIGINT into a stop flag.
             self.interrupted = True
         finally:
             self.finished = time.monotonic()
-            self._dispose(sandbox)
+            self._dispose()
 
     def send(self, data: bytes) -> None:
         """Write to the supervisor; a large write goes from a thread of its own."""
-        assert self.sandbox is not None
         if len(data) <= _SEND_INLINE:
             self.sandbox.channel.send(data)
         else:
             # A large stdin can fill the stream before the supervisor reads it all.
             threading.Thread(target=send_quietly, args=(self.sandbox, data), daemon=True).start()
 
-    def _pump(self, sandbox: Sandbox, deadline: float) -> None:
+    def _pump(self, deadline: float) -> None:
+        sandbox = self.sandbox
         frames = FrameDecoder()
         stop_at = deadline
         while True:
@@ -145,7 +138,7 @@ class SupervisedRun:
                 return
             for stream, payload in chunks:
                 if stream != STDOUT:
-                    self.complain(payload)
+                    self.on_stderr(payload)
                     continue
                 for kind, body in frames.feed(payload):
                     if kind == FrameKind.END.value:
@@ -155,14 +148,15 @@ class SupervisedRun:
                     elif kind == FrameKind.USAGE.value:
                         self.usage = parse_usage(body)
                     elif kind != FrameKind.READY.value:
-                        self.take(kind, body)
+                        self.on_frame(kind, body)
             if self.end is not None:
                 # The supervisor has relayed everything and is exiting; the container's
                 # teardown (tens of ms) need not delay the result.
                 self.stream_over = True
                 return
 
-    def _dispose(self, sandbox: Sandbox) -> None:
+    def _dispose(self) -> None:
+        sandbox = self.sandbox
         if self.stream_over and self.end is not None:
             if self.end != End("exit", 0):
                 # A memory kill is only known from the engine's watch.
@@ -188,47 +182,86 @@ class SupervisedRun:
         return {"cpu_seconds": cpu, "peak_memory": peak or None}
 
 
-class _Run(SupervisedRun):
-    """The state of one run, from sending the code to the container's removal."""
+class RunConversation:
+    """One run, from sending the code to the container's removal.
+
+    Args:
+        request: the run; it has no cases.
+        listener: hears its output and images as they come.
+        stop: once set, the run ends with status ``interrupted``.
+    """
 
     def __init__(
-        self,
-        sandbox: Sandbox | None,
-        request: RunRequest,
-        on_output: OnOutput | None,
-        stop: threading.Event | None,
-        on_image: OnImage | None = None,
+        self, request: RunRequest, listener: Listener, stop: threading.Event | None = None
     ) -> None:
-        super().__init__(sandbox, stop)
         self.request = request
-        self.on_output = on_output
-        self.on_image = on_image
+        self.listener = listener
+        self.stop = stop
+        self.longest = request.limits.timeout
         self.rich = RichOutput()
         self.stdout_chars = 0
         self.stdout = CappedOutput(request.limits.output)
         self.stderr = CappedOutput(request.limits.output)
 
-    def execute(self) -> RunResult:
+    def not_started(self) -> RunResult:
+        """The result of the run stopped before it had a sandbox."""
+        return self._result(RunStatus.INTERRUPTED, None, None, 0.0, {})
+
+    def execute(self, sandbox: Sandbox) -> RunResult:
+        """Run in ``sandbox``, which it uses up, and return what happened."""
         request = self.request
         extras = encode_extras(request.values, request.returns, request.files)
-        self.converse(
+        talk = SupervisedRun(
+            sandbox,
+            self.stop,
+            on_frame=self.on_frame,
+            # What the supervisor writes on its stderr is why the run failed: it is
+            # shown as the program's stderr.
+            on_stderr=lambda payload: self.on_frame(FrameKind.STDERR.value, payload),
+        )
+        talk.converse(
             encode_request(
                 request.code, request.stdin, request.limits.timeout, SANDBOX_UID, extras=extras
             ),
             request.limits.timeout + SUPERVISOR_GRACE,
         )
-        return self.result()
+        talk.refuse_if_refused()
+        watch = sandbox.watch
+        exit_code: int | None = None
+        signal: int | None = None
+        if talk.end is not None and talk.end.how in ("exit", "signal"):
+            if talk.end.how == "signal":
+                signal = talk.end.number
+            else:
+                exit_code = talk.end.number
+        elif watch.exit_code is not None:
+            # The supervisor did not report: the engine's code, where 128+N says the
+            # process died of signal N, as a shell reports it.
+            if watch.exit_code > 128:
+                signal = watch.exit_code - 128
+            else:
+                exit_code = watch.exit_code
+        elif talk.stream_over and not (talk.timed_out or talk.interrupted):
+            raise EngineError(
+                "the sandbox ended with no report from its supervisor or the engine; was the "
+                "Docker engine restarted? Run the cell again"
+            )
+        if talk.timed_out or talk.interrupted:
+            exit_code = signal = None
+        status = decide_status(
+            exit_code=exit_code,
+            signal=signal,
+            oom_killed=watch.oom_killed,
+            timed_out=talk.timed_out,
+            interrupted=talk.interrupted,
+        )
+        return self._result(status, exit_code, signal, talk.duration, talk.usage_fields())
 
-    def complain(self, payload: bytes) -> None:
-        """Shown as the program's stderr: it is why the run failed."""
-        self.take(FrameKind.STDERR.value, payload)
-
-    def take(self, kind: bytes, body: bytes) -> None:
+    def on_frame(self, kind: bytes, body: bytes) -> None:
         """Output, images, files and notes, each where it belongs."""
         if kind == FrameKind.DISPLAY.value:
             for mime, data in self.rich.feed_display(body, self.stdout_chars):
-                if self.on_image is not None:
-                    self.on_image(mime, data)
+                self.listener.image(mime, data)
         elif kind == FrameKind.FILE.value:
             self.rich.add_file(body)
         elif kind == FrameKind.NOTE.value:
@@ -238,39 +271,17 @@ class _Run(SupervisedRun):
             text = (self.stdout if name == "stdout" else self.stderr).feed(body)
             if name == "stdout":
                 self.stdout_chars += len(text)
-            if text and self.on_output is not None:
-                self.on_output(name, text)
+            if text:
+                self.listener.output(name, text)
 
-    def result(self) -> RunResult:
-        watch = self.sandbox.watch if self.sandbox is not None else None
-        exit_code: int | None = None
-        signal: int | None = None
-        engine_code = watch.exit_code if watch is not None else None
-        self.refuse_if_refused()
-        if self.end is not None and self.end.how in ("exit", "signal"):
-            if self.end.how == "signal":
-                signal = self.end.number
-            else:
-                exit_code = self.end.number
-        elif engine_code is not None:
-            if engine_code > 128:
-                signal = engine_code - 128
-            else:
-                exit_code = engine_code
-        elif self.stream_over and not (self.timed_out or self.interrupted):
-            raise EngineError(
-                "the sandbox ended with no report from its supervisor or the engine; was the "
-                "Docker engine restarted? Run the cell again"
-            )
-        if self.timed_out or self.interrupted:
-            exit_code = signal = None
-        status = decide_status(
-            exit_code=exit_code,
-            signal=signal,
-            oom_killed=watch is not None and watch.oom_killed,
-            timed_out=self.timed_out,
-            interrupted=self.interrupted,
-        )
+    def _result(
+        self,
+        status: RunStatus,
+        exit_code: int | None,
+        signal: int | None,
+        duration: float,
+        usage: dict[str, Any],
+    ) -> RunResult:
         if self.request.returns:
             self.rich.expect_value(self.request.returns)
         return RunResult(
@@ -279,7 +290,7 @@ class _Run(SupervisedRun):
             signal=signal,
             stdout=self.stdout.text(),
             stderr=self.stderr.text(),
-            duration=max(0.0, self.finished - self.started) if self.started else 0.0,
+            duration=duration,
             truncated=self.stdout.truncated or self.stderr.truncated,
             limits=Limits.of(self.request.profile.limits, self.request.limits),
             image=self.request.profile.image,
@@ -287,8 +298,9 @@ class _Run(SupervisedRun):
             image_positions=tuple(self.rich.positions),
             files=dict(self.rich.files),
             value=self.rich.value,
+            returned=self.rich.has_value,
             notes=tuple(self.rich.notes),
-            **self.usage_fields(),
+            **usage,
         )
 
 

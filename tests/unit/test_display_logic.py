@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from codedock_magic import Limits, RunResult, RunStatus
 from codedock_magic.errors import InvalidValueError
 from codedock_magic.jupyter.render import image_html, render_html, render_text, status_line
-from codedock_magic.local.rich import MAX_IMAGES, RichOutput, check_image, values_to_json
+from codedock_magic.local.display import MAX_IMAGES, RichOutput, check_image, values_to_json
 from codedock_magic.remote.wire import result_from_json, result_to_json
 from codedock_magic.supervisor.protocol import encode_extras, parse_usage
 
