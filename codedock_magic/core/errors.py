@@ -147,11 +147,13 @@ class ImageNotFoundError(EngineError):
 class ImageBuildError(EngineError):
     """Building a sandbox image failed (``codedock image build``)."""
 
-    def __init__(self, image: str, detail: str) -> None:
+    def __init__(self, image: str, detail: str, hint: str = "") -> None:
         self.image = image
         self.detail = detail
-        self._init_args = (image, detail)
-        super().__init__(f"could not build the sandbox image {image!r}: {detail}")
+        self.hint = hint
+        self._init_args = (image, detail, hint)
+        then = f"; {hint}" if hint else ""
+        super().__init__(f"could not build the sandbox image {image!r}: {detail}{then}")
 
 
 class ServiceError(CodedockError):

@@ -236,6 +236,7 @@ class ImageBuilder:
                         recipe.name,
                         f"on its public base: {_last_line(online.detail)}; "
                         f"offline: {offline_error.detail}",
+                        offline_error.hint,
                     ) from offline_error
         for alias in recipe.aliases:
             repository, _, tag = alias.partition(":")
@@ -274,8 +275,8 @@ class ImageBuilder:
                     tail.append(str(chunk["error"]).strip())
                     raise ImageBuildError(
                         recipe.name,
-                        " | ".join(tail[-8:]) + "; fix what the last step says and run "
-                        "codedock image build again",
+                        " | ".join(tail[-8:]),
+                        "fix what the last step says and run codedock image build again",
                     )
                 text = str(chunk.get("stream", "")).strip()
                 if text:

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 
 from codedock_magic import cli
@@ -14,6 +15,7 @@ from codedock_magic.core.shipped import hub_fragment, image_dir
 from codedock_magic.doctor import Finding, all_hold, check, parse_facts, report
 from codedock_magic.engines import docker_images
 from codedock_magic.engines.base import MASKED_PATHS
+from codedock_magic.errors import ImageBuildError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -210,3 +212,90 @@ def test_the_checkouts_old_hub_fragment_path_loads_the_packaged_fragment(tmp_pat
     assert [service["name"] for service in loaded.JupyterHub.services] == ["codedock"]
     environment = loaded.Spawner.environment.get_value({})
     assert environment["CODEDOCK_SERVICE_URL"].startswith("http://127.0.0.1:")
+
+
+class FakeImageAPI:
+    """docker-py's image calls, as far as the builder uses them."""
+
+    def __init__(self, images: dict[str, dict[str, str]], fail: set[str]) -> None:
+        self.images = images
+        self.fail = fail  # "online", "offline": which builds end in an error
+        self.builds: list[dict[str, Any]] = []
+        self.tags: list[tuple[str, str, str]] = []
+
+    def inspect_image(self, name: str) -> dict[str, Any]:
+        if name not in self.images:
+            raise docker.errors.ImageNotFound(name)
+        return {"Config": {"Labels": self.images[name]}}
+
+    def build(self, **kwargs: Any) -> Any:
+        self.builds.append(kwargs)
+        way = "online" if "BASE" not in kwargs["buildargs"] else "offline"
+        if way in self.fail:
+            return iter([{"stream": "Step 1/9"}, {"error": f"{way} went wrong"}])
+        self.images[kwargs["tag"]] = kwargs["labels"]
+        return iter([{"stream": "Successfully built"}])
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self.tags.append((image, repository, tag))
+
+
+class FakeBuildEngine:
+    def __init__(self, api: FakeImageAPI) -> None:
+        self.api = api
+
+    def ping(self) -> None:
+        pass
+
+
+def _builder(
+    current: bool = False, fail: frozenset[str] = frozenset()
+) -> tuple[docker_images.ImageBuilder, FakeImageAPI, list[str]]:
+    recipe = docker_images.STANDARD
+    images = {recipe.offline_base: {}}
+    if current:
+        images[recipe.name] = {docker_images.INPUTS_LABEL: recipe.inputs()}
+    api = FakeImageAPI(images, set(fail))
+    lines: list[str] = []
+    engine: Any = FakeBuildEngine(api)
+    return docker_images.ImageBuilder(engine, log=lines.append), api, lines
+
+
+def test_a_current_image_is_not_built_again_unless_asked() -> None:
+    builder, api, lines = _builder(current=True)
+    builder.build(docker_images.STANDARD)
+    assert api.builds == [] and "is up to date" in lines[0]
+    assert api.tags == [("codedock/pybuntu:latest", "pybuntu", "latest")]
+    builder.build(docker_images.STANDARD, force=True)
+    assert [build["buildargs"] for build in api.builds] == [{}]
+
+
+def test_an_explicit_base_or_offline_build_always_builds_on_it() -> None:
+    builder, api, _ = _builder(current=True)
+    builder.build(docker_images.STANDARD, base="python:3.12-slim")
+    builder.build(docker_images.STANDARD, offline=True)
+    assert [build["buildargs"] for build in api.builds] == [
+        {"BASE": "python:3.12-slim"},
+        {"BASE": docker_images.STANDARD.offline_base},
+    ]
+    labels = api.builds[0]["labels"]
+    assert labels[docker_images.INPUTS_LABEL] == docker_images.STANDARD.inputs()
+    assert labels[docker_images.KIND_LABEL] == "pybuntu"
+
+
+def test_without_a_registry_it_builds_offline_and_says_why() -> None:
+    builder, api, lines = _builder(fail=frozenset({"online"}))
+    builder.build(docker_images.STANDARD)
+    assert len(api.builds) == 2
+    assert "online went wrong" in lines[0] and "offline instead" in lines[0]
+    assert lines[1] == "built codedock/pybuntu:latest"
+
+
+def test_when_both_ways_fail_the_error_names_both_causes() -> None:
+    builder, _, _ = _builder(fail=frozenset({"online", "offline"}))
+    with pytest.raises(ImageBuildError) as failed:
+        builder.build(docker_images.STANDARD)
+    message = str(failed.value)
+    assert "on its public base: online went wrong" in message
+    assert "offline: " in message and "offline went wrong" in message
+    assert message.endswith("run codedock image build again")
