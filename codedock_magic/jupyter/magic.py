@@ -27,7 +27,18 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, observe, validate
+from traitlets import (
+    Bool,
+    Dict,
+    Float,
+    Int,
+    List,
+    TraitError,
+    Unicode,
+    default,
+    observe,
+    validate,
+)
 
 from ..core.errors import (
     CheckerError,
@@ -40,7 +51,7 @@ from ..core.limits import LIMIT_FIELDS, Limits, format_size, parse_size
 from ..core.profile import DEFAULT_IMAGE, Profile
 from ..core.request import Backend, check_file_name
 from ..core.result import RunFailedError, RunResult
-from ..engines import Engine, default_engine
+from ..engines import Engine, connect
 from ..engines.cleanup import remove_session, sweep
 from ..grading.cases import Case, load_cases
 from ..grading.check import CheckFailedError, check
@@ -136,6 +147,16 @@ class SandboxMagics(Magics):
         help="The token sent to the service (default: $CODEDOCK_SERVICE_TOKEN, else "
         "the hub's $JUPYTERHUB_API_TOKEN)."
     ).tag(config=True)
+    engine = Unicode(
+        "",
+        help="The engine the cells' sandboxes run on, by name ('': $CODEDOCK_ENGINE, else "
+        "docker); more register in the codedock_magic.engines entry-point group. Read when "
+        "the extension loads.",
+    ).tag(config=True)
+    engine_options = Dict(
+        help="The engine's options, e.g. docker's base_url, timeout, runtime ('runsc' for "
+        "gVisor) and init.",
+    ).tag(config=True)
 
     @default("service_url")
     def _default_service_url(self) -> str:
@@ -173,7 +194,12 @@ class SandboxMagics(Magics):
 
     def __init__(self, shell: Any = None, engine: Engine | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self._engine = engine
+        if engine is None:
+            try:
+                engine = connect(self.engine or None, **self.engine_options)
+            except InvalidValueError as exc:
+                raise TraitError(f"SandboxMagics.engine: {exc}") from None
+        self._engine: Engine = engine
         self.pool = Pool(engine, size=0)
         #: What runs the cells: the sandbox service when one is set, else a local
         #: backend over this kernel's engine and pool.
@@ -244,10 +270,8 @@ class SandboxMagics(Magics):
         )
 
     @property
-    def engine(self) -> Engine:
-        """The engine cells run on (the Docker engine from the environment by default)."""
-        if self._engine is None:
-            self._engine = default_engine()
+    def sandbox_engine(self) -> Engine:
+        """The engine cells run on (the one :attr:`engine` names)."""
         return self._engine
 
     # -- %%sandbox ---------------------------------------------------------------
@@ -610,7 +634,7 @@ class SandboxMagics(Magics):
                 "container when its run ends or this kernel goes; nothing to remove here"
             )
             return 0
-        count = remove_session(self.engine)
+        count = remove_session(self.sandbox_engine)
         print(f"removed {count} sandbox container(s) of this kernel")
         return count
 
@@ -625,7 +649,7 @@ class SandboxMagics(Magics):
         else:
             limits, image = self._limits(_NO_OPTIONS)
             findings = diagnose(
-                image=image, limits=limits, engine=self.engine, backend=self.backend
+                image=image, limits=limits, engine=self.sandbox_engine, backend=self.backend
             )
         print(report(findings))
 
@@ -653,7 +677,7 @@ class SandboxMagics(Magics):
         problem = f"; PROBLEM refilling: {pool.last_error}" if pool.last_error else ""
         print(f"pool:      {warm}, cold starts {pool.misses}{problem}")
         try:
-            engine = self.engine
+            engine = self.sandbox_engine
             engine.ping()
             print(f"engine:    answering at {engine.address}")
         except CodedockError as exc:

@@ -15,7 +15,7 @@ import threading
 
 from ..core.request import OnCase, OnImage, OnOutput, OnState, RunRequest
 from ..core.result import RunResult
-from ..engines import Engine, default_engine
+from ..engines import Engine, connect
 from .caserun import cases_never_started, execute_cases, total_time
 from .execution import execute, never_started
 from .pool import Pool
@@ -38,8 +38,8 @@ class LocalBackend:
     """Runs each request in a fresh container on an engine this process holds.
 
     Args:
-        engine: the engine; the pool's, else the Docker engine from the
-            environment, by default.
+        engine: the engine; the pool's, else the one ``$CODEDOCK_ENGINE``
+            names (Docker by default).
         pool: where to take a container started ahead of time; a request it has
             none for starts a container of its own.
     """
@@ -52,7 +52,7 @@ class LocalBackend:
     def engine(self) -> Engine:
         """The engine cold starts use; looked up on first use."""
         if self._engine is None:
-            self._engine = self.pool.engine if self.pool is not None else default_engine()
+            self._engine = self.pool.engine if self.pool is not None else connect()
         return self._engine
 
     def run(

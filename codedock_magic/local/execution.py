@@ -134,9 +134,7 @@ class SupervisedRun:
                 if self.timed_out:
                     return
                 self.timed_out = True
-                threading.Thread(
-                    target=sandbox.engine.kill, args=(sandbox.container,), daemon=True
-                ).start()
+                threading.Thread(target=sandbox.kill, daemon=True).start()
                 stop_at = now + KILL_GRACE
                 continue
             chunks = sandbox.channel.receive(min(_POLL, stop_at - now))
@@ -245,18 +243,15 @@ class _Run(SupervisedRun):
         watch = self.sandbox.watch if self.sandbox is not None else None
         exit_code: int | None = None
         signal: int | None = None
-        engine_code = watch.exit_code if watch is not None else None
         self.refuse_if_refused()
         if self.end is not None and self.end.how in ("exit", "signal"):
             if self.end.how == "signal":
                 signal = self.end.number
             else:
                 exit_code = self.end.number
-        elif engine_code is not None:
-            if engine_code > 128:
-                signal = engine_code - 128
-            else:
-                exit_code = engine_code
+        elif watch is not None and (watch.exit_code is not None or watch.signal is not None):
+            # The engine's account, when the supervisor could not say.
+            exit_code, signal = watch.exit_code, watch.signal
         elif self.stream_over and not (self.timed_out or self.interrupted):
             raise EngineError(
                 "the sandbox ended with no report from its supervisor or the engine; was the "
