@@ -228,3 +228,25 @@ def test_elsewhere_the_supervisor_leaves_reaping_to_the_init() -> None:
         [sys.executable, "-c", script, str(PROGRAM_PATH)], capture_output=True, check=True
     )
     assert done.stdout.decode().strip() == "5"
+
+
+def test_the_magic_and_the_service_take_the_engine_from_their_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from traitlets import TraitError
+    from traitlets.config import Config
+
+    from codedock_magic.jupyter.magic import SandboxMagics
+    from codedock_magic.service.app import main as serve
+
+    config = Config()
+    config.SandboxMagics.engine = "docker"
+    config.SandboxMagics.engine_options = {"runtime": "runc"}
+    magics = SandboxMagics(shell=None, config=config)
+    assert magics.sandbox_engine.options["runtime"] == "runc"  # type: ignore[attr-defined]
+    config.SandboxMagics.engine = "no-such-engine"
+    with pytest.raises(TraitError, match=r"SandboxMagics\.engine: .* one of .*docker"):
+        SandboxMagics(shell=None, config=config)
+    assert serve(["--SandboxService.engine=no-such-engine", "--port=0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad setting: engine 'no-such-engine'" in err
