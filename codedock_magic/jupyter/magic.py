@@ -194,13 +194,11 @@ class SandboxMagics(Magics):
 
     def __init__(self, shell: Any = None, engine: Engine | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        if engine is None:
-            try:
-                engine = connect(self.engine or None, **self.engine_options)
-            except InvalidValueError as exc:
-                raise TraitError(f"SandboxMagics.engine: {exc}") from None
-        self._engine: Engine = engine
-        self.pool = Pool(engine, size=0)
+        # A kernel whose cells go to a sandbox service holds no engine at all.
+        self._engine = engine
+        if engine is None and not self.service_url:
+            self._engine = self._connect()
+        self.pool = Pool(self._engine, size=0)
         #: What runs the cells: the sandbox service when one is set, else a local
         #: backend over this kernel's engine and pool.
         self.backend: Backend = self._make_backend()
@@ -272,7 +270,15 @@ class SandboxMagics(Magics):
     @property
     def sandbox_engine(self) -> Engine:
         """The engine cells run on (the one :attr:`engine` names)."""
+        if self._engine is None:
+            self._engine = self._connect()
         return self._engine
+
+    def _connect(self) -> Engine:
+        try:
+            return connect(self.engine or None, **self.engine_options)
+        except InvalidValueError as exc:
+            raise TraitError(f"SandboxMagics.engine: {exc}") from None
 
     # -- %%sandbox ---------------------------------------------------------------
 
