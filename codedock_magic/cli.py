@@ -14,7 +14,7 @@ from typing import Any
 from . import autoload
 from .core.errors import CodedockError
 from .core.limits import LIMIT, Limits
-from .engines import default_engine
+from .engines import ENGINE_ENV, connect
 from .engines.cleanup import sweep
 from .runner import DEFAULT_IMAGE, run
 
@@ -39,7 +39,7 @@ def _one_line(text: str, width: int = 60) -> str:
 
 def demo(image: str) -> int:
     """Run a few snippets and the pycodedock API; print one outcome per line."""
-    engine = default_engine()
+    engine = connect()
     engine.ping()
     print(f"engine {engine.address}, image {image}")
     for code, stdin, limits in DEMO_SNIPPETS:
@@ -235,6 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep_parser.add_argument(
         "--dry-run", action="store_true", help="only list what would be removed"
     )
+    sweep_parser.add_argument(
+        "--engine",
+        metavar="NAME",
+        help=f"the engine whose sandboxes to sweep (default: ${ENGINE_ENV}, else docker)",
+    )
     commands.add_parser(
         "serve",
         help="run the sandbox service for a multi-user hub (codedock serve --help-all)",
@@ -289,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _hub_config(args.show)
         if args.command == "autoload":
             return _autoload(args.state, args.path or autoload.config_path(args.scope))
-        orphans = sweep(dry_run=args.dry_run)
+        orphans = sweep(connect(args.engine), dry_run=args.dry_run)
         verb = "would remove" if args.dry_run else "removed"
         for orphan in orphans:
             print(f"{verb} {orphan.id[:12]}: {orphan.reason}")

@@ -19,7 +19,7 @@ from .core.errors import CodedockError, ImageNotFoundError
 from .core.limits import SIZES, Limits, format_size
 from .core.profile import DEFAULT_IMAGE
 from .core.request import Backend
-from .engines import Engine, default_engine
+from .engines import Engine, connect
 from .engines.base import MASKED_PATHS
 from .local.backend import LocalBackend
 from .remote.client import ServiceBackend, service_from_env
@@ -202,7 +202,7 @@ def diagnose(
             return findings
     else:
         try:
-            engine = engine or default_engine()
+            engine = engine or connect()
             engine.ping()
             findings.append(Finding("the engine answers", True, f"at {engine.address}"))
         except CodedockError as exc:

@@ -62,8 +62,8 @@ def run(
             up to half the output cap per stream.
         on_state: called with ``"queued"`` or ``"running"`` when a sandbox
             service holds the run back for its user's quota, and when it starts.
-        engine: the engine to use; the pool's, else the Docker engine from the
-            environment, by default.
+        engine: the engine to use; the pool's, else the one ``$CODEDOCK_ENGINE``
+            names (Docker by default).
         pool: where to take a container started ahead of time; when it has none
             that fits, a container is started for this run.
         backend: what runs it, which must not be given with ``engine`` or ``pool``.

@@ -35,10 +35,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _engine_or_reason() -> tuple[DockerEngine | None, str]:
-    from codedock_magic import DEFAULT_IMAGE, CodedockError, default_engine
+    from codedock_magic import DEFAULT_IMAGE, CodedockError
+    from codedock_magic.engines import connect
 
     try:
-        engine = default_engine()
+        # The engine the settings name ($CODEDOCK_ENGINE, Docker by default).
+        engine = connect()
         engine.ping()
         if not engine.image_exists(DEFAULT_IMAGE):
             return None, f"the image {DEFAULT_IMAGE} is missing; run codedock image build"

@@ -6,8 +6,9 @@ import os
 import time
 from dataclasses import dataclass
 
-from . import Engine, default_engine
+from .base import Engine
 from .labels import SESSION, ContainerLabels, session_id, where_pids_mean_this_process
+from .registry import connect
 
 __all__ = ["Orphan", "find_orphans", "remove_session", "sweep"]
 
@@ -40,7 +41,7 @@ def find_orphans(engine: Engine | None = None, *, now: float | None = None) -> l
     or pod with the same hostname, or a container from before a reboot, is judged
     by its expiry alone, so a live run is never taken for an orphan.
     """
-    engine = engine or default_engine()
+    engine = engine or connect()
     now = time.time() if now is None else now
     here = where_pids_mean_this_process()
     orphans = []
@@ -57,7 +58,7 @@ def find_orphans(engine: Engine | None = None, *, now: float | None = None) -> l
 
 def sweep(engine: Engine | None = None, *, dry_run: bool = False) -> list[Orphan]:
     """Remove the orphans :func:`find_orphans` reports (only list them if ``dry_run``)."""
-    engine = engine or default_engine()
+    engine = engine or connect()
     orphans = find_orphans(engine)
     if not dry_run:
         for orphan in orphans:
@@ -67,7 +68,7 @@ def sweep(engine: Engine | None = None, *, dry_run: bool = False) -> list[Orphan
 
 def remove_session(engine: Engine | None = None, session: str | None = None) -> int:
     """Remove every container of ``session`` (this process by default); return how many."""
-    engine = engine or default_engine()
+    engine = engine or connect()
     session = session or session_id()
     containers = engine.list({SESSION: session})
     for container in containers:

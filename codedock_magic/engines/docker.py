@@ -21,7 +21,7 @@ import docker
 import docker.errors
 import docker.utils
 import requests.exceptions
-from docker.types import LogConfig, Ulimit
+from docker.types import LogConfig
 
 from ..core.errors import EngineError, EngineUnavailableError, ImageNotFoundError, InvalidValueError
 from .base import (
@@ -32,16 +32,18 @@ from .base import (
     STDERR,
     STDOUT,
     WORKDIR,
+    Channel,
     Chunk,
     ContainerInfo,
+    Sandbox,
     SandboxSpec,
     Watch,
 )
-from .labels import MANAGED
+from .labels import MANAGED, make_labels
+from .watchdog import ensure_watchdog
 
-__all__ = ["DockerChannel", "DockerEngine", "default_engine"]
+__all__ = ["DockerChannel", "DockerEngine"]
 
-NOFILE = 256
 _RECV = 256 * 1024
 # Docker multiplexes stdout and stderr on one socket: stream byte, 3 zero bytes,
 # big-endian length, payload.
@@ -112,18 +114,48 @@ class DockerChannel:
 class DockerEngine:
     """:class:`Engine` on a Docker (or Docker-API compatible) engine via docker-py.
 
-    The address comes from ``DOCKER_HOST`` and friends, as for the docker CLI.
+    Args:
+        base_url: where the engine listens; by default ``DOCKER_HOST`` and
+            friends, as for the docker CLI.
+        timeout: seconds an API call may take.
+        runtime: the OCI runtime sandboxes run under (e.g. ``runsc`` for gVisor);
+            the engine's default when None.
+        init: run the engine's init as each sandbox's PID 1 (the supervisor then
+            is not PID 1; it reaps orphans itself when it is).
+
+    The engine is reached on first use, not here.
     """
 
-    def __init__(self, base_url: str | None = None, *, timeout: int = 60) -> None:
+    #: The name this engine is registered under.
+    name = "docker"
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: int = 60,
+        runtime: str | None = None,
+        init: bool = True,
+    ) -> None:
         kwargs: dict[str, Any] = dict(docker.utils.kwargs_from_env())
         if base_url:
             kwargs["base_url"] = base_url
         self._address = str(kwargs.get("base_url") or "unix:///var/run/docker.sock")
         self._cpus: int | None = None
         self._kwargs = {"timeout": timeout, **kwargs}
-        self._api = self._connect()
-        self._pid = os.getpid()
+        self.runtime = runtime or None
+        self.init = bool(init)
+        #: What it was made with: a watchdog makes it again from these.
+        self.options: dict[str, Any] = {"timeout": timeout}
+        if base_url:
+            self.options["base_url"] = base_url
+        if self.runtime:
+            self.options["runtime"] = self.runtime
+        if not self.init:
+            self.options["init"] = False
+        self._api: docker.APIClient | None = None
+        self._pid = 0
+        self._api_lock = threading.Lock()
 
     def _connect(self) -> docker.APIClient:
         try:
@@ -138,10 +170,14 @@ class DockerEngine:
         Its connection pool would be shared with a forked child, and two processes
         reading one connection garble each other's replies.
         """
-        if self._pid != os.getpid():
-            self._api = self._connect()
-            self._pid = os.getpid()
-        return self._api
+        api = self._api
+        if api is None or self._pid != os.getpid():
+            with self._api_lock:
+                if self._api is None or self._pid != os.getpid():
+                    self._api = self._connect()
+                    self._pid = os.getpid()
+                api = self._api
+        return api
 
     @property
     def address(self) -> str:
@@ -177,8 +213,51 @@ class DockerEngine:
             self._cpus = int(info.get("NCPU") or 0) or 1
         return self._cpus
 
+    def launch(self, spec: SandboxSpec) -> Sandbox:
+        """Create, watch, attach and start one hardened, auto-removing container.
+
+        Docker's order: the container is created, its events are subscribed to
+        before it can die (with auto-remove, asking after the exit can lose the
+        race against the removal), its streams are attached before it starts (the
+        dead-man's switch: when this process dies, the engine closes the
+        container's stdin and the supervisor ends itself), then it starts. A
+        container created but never started has no switch: this process's
+        watchdog removes it if the process dies in between. Nothing is left
+        behind when a step fails.
+        """
+        if spec.lifetime is not None:
+            spec = SandboxSpec(
+                spec.profile, spec.command, {**make_labels(spec.lifetime), **spec.labels}
+            )
+        ensure_watchdog(self.name, self.options)
+        container = self.create(spec)
+        watch: Watch | None = None
+        channel: Channel | None = None
+        try:
+            watch = self.watch(container)
+            channel = self.attach(container)
+            self.start(container)
+        except BaseException:
+            if channel is not None:
+                channel.close()
+            self.remove(container)
+            if watch is not None:
+                watch.close()
+            raise
+        return Sandbox(
+            container,
+            channel,
+            watch,
+            spec.profile,
+            kill=lambda: self.kill(container),
+            remove=lambda: self.remove(container),
+        )
+
     def create(self, spec: SandboxSpec) -> str:
         """Create an auto-removing sandbox: no network, read-only root, capped tmpfs, limits.
+
+        The program's open files and file size are bounded by its supervisor
+        (as rlimits), as on any engine.
 
         Raises:
             InvalidValueError: the limits ask for more CPUs than the engine has (it
@@ -208,11 +287,8 @@ class DockerEngine:
             memswap_limit=limits.memory,
             shm_size=min(limits.workdir, 64 * 1024**2),
             nano_cpus=int(limits.cpus * 1e9),
-            ulimits=[
-                Ulimit(name="nofile", soft=NOFILE, hard=NOFILE),
-                Ulimit(name="fsize", soft=limits.workdir, hard=limits.workdir),
-            ],
-            init=True,
+            init=self.init,
+            runtime=self.runtime,
             # Output reaches us through the attach stream; a log driver would
             # keep a copy of every byte on the host's disk.
             log_config=LogConfig(type="none"),
@@ -330,10 +406,11 @@ def _translate(watch: Watch, action: str, attributes: Mapping[str, str]) -> None
     if action == "oom":
         watch.record_memory_kill()
     elif action == "die":
-        code: int | None = None
+        status: int | None = None
         with contextlib.suppress(KeyError, ValueError):
-            code = int(attributes["exitCode"])
-        watch.record_exit(code)
+            status = int(attributes["exitCode"])
+        # Docker reports a process ended by signal N as a shell would: 128 + N.
+        watch.record_status(status)
     elif action == "destroy":
         watch.record_removed()
 
@@ -342,24 +419,3 @@ def _short(exc: BaseException) -> str:
     explanation = getattr(exc, "explanation", None)
     text = str(explanation or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-_default: DockerEngine | None = None
-_default_lock = threading.Lock()
-
-
-def _forget_default_after_fork() -> None:
-    global _default_lock
-    _default_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_default_after_fork)
-
-
-def default_engine() -> DockerEngine:
-    """The process-wide Docker engine from the environment, created on first use."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = DockerEngine()
-        return _default

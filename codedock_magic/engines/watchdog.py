@@ -6,7 +6,8 @@ few milliseconds, hit most often by the pool's background refill) never runs, so
 nothing inside it can notice. This small process, started once per host process
 in a session of its own (so signals aimed at the kernel's process group spare it),
 waits for EOF on a pipe from its parent, which the kernel delivers however the
-parent dies, then removes every container of the parent's session.
+parent dies, then removes every container of the parent's session from the engine
+that made them: its argv names that engine and the options it was made with.
 
 It lives as long as its parent, one per kernel, so it must stay small: it is run
 as this file's source (``python -I -c``), as the supervisor is, and imports only
@@ -19,62 +20,78 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Mapping
 
 __all__ = ["ensure_watchdog", "watchdog_command"]
 
 _lock = threading.Lock()
-_process: subprocess.Popen[bytes] | None = None
+# One per engine (its name and options, as JSON) this process launches on.
+_processes: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
 _owner = 0
 
 
-def watchdog_command(session: str) -> list[str]:
-    """The command line of a watchdog for ``session``."""
+def watchdog_command(
+    session: str, engine: str = "docker", options: Mapping[str, Any] | None = None
+) -> list[str]:
+    """The command line of a watchdog for ``session``'s sandboxes on ``engine``.
+
+    ``options`` are the engine's (JSON values), to make it again once the parent is gone.
+    """
+    import json
+
     with open(__file__, encoding="utf-8") as handle:
         source = handle.read()
     # This file is codedock_magic/engines/watchdog.py: the package's parent is three up.
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return [sys.executable, "-I", "-c", source, session, package_parent]
+    made_with = json.dumps(dict(options or {}), sort_keys=True)
+    return [sys.executable, "-I", "-c", source, session, package_parent, engine, made_with]
 
 
-def ensure_watchdog() -> None:
-    """Start this process's watchdog unless it runs already (cheap to call often)."""
+def ensure_watchdog(engine: str = "docker", options: Mapping[str, Any] | None = None) -> None:
+    """Start this process's watchdog for ``engine`` unless it runs already (cheap to call often)."""
     import subprocess
 
     from .labels import session_id
 
-    global _process, _owner
+    global _owner
+    command = watchdog_command(session_id(), engine, options)
+    key = (engine, command[-1])
     with _lock:
-        if _process is not None and _owner == os.getpid() and _process.poll() is None:
+        if _owner != os.getpid():
+            _processes.clear()
+            _owner = os.getpid()
+        process = _processes.get(key)
+        if process is not None and process.poll() is None:
             return
-        _process = subprocess.Popen(
-            watchdog_command(session_id()),
+        _processes[key] = subprocess.Popen(
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        _owner = os.getpid()
 
 
 def _forget_after_fork() -> None:
-    # A forked child must not hold its parent's watchdog open (it would outlive
-    # the parent's death); it starts one of its own for its own session.
-    global _process, _lock
+    # A forked child must not hold its parent's watchdogs open (they would outlive
+    # the parent's death); it starts its own for its own session.
+    global _lock
     _lock = threading.Lock()
-    if _process is not None and _process.stdin is not None:
-        # Not contextlib: the idle watchdog imports as little as it can.
-        try:  # noqa: SIM105
-            _process.stdin.close()  # this process's copy only: the parent's stays open
-        except OSError:
-            pass
-    _process = None
+    for process in _processes.values():
+        if process.stdin is not None:
+            # Not contextlib: the idle watchdog imports as little as it can.
+            try:  # noqa: SIM105
+                process.stdin.close()  # this process's copy only: the parent's stays open
+            except OSError:
+                pass
+    _processes.clear()
 
 
-def _watch(session: str, package_parent: str) -> None:
+def _watch(session: str, package_parent: str, engine: str, made_with: str) -> None:
     try:
         while os.read(0, 4096):
             pass
@@ -82,14 +99,17 @@ def _watch(session: str, package_parent: str) -> None:
         pass
     sys.path.insert(0, package_parent)
     try:
-        from codedock_magic.engines.cleanup import remove_session
+        import json
 
-        remove_session(session=session)
+        from codedock_magic.engines.cleanup import remove_session
+        from codedock_magic.engines.registry import connect
+
+        remove_session(connect(engine, **json.loads(made_with)), session=session)
     except Exception:
         pass
 
 
 if __name__ == "__main__":
-    _watch(sys.argv[1], sys.argv[2])
+    _watch(*sys.argv[1:5])
 else:
     os.register_at_fork(after_in_child=_forget_after_fork)

@@ -30,7 +30,7 @@ def local(magics: Any) -> None:
     problem = f"; PROBLEM refilling: {pool.last_error}" if pool.last_error else ""
     print(f"pool:      {warm}, cold starts {pool.misses}{problem}")
     try:
-        engine = magics.engine
+        engine = magics.sandbox_engine
         engine.ping()
         print(f"engine:    answering at {engine.address}")
     except CodedockError as exc:

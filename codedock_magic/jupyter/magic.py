@@ -30,7 +30,7 @@ from ..core.limits import LIMIT, Limits, parse_size
 from ..core.profile import DEFAULT_IMAGE, Profile
 from ..core.request import Backend
 from ..core.result import RunFailedError, RunResult
-from ..engines import Engine, default_engine
+from ..engines import Engine
 from ..engines.cleanup import remove_session, sweep
 from ..grading.check import CheckFailedError, check
 from ..local.backend import LocalBackend
@@ -40,7 +40,7 @@ from ..runner import run
 from . import info, inputs
 from .checkviews import CheckTextView, CheckWidgetView
 from .options import CellOptions, cell_options, parse_options
-from .settings import LimitSettings
+from .settings import EngineSettings, LimitSettings
 from .views import TextView, WidgetView
 
 __all__ = ["SandboxMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -49,7 +49,7 @@ NO_WIDGETS_ENV = "CODEDOCK_NO_WIDGETS"
 
 
 @magics_class
-class SandboxMagics(LimitSettings, Magics):  # type: ignore[misc]
+class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc]
     """Run a cell's code in a fresh, locked-down container (``%%sandbox``).
 
     Each limit's default and ceiling (``timeout``, ``max_timeout``) are in ``LimitSettings``.
@@ -111,8 +111,11 @@ class SandboxMagics(LimitSettings, Magics):  # type: ignore[misc]
 
     def __init__(self, shell: Any = None, engine: Engine | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
+        # A kernel whose cells go to a sandbox service holds no engine at all.
         self._engine = engine
-        self.pool = Pool(engine, size=0)
+        if engine is None and not self.service_url:
+            self._engine = self.connect_engine()
+        self.pool = Pool(self._engine, size=0)
         #: What runs the cells: the sandbox service when one is set, else a local
         #: backend over this kernel's engine and pool.
         self.backend: Backend = self._make_backend()
@@ -164,10 +167,10 @@ class SandboxMagics(LimitSettings, Magics):  # type: ignore[misc]
         self.pool.configure(size=self.pool_size, profile=profile, idle=self.pool_idle)
 
     @property
-    def engine(self) -> Engine:
-        """The engine cells run on (the Docker engine from the environment by default)."""
+    def sandbox_engine(self) -> Engine:
+        """The engine cells run on (the one :attr:`engine` names)."""
         if self._engine is None:
-            self._engine = default_engine()
+            self._engine = self.connect_engine()
         return self._engine
 
     # -- %%sandbox ---------------------------------------------------------------
@@ -317,7 +320,7 @@ class SandboxMagics(LimitSettings, Magics):  # type: ignore[misc]
                 "container when its run ends or this kernel goes; nothing to remove here"
             )
             return 0
-        count = remove_session(self.engine)
+        count = remove_session(self.sandbox_engine)
         print(f"removed {count} sandbox container(s) of this kernel")
         return count
 
@@ -331,9 +334,8 @@ class SandboxMagics(LimitSettings, Magics):  # type: ignore[misc]
             findings = diagnose(image=self.image, backend=self.remote)
         else:
             limits, image = self._limits(CellOptions())
-            # The engine as configured, unconnected: the doctor reports one that does not answer.
             findings = diagnose(
-                image=image, limits=limits, engine=self._engine, backend=self.backend
+                image=image, limits=limits, engine=self.sandbox_engine, backend=self.backend
             )
         print(report(findings))
 

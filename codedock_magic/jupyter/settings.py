@@ -10,12 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Float, HasTraits, Int, MetaHasTraits, TraitError, TraitType, Unicode, validate
+from traitlets import (
+    Dict,
+    Float,
+    HasTraits,
+    Int,
+    MetaHasTraits,
+    TraitError,
+    TraitType,
+    Unicode,
+    validate,
+)
 
 from ..core.errors import InvalidValueError
 from ..core.limits import LIMIT, LIMITS, Ceilings, Kind, Limit, Limits, resolve
+from ..engines import Engine, connect
 
-__all__ = ["LimitSettings", "limit_settings_lines"]
+__all__ = ["EngineSettings", "LimitSettings", "limit_settings_lines"]
 
 _PREFIX = "SandboxMagics."
 _NAMES = [name for limit in LIMITS for name in (limit.name, f"max_{limit.name}")]
@@ -67,6 +78,28 @@ class _Resolving:
 
 #: A base of ``SandboxMagics``: each limit's default and ceiling.
 LimitSettings: Any = MetaHasTraits("LimitSettings", (_Resolving, HasTraits), _namespace())
+
+
+class EngineSettings(HasTraits):
+    """A base of ``SandboxMagics``: which engine the cells' sandboxes run on."""
+
+    engine = Unicode(
+        "",
+        help="The engine the cells' sandboxes run on, by name ('': $CODEDOCK_ENGINE, else "
+        "docker); more register in the codedock_magic.engines entry-point group. Read when "
+        "the extension loads.",
+    ).tag(config=True)
+    engine_options = Dict(
+        help="The engine's options, e.g. docker's base_url, timeout, runtime ('runsc' for "
+        "gVisor) and init.",
+    ).tag(config=True)
+
+    def connect_engine(self) -> Engine:
+        """The engine these settings name (reaching it is left to its first use)."""
+        try:
+            return connect(self.engine or None, **self.engine_options)
+        except InvalidValueError as exc:
+            raise TraitError(f"SandboxMagics.engine: {exc}") from None
 
 
 def limit_settings_lines(settings: Any) -> tuple[str, list[str]]:

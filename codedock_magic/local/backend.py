@@ -19,7 +19,7 @@ from typing import Protocol
 
 from ..core.request import Listener, RunRequest
 from ..core.result import RunResult
-from ..engines import Engine, default_engine
+from ..engines import Engine, connect
 from .caserun import CasesConversation
 from .conversation import RunConversation
 from .pool import Pool
@@ -82,8 +82,8 @@ class LocalBackend:
     """Runs each request in a fresh container on an engine this process holds.
 
     Args:
-        engine: the engine; the pool's, else the Docker engine from the
-            environment, by default.
+        engine: the engine; the pool's, else the one ``$CODEDOCK_ENGINE``
+            names (Docker by default).
         pool: where to take a container started ahead of time; a request it has
             none for starts a container of its own.
         gate: what a cold start waits for (a service makes one user's starts take
@@ -105,7 +105,7 @@ class LocalBackend:
     def engine(self) -> Engine:
         """The engine cold starts use; looked up on first use."""
         if self._engine is None:
-            self._engine = self.pool.engine if self.pool is not None else default_engine()
+            self._engine = self.pool.engine if self.pool is not None else connect()
         return self._engine
 
     def run(

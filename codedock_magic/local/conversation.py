@@ -127,9 +127,7 @@ class SupervisedRun:
                 if self.timed_out:
                     return
                 self.timed_out = True
-                threading.Thread(
-                    target=sandbox.engine.kill, args=(sandbox.container,), daemon=True
-                ).start()
+                threading.Thread(target=sandbox.kill, daemon=True).start()
                 stop_at = now + KILL_GRACE
                 continue
             chunks = sandbox.channel.receive(min(_POLL, stop_at - now))
@@ -234,13 +232,10 @@ class RunConversation:
                 signal = talk.end.number
             else:
                 exit_code = talk.end.number
-        elif watch.exit_code is not None:
-            # The supervisor did not report: the engine's code, where 128+N says the
-            # process died of signal N, as a shell reports it.
-            if watch.exit_code > 128:
-                signal = watch.exit_code - 128
-            else:
-                exit_code = watch.exit_code
+        elif watch.exit_code is not None or watch.signal is not None:
+            # The engine's account (it decodes its own exit codes), when the
+            # supervisor could not say.
+            exit_code, signal = watch.exit_code, watch.signal
         elif talk.stream_over and not (talk.timed_out or talk.interrupted):
             raise EngineError(
                 "the sandbox ended with no report from its supervisor or the engine; was the "

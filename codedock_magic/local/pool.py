@@ -28,7 +28,7 @@ from collections import deque
 
 from ..core.errors import CodedockError, InvalidValueError
 from ..core.profile import Profile
-from ..engines import Engine, default_engine
+from ..engines import Engine, connect
 from .sandbox import ReadyWait, Sandbox, start_sandbox
 
 __all__ = ["Pool"]
@@ -47,7 +47,7 @@ class Pool:
     """Keeps ``size`` sandboxes of one profile (image and container limits) warm.
 
     Args:
-        engine: where to start them (the Docker engine from the environment by default).
+        engine: where to start them (by default the one ``$CODEDOCK_ENGINE`` names, Docker).
         size: how many to keep ready; 0 keeps none.
         profile: what they are made of.
         idle: seconds an unused one is kept before it is replaced.
@@ -95,7 +95,7 @@ class Pool:
     def engine(self) -> Engine:
         """The engine containers start on; the default one is looked up on first use."""
         if self._engine is None:
-            self._engine = default_engine()
+            self._engine = connect()
         return self._engine
 
     def serves(self, profile: Profile, timeout: float = 0.0) -> bool:

@@ -49,7 +49,7 @@ from ..core.errors import CodedockError, InvalidValueError
 from ..core.limits import LIMITS, Kind, Limit
 from ..core.profile import Profile
 from ..core.version import __version__
-from ..engines import Engine, default_engine
+from ..engines import Engine, connect
 from ..engines.cleanup import sweep
 from ..local.backend import LocalBackend
 from ..local.pool import Pool
@@ -163,6 +163,15 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
     metrics_token = Unicode("", help="The token that /metrics asks for ('': hub scope only).").tag(
         config=True
     )
+    engine = Unicode(
+        "",
+        help="The engine sandboxes run on, by name ('': $CODEDOCK_ENGINE, else docker); more "
+        "register in the codedock_magic.engines entry-point group.",
+    ).tag(config=True)
+    engine_options = Dict(
+        help="The engine's options, e.g. docker's base_url, timeout, runtime ('runsc' for "
+        "gVisor) and init.",
+    ).tag(config=True)
 
     @default("log_level")
     def _default_log_level(self) -> int:
@@ -202,6 +211,7 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
             raise InvalidValueError("max_concurrent", self.max_concurrent, "at least 1")
         if self.pool_size < 0:
             raise InvalidValueError("pool_size", self.pool_size, "0 or more")
+        self.sandbox_engine  # noqa: B018 (an unknown engine is a bad setting, said now)
 
     def _check_known(self, config: Config) -> None:
         known = set(self.class_trait_names(config=True))
@@ -217,23 +227,23 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
     # -- running ---------------------------------------------------------------------
 
     @property
-    def engine(self) -> Engine:
-        """The engine runs start on (the Docker engine from the environment by default)."""
+    def sandbox_engine(self) -> Engine:
+        """The engine runs start on: the one :attr:`engine` names, with :attr:`engine_options`."""
         if self._engine is None:
-            self._engine = default_engine()
+            self._engine = connect(self.engine or None, **self.engine_options)
         return self._engine
 
     def make_app(self) -> web.Application:
         """The tornado application, with everything a handler needs."""
         tier = self.policy.tier()
         self.pool = Pool(
-            self.engine,
+            self.sandbox_engine,
             size=self.pool_size,
             profile=Profile(tier.default_image, tier.defaults.container),
             idle=self.pool_idle,
         )
-        self.backend = LocalBackend(self.engine, pool=self.pool)
-        self.cold_starts = TurnTakingStarts(self.engine)
+        self.backend = LocalBackend(self.sandbox_engine, pool=self.pool)
+        self.cold_starts = TurnTakingStarts(self.sandbox_engine)
         self.executor = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="codedock-run")
         self.scheduler = FairScheduler(self.max_concurrent)
         self.audit = AuditLog(self.audit_log)
@@ -268,7 +278,7 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
 
     def _sweep(self) -> None:
         try:
-            removed = sweep(self.engine)
+            removed = sweep(self.sandbox_engine)
         except CodedockError as exc:
             self.log.warning("could not sweep orphaned sandboxes: %s", exc)
             return

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["COLD_IDLE", "RUNTIME_FILES", "supervisor_command"]
+from ..core.limits import ContainerLimits
+
+__all__ = ["COLD_IDLE", "NOFILE", "RUNTIME_FILES", "supervisor_command"]
+
+#: The most files the program may hold open at once.
+NOFILE = 256
 
 #: A container started for one run gets its code at once; this only bounds a host
 #: that stalls between start and send.
@@ -39,9 +44,13 @@ def _runtime_blob() -> str:
 _RUNTIME = _runtime_blob()
 
 
-def supervisor_command(idle: float = COLD_IDLE) -> list[str]:
+def supervisor_command(idle: float = COLD_IDLE, limits: ContainerLimits | None = None) -> list[str]:
     """The container command: the supervisor, run by the image's own python3.
 
-    ``idle`` is how long it waits for its code before ending itself.
+    ``idle`` is how long it waits for its code before ending itself. The program
+    may hold :data:`NOFILE` files open, and write no file larger than the work
+    dir of ``limits`` (the defaults' when None); the supervisor sets both.
     """
-    return ["python3", "-I", "-S", "-c", _SOURCE, f"{idle:.0f}", _RUNTIME]
+    workdir = (limits or ContainerLimits()).workdir
+    bounds = f"nofile={NOFILE},fsize={workdir}"
+    return ["python3", "-I", "-S", "-c", _SOURCE, f"{idle:.0f}", bounds, _RUNTIME]

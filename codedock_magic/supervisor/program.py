@@ -4,13 +4,17 @@ It is sent to the container as ``python3 -I -S -c <this file>``, so any image wi
 Python 3 works, and it uses nothing beyond the minimal standard library. It starts
 as root holding only CAP_SETUID and CAP_SETGID and:
 
-1. waits (at most the idle seconds given as its one argument) for a JSON header
-   line of the protocol version it speaks, then reads the code from its own
-   stdin (the host's attach stream), and keeps that stream open as a control
-   channel; the stdin bytes that follow are relayed to the program as it reads
-   them, never held whole;
+1. sets itself up, waits for the host's first byte (so that the host is
+   listening, on any engine) and only then says it is ready; then waits (at
+   most the idle seconds given as its first argument) for a JSON header line of
+   the protocol version it speaks, reads the code from its own stdin (the
+   host's attach stream), and keeps that stream open as a control channel; the
+   stdin bytes that follow are relayed to the program as it reads them, never
+   held whole;
 2. starts the program as an unprivileged user with no capabilities, in its own
-   session, with the highest OOM score so the OOM killer takes it first;
+   session, with the highest OOM score so the OOM killer takes it first, and
+   with its open files and file sizes bounded (rlimits, so that no engine needs
+   ulimits of its own);
 3. relays the program's stdout and stderr to its own stdout in frames
    (kind byte, 4-byte length, payload) that the program cannot forge, since it
    never holds that descriptor;
@@ -20,7 +24,8 @@ as root holding only CAP_SETUID and CAP_SETGID and:
    frame saying ``exit N``, ``signal N`` or ``deadline`` and exits with the same
    code a shell would report; at once when the control stream hits EOF (the
    host is gone). When it exits, the container's init exits and the kernel kills
-   whatever is left.
+   whatever is left. Where it is the container's init itself (PID 1), it reaps
+   the program's orphans as an init would.
 
 A request with cases (a grader's test inputs) runs the code once per case
 instead: each case's header and stdin follow the previous case's ``c`` frame,
@@ -44,7 +49,9 @@ import struct
 import sys
 import time
 
-VERSION = 3
+VERSION = 4
+# The host's first byte: the supervisor says it is ready only after it.
+HELLO = b"h"
 READY, OUT, ERR, DISPLAY, FILE, NOTE, CASE, USAGE, END = (
     b"r",
     b"o",
@@ -70,6 +77,10 @@ DISPLAY_FD = 3
 OUT_DIR = "/sandbox/out"
 # Files brought back from OUT_DIR: how many, each, all together.
 OUT_FILES, OUT_FILE_BYTES, OUT_BYTES = 100, 8 * 1024 * 1024, 32 * 1024 * 1024
+# The program's open files and largest file (0: not bounded here), from argv.
+LIMITS = {"nofile": 0, "fsize": 0}
+# Exit statuses of children reaped as PID 1 before anyone waited for them.
+REAPED: dict[int, int] = {}
 
 
 def emit(kind: bytes, payload: bytes, fd: int = 1) -> None:
@@ -145,6 +156,66 @@ class Control:
         data = bytes(self.buf[:most])
         del self.buf[:most]
         return data
+
+
+def greet(control: Control, until: float, out: int = 1) -> None:
+    """Wait for the host's first byte, then say READY: the host is listening by then.
+
+    An engine whose attach does not replay what was written before it (a
+    Kubernetes pod's) would otherwise lose the frame.
+    """
+    first = control.exact(1, until)
+    if first != HELLO:
+        raise Refused(f"the host's first byte is {first!r}, not {HELLO!r} (protocol {VERSION})")
+    emit(READY, b"", out)
+
+
+def parse_limits(text: str) -> dict[str, int]:
+    """``nofile=256,fsize=8388608`` as numbers; a name it does not know is an error."""
+    found = dict(LIMITS)
+    for item in text.split(","):
+        if item:
+            name, _, value = item.partition("=")
+            if name not in found:
+                raise ValueError(f"no limit {name!r}")
+            found[name] = int(value)
+    return found
+
+
+def bound_resources(limits: dict[str, int]) -> None:
+    """Set the program's rlimits (soft and hard: it cannot raise them again)."""
+    import resource
+
+    for name, kind in (("nofile", resource.RLIMIT_NOFILE), ("fsize", resource.RLIMIT_FSIZE)):
+        if limits.get(name):
+            resource.setrlimit(kind, (limits[name], limits[name]))
+
+
+def reap_orphans() -> None:
+    """As PID 1, collect every child that has exited, keeping its status for a later wait.
+
+    Processes the program left behind are re-parented to PID 1 when their parent
+    exits; an init must reap them, or each holds its pid (and the pids limit)
+    for as long as the container lives. Elsewhere the engine's init does it.
+    """
+    if os.getpid() != 1:
+        return
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        REAPED[pid] = status
+
+
+def wait_child(pid: int, block: bool) -> int | None:
+    """``pid``'s exit status (waiting for it if ``block``), or None while it runs."""
+    if pid in REAPED:
+        return REAPED.pop(pid)
+    done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+    return status if done else None
 
 
 def read_request(control: Control, idle: float) -> tuple[bytes, dict[str, float]]:
@@ -370,6 +441,7 @@ def start_child(
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
             with open("/proc/self/oom_score_adj", "w") as adj:
                 adj.write("1000")
+            bound_resources(LIMITS)
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
@@ -573,9 +645,8 @@ def run_program(
         if feeding and not pending and to_read == 0:
             feeding = False
             os.close(in_w)
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if not done:
-            status = None
+        reap_orphans()
+        status = wait_child(pid, block=False)
     seconds = time.monotonic() - started
     if feeding:
         os.close(in_w)
@@ -586,7 +657,7 @@ def run_program(
             emit(END, b"unclean processes outlived their case")
             os._exit(EXIT_CANNOT_START)
         if status is None:
-            status = os.waitpid(pid, 0)[1]
+            status = wait_child(pid, block=True)
         for fd, kind in kinds.items():
             while True:
                 chunk = os.read(fd, CHUNK)
@@ -678,8 +749,9 @@ def kill_all(uid: int) -> bool:
     """
     for attempt in range(200):
         # The program's own process, once dead, stays a zombie for its waitpid; the
-        # rest are the container init's to reap.
+        # rest are the container init's to reap (this process's, as PID 1).
         as_uid(uid, kill_every_process)
+        reap_orphans()
         if not processes_of(uid):
             return True
         time.sleep(0.005 if attempt < 20 else 0.05)
@@ -809,12 +881,19 @@ def main() -> None:
         # Fail closed: without its filter no program runs here.
         os.write(2, b"codedock: cannot build the seccomp filter: " + repr(exc).encode() + b"\n")
         os._exit(EXIT_CANNOT_START)
-    lay_out_runtime(sys.argv[2] if len(sys.argv) > 2 else "")
-    # Set up: a pool hands this container out only from now on.
-    emit(READY, b"")
+    idle = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
+    give_up = time.monotonic() + idle
+    try:
+        LIMITS.update(parse_limits(sys.argv[2] if len(sys.argv) > 2 else ""))
+    except ValueError as exc:
+        os.write(2, b"codedock: bad limits: " + repr(exc).encode() + b"\n")
+        os._exit(EXIT_CANNOT_START)
+    lay_out_runtime(sys.argv[3] if len(sys.argv) > 3 else "")
     control = Control()
     try:
-        code, header = read_request(control, float(sys.argv[1]) if len(sys.argv) > 1 else 60.0)
+        # Set up: a pool hands this container out only once it has said so.
+        greet(control, give_up)
+        code, header = read_request(control, max(0.0, give_up - time.monotonic()))
     except HostGone:
         os._exit(EXIT_HOST_GONE)
     except Refused as exc:

@@ -1,9 +1,11 @@
 """The supervisor's protocol, as the host speaks it: one versioned request, framed replies.
 
-The host writes one request to the container's stdin: a JSON header line, then
-the code and the stdin bytes whose lengths it states. The supervisor answers on
-its stdout in frames of a kind byte and a big-endian 4-byte length: ``r`` once it
-is ready for its request (it has set itself up), ``o`` the program's stdout,
+The host greets the supervisor with one byte (:data:`HELLO`) as soon as it has
+attached, then writes one request to the container's stdin: a JSON header line,
+then the code and the stdin bytes whose lengths it states. The supervisor answers
+on its stdout in frames of a kind byte and a big-endian 4-byte length: ``r`` once
+it is ready for its request (it has set itself up and heard the host's byte, so
+that the host is listening on any engine), ``o`` the program's stdout,
 ``e`` its stderr, ``d`` what the program sent on its display descriptor (images
 and values, in frames of the runtime's own, relayed as they are), ``f`` a file
 from ``/sandbox/out`` (``name\0bytes``), ``n`` a note on one it skipped, ``u``
@@ -33,6 +35,7 @@ __all__ = [
     "EXIT_CANNOT_START",
     "EXIT_DEADLINE",
     "EXIT_HOST_GONE",
+    "HELLO",
     "VERSION",
     "CaseEnd",
     "End",
@@ -47,7 +50,10 @@ __all__ = [
 ]
 
 #: Bumped whenever a field or frame changes meaning.
-VERSION = 3
+VERSION = 4
+#: The host's first byte, sent as soon as it listens: the supervisor says it is
+#: ready only after it.
+HELLO = b"h"
 
 #: The supervisor's own exit codes (as a shell's ``timeout`` uses 124 and 126).
 EXIT_DEADLINE = 124  # its own deadline passed: the host was stuck

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from codedock_magic.engines import STDERR, STDOUT, Chunk, ContainerInfo, SandboxSpec, Watch
+from codedock_magic.engines import (
+    STDERR,
+    STDOUT,
+    Chunk,
+    ContainerInfo,
+    Sandbox,
+    SandboxSpec,
+    Watch,
+)
 from codedock_magic.labels import MANAGED
 
 PROGRAM_PATH = Path(__file__).resolve().parents[2] / "codedock_magic" / "supervisor" / "program.py"
@@ -124,7 +132,8 @@ class FakeContainer:
         """The main process exits and the container removes itself (auto-remove)."""
         with contextlib.suppress(OSError):
             self.channel.container.shutdown(socket.SHUT_RDWR)
-        self.watch.record_exit(code)
+        # As an engine reports it: a shell's status, 128 + N for signal N.
+        self.watch.record_status(code)
         self.watch.record_removed()
         self.removed = True
 
@@ -150,16 +159,18 @@ class FakeEngine:
     def image_exists(self, image: str) -> bool:
         return True
 
-    def create(self, spec: SandboxSpec) -> str:
+    def launch(self, spec: SandboxSpec) -> Sandbox:
         container = FakeContainer(uuid.uuid4().hex, spec)
         self.containers[container.id] = container
-        return container.id
-
-    def watch(self, container_id: str) -> Watch:
-        return self.containers[container_id].watch
-
-    def attach(self, container_id: str) -> FakeChannel:
-        return self.containers[container_id].channel
+        self.start(container.id)
+        return Sandbox(
+            container.id,
+            container.channel,
+            container.watch,
+            spec.profile,
+            kill=lambda: self.kill(container.id),
+            remove=lambda: self.remove(container.id),
+        )
 
     def start(self, container_id: str) -> None:
         container = self.containers[container_id]
@@ -171,8 +182,12 @@ class FakeEngine:
     def _play(self, container: FakeContainer) -> None:
         try:
             with contextlib.suppress(OSError, program.HostGone):
+                control = program.Control(container.fd)
                 if self.ready:
-                    container.emit(program.READY, b"")
+                    # The supervisor's own greeting: the host's byte, then READY.
+                    program.greet(control, time.monotonic() + 5.0, container.fd)
+                else:
+                    control.exact(1, time.monotonic() + 5.0)
                 self.behave(container)
         finally:
             container.channel.container.close()
