@@ -2,3 +2,39 @@
 its verdicts (:mod:`.check`), a class's folder (:mod:`.submissions`) and the batch
 behind ``codedock grade`` (:mod:`.batch`). It runs through :mod:`codedock_magic.runner`.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .check import (
+        CaseResult,
+        CheckFailedError,
+        CheckResult,
+        OnCaseResult,
+        Verdict,
+        not_run,
+        verdict_of,
+    )
+
+# Before the wings, ``codedock_magic.grading`` was the module that is now
+# :mod:`.check`: its names still work from here, found on first use so that
+# reading a case file does not load the runner. All but ``check`` itself, which
+# names that module here: the function is ``codedock_magic.check``.
+__all__ = [
+    "CaseResult",
+    "CheckFailedError",
+    "CheckResult",
+    "OnCaseResult",
+    "Verdict",
+    "not_run",
+    "verdict_of",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module(".check", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, observe, validate
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, observe, validate
 
 from ..core.errors import CheckerError, InvalidValueError, ServiceRefusedError
 from ..core.limits import LIMIT, Limits, parse_size
@@ -35,7 +35,7 @@ from ..engines.cleanup import remove_session, sweep
 from ..grading.check import CheckFailedError, check
 from ..local.backend import LocalBackend
 from ..local.pool import Pool
-from ..remote.client import SERVICE_URL_ENV, ServiceBackend
+from ..remote.client import ServiceBackend
 from ..runner import run
 from . import info, inputs
 from .checkviews import CheckTextView, CheckWidgetView
@@ -80,19 +80,6 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
     sweep_on_load = Bool(
         True, help="When the extension loads, remove containers orphaned by dead kernels."
     ).tag(config=True)
-    service_url = Unicode(
-        help="The sandbox service that runs the cells, e.g. http://127.0.0.1:8765 "
-        f"(default: ${SERVICE_URL_ENV}; '': this kernel's own engine). With one, the "
-        "kernel needs no engine, and the service's limits apply."
-    ).tag(config=True)
-    service_token = Unicode(
-        help="The token sent to the service (default: $CODEDOCK_SERVICE_TOKEN, else "
-        "the hub's $JUPYTERHUB_API_TOKEN)."
-    ).tag(config=True)
-
-    @default("service_url")
-    def _default_service_url(self) -> str:
-        return os.environ.get(SERVICE_URL_ENV, "").strip()
 
     @validate("max_stdin")
     def _check_max_stdin(self, proposal: Any) -> str:
@@ -111,11 +98,8 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
 
     def __init__(self, shell: Any = None, engine: Engine | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        # A kernel whose cells go to a sandbox service holds no engine at all.
         self._engine = engine
-        if engine is None and not self.service_url:
-            self._engine = self.connect_engine()
-        self.pool = Pool(self._engine, size=0)
+        self.pool = Pool(engine, size=0)
         #: What runs the cells: the sandbox service when one is set, else a local
         #: backend over this kernel's engine and pool.
         self.backend: Backend = self._make_backend()
@@ -126,6 +110,12 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
                 return ServiceBackend(self.service_url, self.service_token or None)
             except InvalidValueError as exc:
                 raise TraitError(f"SandboxMagics.service_url: {exc}") from None
+        if self._engine is None:
+            # Made when cells first run here, from the settings: a kernel whose cells go
+            # to a service holds none. The pool serves on that engine.
+            self._engine = self.connect_engine()
+            self.pool.close()
+            self.pool = Pool(self._engine, size=0)
         return LocalBackend(self._engine, pool=self.pool)
 
     @property

@@ -8,6 +8,7 @@ default over its ceiling is refused, naming both settings, when it is set.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from traitlets import (
@@ -19,12 +20,14 @@ from traitlets import (
     TraitError,
     TraitType,
     Unicode,
+    default,
     validate,
 )
 
 from ..core.errors import InvalidValueError
 from ..core.limits import LIMIT, LIMITS, Ceilings, Kind, Limit, Limits, resolve
 from ..engines import Engine, connect
+from ..remote.client import SERVICE_URL_ENV
 
 __all__ = ["EngineSettings", "LimitSettings", "limit_settings_lines"]
 
@@ -81,13 +84,27 @@ LimitSettings: Any = MetaHasTraits("LimitSettings", (_Resolving, HasTraits), _na
 
 
 class EngineSettings(HasTraits):
-    """A base of ``SandboxMagics``: which engine the cells' sandboxes run on."""
+    """A base of ``SandboxMagics``: where the cells run, a sandbox service or an engine."""
+
+    service_url = Unicode(
+        help="The sandbox service that runs the cells, e.g. http://127.0.0.1:8765 "
+        f"(default: ${SERVICE_URL_ENV}; '': this kernel's own engine). With one, the "
+        "kernel needs no engine, and the service's limits apply."
+    ).tag(config=True)
+    service_token = Unicode(
+        help="The token sent to the service (default: $CODEDOCK_SERVICE_TOKEN, else "
+        "the hub's $JUPYTERHUB_API_TOKEN)."
+    ).tag(config=True)
+
+    @default("service_url")
+    def _default_service_url(self) -> str:
+        return os.environ.get(SERVICE_URL_ENV, "").strip()
 
     engine = Unicode(
         "",
         help="The engine the cells' sandboxes run on, by name ('': $CODEDOCK_ENGINE, else "
         "docker); more register in the codedock_magic.engines entry-point group. Read when "
-        "the extension loads.",
+        "cells first run on this kernel's own engine.",
     ).tag(config=True)
     engine_options = Dict(
         help="The engine's options, e.g. docker's base_url, timeout, runtime ('runsc' for "

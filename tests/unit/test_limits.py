@@ -79,3 +79,11 @@ def test_replace_checks_again_and_refuses_unknown_fields() -> None:
         Limits().replace(memory="1z")
     with pytest.raises(InvalidValueError, match="limit 'memroy' is not one of timeout"):
         Limits().replace(memroy="1g")
+
+
+def test_the_values_defaults_are_the_tables() -> None:
+    from codedock_magic.core.limits import LIMIT
+
+    defaults = Limits()
+    for name, limit in LIMIT.items():
+        assert getattr(defaults, name) == limit.parse(limit.default), name

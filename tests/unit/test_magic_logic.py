@@ -173,3 +173,22 @@ def test_a_failed_run_raises_unless_told_not_to(shell: Any) -> None:
         cell(ip, "--result r")
     cell(ip, "--no-raise-error --result r")
     assert ip.user_ns["r"].exit_code == 3
+
+
+def test_cells_that_turn_local_run_on_the_engine_the_settings_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CODEDOCK_ENGINE", raising=False)
+    magics = SandboxMagics(
+        service_url="http://127.0.0.1:9",
+        engine_options={"runtime": "runc", "init": False},
+        pool_size=0,
+    )
+    # Cells go to a service: the kernel holds no engine at all.
+    assert magics.remote is not None and magics._engine is None
+    magics.service_url = ""
+    assert magics.remote is None
+    engine: Any = magics.sandbox_engine
+    assert engine.options["runtime"] == "runc" and engine.options["init"] is False
+    assert magics.pool.engine is engine
+    magics.pool.close()
