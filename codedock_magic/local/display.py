@@ -110,6 +110,8 @@ class RichOutput:
     notes: list[str] = field(default_factory=list)
     _buffer: bytearray = field(default_factory=bytearray)
     _broken: bool = False
+    # The program answered --return: with a value, or with why there is none.
+    _value_answered: bool = False
     _image_bytes: int = 0
     _file_bytes: int = 0
 
@@ -161,6 +163,7 @@ class RichOutput:
         return mime, data
 
     def _take_value(self, name: str, payload: bytes) -> None:
+        self._value_answered = True
         if payload.startswith(b"!"):
             self.notes.append(f"--return {name}: " + payload[1:].decode("utf-8", "replace"))
             return
@@ -179,7 +182,7 @@ class RichOutput:
 
     def expect_value(self, name: str) -> None:
         """The run asked for ``name`` back: a note says so when neither it nor a reason came."""
-        if not self.has_value and not any(n.startswith(f"--return {name}:") for n in self.notes):
+        if not self._value_answered:
             self.notes.append(
                 f"--return {name}: nothing came back (the program did not get to its end)"
             )
