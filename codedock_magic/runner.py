@@ -3,7 +3,8 @@
 :func:`run` is the front door: it turns its arguments into a
 :class:`~codedock_magic.core.request.RunRequest` and hands it to a backend (a
 :class:`~codedock_magic.local.backend.LocalBackend` over the engine ``$CODEDOCK_ENGINE``
-names, Docker by default, unless told otherwise), with Ctrl+C turned into a stop flag for the length of the run.
+names, Docker by default, unless told otherwise), with Ctrl+C turned into a stop flag
+for the length of the run.
 """
 
 from __future__ import annotations
