@@ -103,19 +103,22 @@ class Tier:
             max_cases=counts["max_cases"],
         )
 
-    def apply(self, asked: Mapping[str, Any], image: str | None) -> tuple[Limits, str]:
+    def apply(self, requested: Mapping[str, Any], image: str | None) -> tuple[Limits, str]:
         """The limits and image a request gets.
 
+        ``requested`` holds the values of the limits the caller chose (their names
+        are the request's ``asked``); the rest come from the defaults.
+
         Raises:
-            InvalidValueError: an asked value is malformed, or not a limit.
-            ServiceRefusedError: an asked value is over its ceiling, or the image
+            InvalidValueError: a requested value is malformed, or not a limit.
+            ServiceRefusedError: a requested value is over its ceiling, or the image
                 is not allowed.
         """
-        unknown = sorted(set(asked) - set(LIMIT_FIELDS))
+        unknown = sorted(set(requested) - set(LIMIT_FIELDS))
         if unknown:
             raise InvalidValueError("limit", unknown[0], "one of " + ", ".join(LIMIT_FIELDS))
-        limits = self.defaults.replace(**dict(asked)) if asked else self.defaults
-        over = Ceilings(self.ceilings).over(limits, asked)
+        limits = self.defaults.replace(**dict(requested)) if requested else self.defaults
+        over = Ceilings(self.ceilings).over(limits, requested)
         if over is not None:
             shown = LIMIT[over].show
             raise ServiceRefusedError(
