@@ -41,7 +41,7 @@ from ..supervisor.protocol import (
     parse_end,
     parse_usage,
 )
-from .display import RichOutput
+from .display import DisplayOutput
 from .output import CappedOutput
 from .sandbox import KILL_GRACE, SUPERVISOR_GRACE, Sandbox
 
@@ -196,7 +196,7 @@ class RunConversation:
         self.listener = listener
         self.stop = stop
         self.longest = request.limits.timeout
-        self.rich = RichOutput()
+        self.display = DisplayOutput()
         self.stdout_chars = 0
         self.stdout = CappedOutput(request.limits.output)
         self.stderr = CappedOutput(request.limits.output)
@@ -255,12 +255,12 @@ class RunConversation:
     def on_frame(self, kind: bytes, body: bytes) -> None:
         """Output, images, files and notes, each where it belongs."""
         if kind == FrameKind.DISPLAY.value:
-            for mime, data in self.rich.feed_display(body, self.stdout_chars):
+            for mime, data in self.display.feed_display(body, self.stdout_chars):
                 self.listener.image(mime, data)
         elif kind == FrameKind.FILE.value:
-            self.rich.add_file(body)
+            self.display.add_file(body)
         elif kind == FrameKind.NOTE.value:
-            self.rich.add_note(body)
+            self.display.add_note(body)
         elif kind in (FrameKind.STDOUT.value, FrameKind.STDERR.value):
             name = "stdout" if kind == FrameKind.STDOUT.value else "stderr"
             text = (self.stdout if name == "stdout" else self.stderr).feed(body)
@@ -278,7 +278,7 @@ class RunConversation:
         usage: dict[str, Any],
     ) -> RunResult:
         if self.request.returns:
-            self.rich.expect_value(self.request.returns)
+            self.display.expect_value(self.request.returns)
         return RunResult(
             status=status,
             exit_code=exit_code,
@@ -289,12 +289,12 @@ class RunConversation:
             truncated=self.stdout.truncated or self.stderr.truncated,
             limits=Limits.of(self.request.profile.limits, self.request.limits),
             image=self.request.profile.image,
-            images=tuple(self.rich.images),
-            image_positions=tuple(self.rich.positions),
-            files=dict(self.rich.files),
-            value=self.rich.value,
-            returned=self.rich.has_value,
-            notes=tuple(self.rich.notes),
+            images=tuple(self.display.images),
+            image_positions=tuple(self.display.positions),
+            files=dict(self.display.files),
+            value=self.display.value,
+            returned=self.display.has_value,
+            notes=tuple(self.display.notes),
             **usage,
         )
 

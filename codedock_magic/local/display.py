@@ -26,7 +26,7 @@ __all__ = [
     "MAX_IMAGES",
     "MAX_IMAGE_BYTES",
     "MAX_VALUE_BYTES",
-    "RichOutput",
+    "DisplayOutput",
     "check_image",
     "values_to_json",
 ]
@@ -90,7 +90,7 @@ def check_image(mime: str, data: bytes) -> str:
 
 
 @dataclass
-class RichOutput:
+class DisplayOutput:
     """The images, value, files and notes of one run, as they arrive.
 
     Attributes:

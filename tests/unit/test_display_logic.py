@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from codedock_magic import Limits, RunResult, RunStatus
 from codedock_magic.errors import InvalidValueError
 from codedock_magic.jupyter.render import image_html, render_html, render_text, status_line
-from codedock_magic.local.display import MAX_IMAGES, RichOutput, check_image, values_to_json
+from codedock_magic.local.display import MAX_IMAGES, DisplayOutput, check_image, values_to_json
 from codedock_magic.remote.wire import result_from_json, result_to_json
 from codedock_magic.supervisor.protocol import encode_extras, parse_usage
 
@@ -31,7 +31,7 @@ def frame(kind: bytes, body: bytes) -> bytes:
 def test_images_and_a_value_parse_across_any_chunking() -> None:
     stream = frame(b"i", b"image/png\0" + PNG) + frame(b"v", b'x\0{"a": [1, null]}')
     for step in (1, 3, len(stream)):
-        rich = RichOutput()
+        rich = DisplayOutput()
         shown = []
         for i in range(0, len(stream), step):
             shown += rich.feed_display(stream[i : i + step], at=5)
@@ -41,7 +41,7 @@ def test_images_and_a_value_parse_across_any_chunking() -> None:
 
 @given(st.binary(max_size=400))
 def test_any_bytes_on_the_display_stream_never_raise(data: bytes) -> None:
-    rich = RichOutput()
+    rich = DisplayOutput()
     rich.feed_display(data, at=0)
     rich.feed_display(data, at=0)
     assert len(rich.images) <= MAX_IMAGES
