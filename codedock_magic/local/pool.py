@@ -221,11 +221,17 @@ class Pool:
         with self._wake:
             self._readying = True
         ready = False
+        # Hand over only into an empty slot: a run that was handed one may not have
+        # woken to take it yet, and handing it another would lose the first.
+        def wanted() -> bool:
+            return self._wanted > 0 and self._handed is None
+
         try:
-            while not waiting.wait(give_way=lambda: self._wanted > 0):
+            while not waiting.wait(give_way=wanted):
                 with self._wake:
-                    if self._wanted > 0:
+                    if wanted():
                         self._handed = sandbox
+                        self._wake.notify_all()
                         return True
             ready = True
             return False

@@ -33,7 +33,9 @@ def echo(container: FakeContainer) -> None:
 def shell() -> Iterator[tuple[InteractiveShell, SandboxMagics, FakeEngine]]:
     ip = InteractiveShell.instance()
     engine = FakeEngine(echo)
-    magics = SandboxMagics(shell=ip, engine=engine, pool_size=0, widgets=False)
+    # The shell is the process's one instance: config other tests gave it must not
+    # reach these magics, so they take none from it.
+    magics = SandboxMagics(shell=ip, parent=None, engine=engine, pool_size=0, widgets=False)
     ip.register_magics(magics)
     yield ip, magics, engine
     magics.pool.close()
