@@ -221,6 +221,7 @@ class Pool:
         with self._wake:
             self._readying = True
         ready = False
+
         # Hand over only into an empty slot: a run that was handed one may not have
         # woken to take it yet, and handing it another would lose the first.
         def wanted() -> bool:
