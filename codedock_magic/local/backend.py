@@ -37,6 +37,10 @@ __all__ = [
 class Conversation(Protocol):
     """A run or a run with cases, chosen from its request before there is a sandbox."""
 
+    #: What it runs.
+    request: RunRequest
+    #: Once set, it ends with status ``interrupted``.
+    stop: threading.Event | None
     #: The longest it may take, in seconds: its timeout, or for cases all of theirs.
     longest: float
 
@@ -119,15 +123,17 @@ class LocalBackend:
 
         A local run never waits in a queue, so the listener hears no state.
         """
-        conversation = conversation_for(request, listener, stop)
+        return self.execute(conversation_for(request, listener, stop))
+
+    def execute(self, conversation: Conversation) -> RunResult:
+        """Hold ``conversation`` (chosen by its caller) in a pooled or a new sandbox."""
+        profile, stop = conversation.request.profile, conversation.stop
         sandbox = None
         if self.pool is not None:
-            sandbox = self.pool.checkout(request.profile, conversation.longest)
+            sandbox = self.pool.checkout(profile, conversation.longest)
         if sandbox is None:
             with self.gate(stop) as go_on:
                 if not go_on or (stop is not None and stop.is_set()):
                     return conversation.not_started()
-                sandbox = start_sandbox(
-                    self.engine, request.profile, longest_run=conversation.longest
-                )
+                sandbox = start_sandbox(self.engine, profile, longest_run=conversation.longest)
         return conversation.execute(sandbox)

@@ -40,6 +40,7 @@ from ..core.request import Listener, RunRequest
 from ..core.result import RunResult
 from ..core.version import __version__
 from ..local.backend import Conversation, conversation_for
+from ..local.caserun import case_limits
 from ..remote.wire import (
     accepted_event,
     case_event,
@@ -225,25 +226,24 @@ class RunsHandler(BaseHandler):
         caller = self._caller = await self.caller()
         body = self.body_json()
         tier = self.service.policy.tier(caller.groups)
-        request, conversation = self._parse(caller, body, tier)
+        request = self._parse(caller, body, tier)
         admitted = self._admit(caller, body, tier, request)
-        await self._stream(caller, body, request, conversation, admitted, started)
+        await self._stream(caller, body, request, admitted, started)
 
-    def _parse(
-        self, caller: Caller, body: dict[str, Any], tier: Tier
-    ) -> tuple[RunRequest, Conversation]:
+    def _parse(self, caller: Caller, body: dict[str, Any], tier: Tier) -> RunRequest:
         """The run the body asks for, settled by the caller's tier; a 4xx when it cannot be."""
         try:
             request = request_from_json(body, tier.apply)
             tier.check_cases(request.cases)
-            # Each case's memory against its container's is checked here, before anything starts.
-            conversation = conversation_for(request)
+            # Each case's memory against its container's, before anything starts.
+            for case in request.cases:
+                case_limits(request, case)
         except InvalidValueError as exc:
             self.fail(400, str(exc))
         except ServiceRefusedError as exc:
             self._refused(caller, body, code=_code_of(body), reason="ceiling")
             self.fail(exc.status, str(exc))
-        return request, conversation
+        return request
 
     def _admit(
         self, caller: Caller, body: dict[str, Any], tier: Tier, request: RunRequest
@@ -279,7 +279,6 @@ class RunsHandler(BaseHandler):
         caller: Caller,
         body: dict[str, Any],
         request: RunRequest,
-        conversation: Conversation,
         admitted: Slot | asyncio.Future[None],
         started: float,
     ) -> None:
@@ -292,6 +291,8 @@ class RunsHandler(BaseHandler):
             id=secrets.token_hex(8), user=caller.name, image=image, created=time.time()
         )
         service.runs[run.id] = run
+        # The one choice of a run or a run with cases, heard by this stream.
+        conversation = conversation_for(request, self._listener(), run.stop)
         # Events are small and each matters at once: without this, Nagle's algorithm
         # holds one back until the client acknowledges the last (up to 40 ms).
         stream = getattr(self.request.connection, "stream", None)
@@ -326,7 +327,7 @@ class RunsHandler(BaseHandler):
             # runs at once start cold, and in turn, so that one user's flood can
             # neither drain the pool nor take the machine from everyone else.
             warm = service.scheduler.running(caller.name) <= 1
-            result = await self._run_backend(request, conversation.longest, run, warm=warm)
+            result = await self._run_backend(conversation, run, warm=warm)
         except EngineError as exc:
             self._event(error_event("engine", str(exc)))
             self._finish_run(run, caller, body, code, limits, None, started, reason=str(exc))
@@ -338,30 +339,32 @@ class RunsHandler(BaseHandler):
         self._event(result_event(result))
         self._finish_run(run, caller, body, code, limits, result, started)
 
-    async def _run_backend(
-        self, request: RunRequest, longest: float, run: LiveRun, *, warm: bool
-    ) -> RunResult:
-        service = self.service
+    def _listener(self) -> Listener:
+        """What the run's backend says, as events on this stream (from its own thread)."""
         loop = asyncio.get_running_loop()
 
         def send(event: dict[str, Any]) -> None:
             loop.call_soon_threadsafe(self._event, event)
 
-        listener = Listener(
+        return Listener(
             on_output=lambda stream, text: send(output_event(stream, text)),
             on_image=lambda mime, data: send(image_event(mime, data)),
             on_case=lambda index, ending: send(case_event(index, ending)),
         )
+
+    async def _run_backend(
+        self, conversation: Conversation, run: LiveRun, *, warm: bool
+    ) -> RunResult:
+        service = self.service
+        loop = asyncio.get_running_loop()
         backend = service.backend if warm else service.cold_starts.backend(run.user)
         service.metrics.active.inc()
         try:
-            future = loop.run_in_executor(
-                service.executor,
-                lambda: backend.run(request, listener=listener, stop=run.stop),
-            )
+            future = loop.run_in_executor(service.executor, lambda: backend.execute(conversation))
             try:
                 # The service's own wall clock: whatever happens in the engine, the
                 # run ends soon after its timeout.
+                longest = conversation.longest
                 return await asyncio.wait_for(asyncio.shield(future), longest + OVERRUN_GRACE)
             except asyncio.TimeoutError:
                 run.stop.set()

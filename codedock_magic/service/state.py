@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..core.interrupts import Stop
-from ..core.request import Backend
+from ..local.backend import LocalBackend
 from .audit import AuditLog
 from .auth import TokenChecker
 from .metrics import Metrics
@@ -45,7 +45,7 @@ class LiveRun:
 class ServiceState(Protocol):
     """The parts of the running service that a handler uses (the application has them).
 
-    Read-only, so that the application may hold narrower kinds (a ``LocalBackend``).
+    Read-only, so that the application may hold what it likes behind each.
     """
 
     @property
@@ -58,7 +58,7 @@ class ServiceState(Protocol):
     def scheduler(self) -> FairScheduler: ...
 
     @property
-    def backend(self) -> Backend: ...
+    def backend(self) -> LocalBackend: ...
 
     @property
     def cold_starts(self) -> TurnTakingStarts: ...
