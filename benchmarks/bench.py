@@ -168,7 +168,7 @@ def main() -> int:
     idle.wait_ready()
     time.sleep(1)
     sandbox = idle._ready[0]
-    stats = client.api.stats(sandbox.container, stream=False)
+    stats = client.api.stats(sandbox.id, stream=False)
     memory = stats["memory_stats"]
     usage = memory.get("usage", 0) - memory.get("stats", {}).get("cache", 0)
     idle.close()
