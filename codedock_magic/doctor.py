@@ -21,9 +21,8 @@ from .core.profile import DEFAULT_IMAGE
 from .core.request import Backend
 from .engines import Engine, connect
 from .engines.base import MASKED_PATHS
-from .local.backend import LocalBackend
 from .remote.client import ServiceBackend, service_from_env
-from .runner import run
+from .runner import choose_backend, run
 
 __all__ = ["PROBE", "Finding", "all_hold", "check", "diagnose", "parse_facts", "report"]
 
@@ -217,7 +216,7 @@ def diagnose(
         findings.append(Finding("the image is there", present, image if present else why))
         if not present:
             return findings
-        backend = backend or LocalBackend(engine)
+        backend = backend or choose_backend(engine=engine)
     try:
         result = run(PROBE, limits=limits, image=image, backend=backend)
     except CodedockError as exc:

@@ -22,7 +22,7 @@ from .engines import Engine
 from .local.backend import LocalBackend
 from .local.display import values_to_json
 from .local.pool import Pool
-from .remote.client import service_from_env
+from .remote.client import ServiceBackend, service_from_env
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -124,23 +124,42 @@ def default_asked(limits: Limits | None, image: str) -> set[str]:
 
 
 def choose_backend(
-    backend: Backend | None = None, *, engine: Engine | None = None, pool: Pool | None = None
+    backend: Backend | None = None,
+    *,
+    engine: Engine | None = None,
+    pool: Pool | None = None,
+    service_url: str | None = None,
+    service_token: str | None = None,
 ) -> Backend:
-    """The backend a run goes to: ``backend`` when given, else the service or a local one.
+    """The backend a run goes to: the one place a backend is chosen.
 
-    With neither ``engine`` nor ``pool``, the sandbox service at
-    ``$CODEDOCK_SERVICE_URL`` when that is set; else a
-    :class:`~codedock_magic.local.backend.LocalBackend` over ``engine`` and ``pool``.
+    ``backend`` when given. Else the sandbox service at ``service_url`` when that is
+    a URL (sent ``service_token``, by default the one in the environment), or, when
+    ``service_url`` is None and neither ``engine`` nor ``pool`` is given, the one at
+    ``$CODEDOCK_SERVICE_URL`` when that is set. Else a
+    :class:`~codedock_magic.local.backend.LocalBackend` over ``engine`` (by default the
+    one ``$CODEDOCK_ENGINE`` names) and ``pool``. ``service_url=""`` means this
+    process's own engine, whatever the environment says.
 
     Raises:
-        InvalidValueError: ``backend`` came with ``engine`` or ``pool``.
+        InvalidValueError: ``backend`` came with anything else, ``service_url`` came
+            with ``engine`` or ``pool``, or ``service_url`` is not an http(s) URL.
     """
-    if backend is not None and (engine is not None or pool is not None):
-        raise InvalidValueError("backend", backend, "given alone, without engine= or pool=")
+    if backend is not None and (engine is not None or pool is not None or service_url):
+        raise InvalidValueError(
+            "backend", backend, "given alone, without engine=, pool= or a service"
+        )
     if backend is not None:
         return backend
-    service = service_from_env() if engine is None and pool is None else None
-    return service if service is not None else LocalBackend(engine, pool=pool)
+    if service_url and (engine is not None or pool is not None):
+        raise InvalidValueError("service_url", service_url, "given without engine= or pool=")
+    if service_url:
+        return ServiceBackend(service_url, service_token or None)
+    if service_url is None and engine is None and pool is None:
+        service = service_from_env()
+        if service is not None:
+            return service
+    return LocalBackend(engine, pool=pool)
 
 
 def service_backend() -> Backend | None:

@@ -33,10 +33,9 @@ from ..core.result import RunFailedError, RunResult
 from ..engines import Engine
 from ..engines.cleanup import remove_session, sweep
 from ..grading.check import CheckFailedError, check
-from ..local.backend import LocalBackend
 from ..local.pool import Pool
 from ..remote.client import ServiceBackend
-from ..runner import run
+from ..runner import choose_backend, run
 from . import info, inputs
 from .checkviews import CheckTextView, CheckWidgetView
 from .options import CellOptions, cell_options, parse_options
@@ -107,7 +106,9 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
     def _make_backend(self) -> Backend:
         if self.service_url:
             try:
-                return ServiceBackend(self.service_url, self.service_token or None)
+                return choose_backend(
+                    service_url=self.service_url, service_token=self.service_token
+                )
             except InvalidValueError as exc:
                 raise TraitError(f"SandboxMagics.service_url: {exc}") from None
         if self._engine is None:
@@ -116,7 +117,7 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
             self._engine = self.connect_engine()
             self.pool.close()
             self.pool = Pool(self._engine, size=0)
-        return LocalBackend(self._engine, pool=self.pool)
+        return choose_backend(engine=self._engine, pool=self.pool)
 
     @property
     def remote(self) -> ServiceBackend | None:

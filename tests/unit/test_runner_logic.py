@@ -229,8 +229,26 @@ def test_the_pool_serves_its_profile_once_and_starts_others_cold() -> None:
 
 
 def test_backend_goes_alone() -> None:
-    with pytest.raises(ValueError, match="without engine= or pool="):
+    with pytest.raises(ValueError, match="given alone, without engine=, pool= or a service"):
         run("x", backend=LocalBackend(FakeEngine()), engine=FakeEngine())
+
+
+def test_one_place_chooses_a_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    from codedock_magic.remote.client import ServiceBackend
+    from codedock_magic.runner import choose_backend
+
+    monkeypatch.setenv("CODEDOCK_SERVICE_URL", "http://127.0.0.1:9")
+    # The environment's service, unless told otherwise.
+    assert isinstance(choose_backend(), ServiceBackend)
+    # "" is this process's own engine, whatever the environment says.
+    assert isinstance(choose_backend(service_url=""), LocalBackend)
+    assert isinstance(choose_backend(engine=FakeEngine()), LocalBackend)
+    chosen = choose_backend(service_url="http://127.0.0.1:8", service_token="tok")
+    assert isinstance(chosen, ServiceBackend) and chosen.url == "http://127.0.0.1:8"
+    with pytest.raises(ValueError, match="service_url 'ftp://x' is not an http"):
+        choose_backend(service_url="ftp://x")
+    with pytest.raises(ValueError, match="without engine= or pool="):
+        choose_backend(service_url="http://127.0.0.1:8", engine=FakeEngine())
 
 
 def test_the_pool_hands_out_only_supervisors_that_said_ready(
