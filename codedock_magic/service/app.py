@@ -206,11 +206,13 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
             # Started by the hub: listen where the hub will look.
             where = urlparse(hub_url)
             self.ip, self.port = where.hostname or self.ip, where.port or self.port
-        self.policy = Policy(self._settings(), self.group_settings)
+        self.policy = Policy(self._settings(), self.group_settings, prefix="SandboxService.")
         if self.max_concurrent < 1:
-            raise InvalidValueError("max_concurrent", self.max_concurrent, "at least 1")
+            raise InvalidValueError(
+                "SandboxService.max_concurrent", self.max_concurrent, "at least 1"
+            )
         if self.pool_size < 0:
-            raise InvalidValueError("pool_size", self.pool_size, "0 or more")
+            raise InvalidValueError("SandboxService.pool_size", self.pool_size, "0 or more")
         self.sandbox_engine  # noqa: B018 (an unknown engine is a bad setting, said now)
 
     def _check_known(self, config: Config) -> None:

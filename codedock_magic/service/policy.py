@@ -66,13 +66,25 @@ class Tier:
     max_cases: int = SETTINGS["max_cases"]
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> Tier:
-        """Check every setting and resolve them; a bad one raises, naming it."""
+    def from_settings(cls, settings: Mapping[str, Any], prefix: str = "") -> Tier:
+        """Check every setting and resolve them; a bad one raises, naming it.
+
+        ``prefix`` starts every setting's name in messages (``SandboxService.``).
+        """
+        try:
+            return cls._from_settings(settings, prefix)
+        except InvalidValueError as exc:
+            if exc.name.startswith(prefix):
+                raise
+            raise InvalidValueError(prefix + exc.name, exc.value, exc.expected) from None
+
+    @classmethod
+    def _from_settings(cls, settings: Mapping[str, Any], prefix: str) -> Tier:
         unknown = sorted(set(settings) - set(SETTINGS))
         if unknown:
             raise InvalidValueError("setting", unknown[0], "one of " + ", ".join(SETTINGS))
         values = {**SETTINGS, **settings}
-        defaults, ceilings = resolve(values)
+        defaults, ceilings = resolve(values, prefix=prefix)
         images = values["allowed_images"]
         if isinstance(images, str) or not all(isinstance(i, str) and i for i in images):
             raise InvalidValueError("allowed_images", images, "a list of image names")
@@ -198,13 +210,15 @@ class Policy:
     Args:
         settings: the service-wide settings (see :data:`SETTINGS`).
         groups: for a group name, the settings its members get instead.
+        prefix: starts every setting's name in messages (``SandboxService.``).
     """
 
     settings: Mapping[str, Any] = field(default_factory=dict)
     groups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    prefix: str = ""
 
     def __post_init__(self) -> None:
-        self._base = Tier.from_settings(self.settings)
+        self._base = Tier.from_settings(self.settings, self.prefix)
         self._cache: dict[frozenset[str], Tier] = {}
         # Each group's tier on its own must hold, so a bad override is found at
         # start, not by the first user in that group.
@@ -213,7 +227,7 @@ class Policy:
                 Tier.from_settings({**self.settings, **overrides})
             except InvalidValueError as exc:
                 raise InvalidValueError(
-                    f"group_settings[{name!r}].{exc.name}", exc.value, exc.expected
+                    f"{self.prefix}group_settings[{name!r}].{exc.name}", exc.value, exc.expected
                 ) from None
 
     def tier(self, groups: Iterable[str] = ()) -> Tier:

@@ -338,11 +338,11 @@ def _restart(service: Service, engine: DockerEngine) -> None:
 @pytest.mark.parametrize(
     ("setting", "value", "named"),
     [
-        ("max_memory", "lots", "max_memory"),
-        ("default_memory", "2g", "default_memory"),
-        ("max_concurrent_per_user", 0, "max_concurrent_per_user"),
-        ("allowed_images", ["a"], "default_image"),
-        ("max_memroy", "1g", "max_memroy"),
+        ("max_memory", "lots", "SandboxService.max_memory"),
+        ("default_memory", "2g", "SandboxService.default_memory"),
+        ("max_concurrent_per_user", 0, "SandboxService.max_concurrent_per_user"),
+        ("allowed_images", ["a"], "SandboxService.default_image"),
+        ("max_memroy", "1g", "SandboxService.max_memroy"),
         ("port", "eighty", "port"),
     ],
 )

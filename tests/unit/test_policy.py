@@ -171,3 +171,13 @@ def test_a_run_that_leaves_the_queue_gives_its_place_up() -> None:
         assert scheduler.active == 0
 
     _run(scenario())
+
+
+def test_the_service_names_both_settings_with_its_prefix() -> None:
+    with pytest.raises(InvalidValueError) as caught:
+        Policy({"default_memory": "2g", "max_memory": "1g"}, prefix="SandboxService.")
+    message = str(caught.value)
+    assert "SandboxService.default_memory" in message
+    assert "SandboxService.max_memory" in message
+    with pytest.raises(InvalidValueError, match=r"SandboxService\.group_settings\['ta'\]"):
+        Policy({}, {"ta": {"default_timeout": -1}}, prefix="SandboxService.")
