@@ -4,6 +4,7 @@ promise, an orphan sweep, kernel autoload, the hub fragment, and the sandbox ser
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import autoload
-from .core.errors import CodedockError
+from .core.errors import CodedockError, InvalidValueError
 from .core.limits import LIMIT, Limits
 from .engines import ENGINE_ENV, connect
 from .engines.cleanup import sweep
@@ -30,6 +31,24 @@ DEMO_SNIPPETS: Sequence[tuple[str, str, Limits]] = (
     ("while True:\n    pass", "", Limits(timeout=1)),
     ("hog = bytearray(300 * 1024 * 1024)", "", Limits(timeout=10, memory="100m")),
 )
+
+
+def engine_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """Engine options from ``KEY=VALUE`` words: each value as JSON, else as a string.
+
+    Raises:
+        InvalidValueError: a word has no ``=`` or no key.
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        if not equals or not key.strip():
+            raise InvalidValueError("--option", pair, "KEY=VALUE, e.g. timeout=30")
+        try:
+            options[key.strip()] = json.loads(text)
+        except ValueError:
+            options[key.strip()] = text
+    return options
 
 
 def _one_line(text: str, width: int = 60) -> str:
@@ -240,6 +259,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME",
         help=f"the engine whose sandboxes to sweep (default: ${ENGINE_ENV}, else docker)",
     )
+    sweep_parser.add_argument(
+        "--option",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="an engine option, as the kernels set it in engine_options (a JSON value, "
+        "else a string), e.g. base_url=unix:///run/docker.sock; repeat for more",
+    )
     commands.add_parser(
         "serve",
         help="run the sandbox service for a multi-user hub (codedock serve --help-all)",
@@ -294,10 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _hub_config(args.show)
         if args.command == "autoload":
             return _autoload(args.state, args.path or autoload.config_path(args.scope))
-        orphans = sweep(connect(args.engine), dry_run=args.dry_run)
+        engine = connect(args.engine, **engine_options(args.option))
+        orphans = sweep(engine, dry_run=args.dry_run)
         verb = "would remove" if args.dry_run else "removed"
         for orphan in orphans:
-            print(f"{verb} {orphan.id[:12]}: {orphan.reason}")
+            print(f"{verb} {orphan.id[:12]} ({orphan.engine or 'engine unknown'}): {orphan.reason}")
         print(f"{verb} {len(orphans)} orphaned sandbox container(s)")
         return 0
     except CodedockError as exc:

@@ -19,6 +19,8 @@ class Orphan:
 
     id: str
     reason: str
+    #: The engine that launched it, as its label says ("" when it does not say).
+    engine: str = ""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -48,11 +50,13 @@ def find_orphans(engine: Engine | None = None, *, now: float | None = None) -> l
     for container in engine.list():
         labels = ContainerLabels.parse(container.labels)
         if labels.expires and labels.expires < now:
-            orphans.append(Orphan(container.id, f"expired {now - labels.expires:.0f}s ago"))
+            reason = f"expired {now - labels.expires:.0f}s ago"
+            orphans.append(Orphan(container.id, reason, labels.engine))
         elif (labels.host, labels.boot, labels.pid_namespace) == here and not _pid_alive(
             labels.owner_pid
         ):
-            orphans.append(Orphan(container.id, f"owner pid {labels.owner_pid} is gone"))
+            reason = f"owner pid {labels.owner_pid} is gone"
+            orphans.append(Orphan(container.id, reason, labels.engine))
     return orphans
 
 

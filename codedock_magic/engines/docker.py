@@ -227,7 +227,9 @@ class DockerEngine:
         """
         if spec.lifetime is not None:
             spec = SandboxSpec(
-                spec.profile, spec.command, {**make_labels(spec.lifetime), **spec.labels}
+                spec.profile,
+                spec.command,
+                {**make_labels(spec.lifetime, engine=self.name), **spec.labels},
             )
         ensure_watchdog(self.name, self.options)
         container = self.create(spec)

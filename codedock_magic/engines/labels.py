@@ -27,6 +27,8 @@ CREATED = PREFIX + "created"
 EXPIRES = PREFIX + "expires"
 BOOT = PREFIX + "boot-id"
 PID_NAMESPACE = PREFIX + "pid-ns"
+#: The engine that launched the container (by its registered name).
+ENGINE = PREFIX + "engine"
 
 #: Identifies this process's containers; new in every process, a forked child's too
 #: (read it as ``labels.SESSION_ID`` or :func:`session_id`, not by ``from`` import).
@@ -76,8 +78,8 @@ def where_pids_mean_this_process() -> tuple[str, str, str]:
     return socket.gethostname(), _read("/proc/sys/kernel/random/boot_id"), _pid_namespace()
 
 
-def make_labels(lifetime: float, *, session: str | None = None) -> dict[str, str]:
-    """Labels for a new container that may live ``lifetime`` seconds."""
+def make_labels(lifetime: float, *, session: str | None = None, engine: str = "") -> dict[str, str]:
+    """Labels for a new container that may live ``lifetime`` seconds, launched by ``engine``."""
     now = time.time()
     host, boot, namespace = where_pids_mean_this_process()
     return {
@@ -89,6 +91,7 @@ def make_labels(lifetime: float, *, session: str | None = None) -> dict[str, str
         PID_NAMESPACE: namespace,
         CREATED: f"{now:.3f}",
         EXPIRES: f"{now + lifetime + EXPIRY_GRACE:.3f}",
+        **({ENGINE: engine} if engine else {}),
     }
 
 
@@ -103,6 +106,7 @@ class ContainerLabels:
     expires: float
     boot: str = ""
     pid_namespace: str = ""
+    engine: str = ""
 
     @classmethod
     def parse(cls, labels: Mapping[str, str]) -> ContainerLabels:
@@ -122,4 +126,5 @@ class ContainerLabels:
             expires=number(EXPIRES),
             boot=labels.get(BOOT, ""),
             pid_namespace=labels.get(PID_NAMESPACE, ""),
+            engine=labels.get(ENGINE, ""),
         )

@@ -42,13 +42,14 @@ def test_sweep_removes_orphans_of_dead_owners(
 ) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    labels = make_labels(60, session="sweep-test")
+    labels = make_labels(60, session="sweep-test", engine="docker")
     labels["io.codedock.owner-pid"] = str(dead.pid)
     orphan = engine.create(SandboxSpec(Profile(), supervisor_command(), labels))
     try:
         assert main(["sweep", "--dry-run"]) == 0
         assert (
-            f"would remove {orphan[:12]}: owner pid {dead.pid} is gone" in capsys.readouterr().out
+            f"would remove {orphan[:12]} (docker): owner pid {dead.pid} is gone"
+            in capsys.readouterr().out
         )
         assert [c.id for c in engine.list({"io.codedock.session": "sweep-test"})] == [orphan]
         assert main(["sweep"]) == 0
@@ -56,6 +57,18 @@ def test_sweep_removes_orphans_of_dead_owners(
         assert engine.list({"io.codedock.session": "sweep-test"}) == []
     finally:
         engine.remove(orphan)
+
+
+def test_sweep_takes_the_engine_options_a_kernel_would(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The option reaches the engine: this one points at no engine at all.
+    assert main(["sweep", "--option", "base_url=unix:///nonexistent.sock"]) == 1
+    assert "no Docker engine answered at unix:///nonexistent.sock" in capsys.readouterr().err
+    assert main(["sweep", "--option", "timeout"]) == 1
+    assert "--option 'timeout'" in capsys.readouterr().err
+    assert main(["sweep", "--option", "colour=red"]) == 1
+    assert "engine options for docker" in capsys.readouterr().err
 
 
 def test_without_an_engine_the_cli_says_what_to_do() -> None:

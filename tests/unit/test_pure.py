@@ -212,9 +212,11 @@ def test_bad_utf8_is_replaced_and_split_characters_survive() -> None:
 
 
 def test_labels_round_trip() -> None:
-    labels = make_labels(10.0, session="abc")
+    labels = make_labels(10.0, session="abc", engine="docker")
     parsed = ContainerLabels.parse(labels)
     assert parsed.session == "abc"
+    assert parsed.engine == "docker"
+    assert ContainerLabels.parse(make_labels(1.0)).engine == ""
     assert parsed.owner_pid == os.getpid()
     assert parsed.host == socket.gethostname()
     assert parsed.expires - parsed.created == pytest.approx(10.0 + 60.0, abs=0.01)
