@@ -35,7 +35,7 @@ from ..core.errors import (
 from ..core.limits import Limits
 from ..core.request import Listener, RunRequest
 from ..core.result import CaseEnding, RunResult, RunStatus, cases_not_run
-from .wire import Event, case_from_json, decode_bytes, event_of, request_to_json, result_from_json
+from .wire import Event, Received, decode_event, request_to_json
 
 __all__ = ["SERVICE_TOKEN_ENV", "SERVICE_URL_ENV", "ServiceBackend", "service_from_env"]
 
@@ -150,26 +150,33 @@ class ServiceBackend:
                     raise ServiceUnavailableError(self.url, "it closed the run's stream early")
                 if isinstance(event, BaseException):
                     raise ServiceUnavailableError(self.url, _reason(event))
-                kind = event_of(event)
+                try:
+                    received = decode_event(event)
+                except InvalidValueError as exc:
+                    raise ServiceUnavailableError(
+                        self.url, f"it sent a malformed event: {exc}"
+                    ) from None
+                if received is None:
+                    continue
+                kind = received.kind
                 if kind is Event.ACCEPTED:
-                    run_id = str(event.get("id", ""))
+                    run_id = received.run_id
                     if stop is not None and stop.is_set():
                         self._cancel(run_id)
                 elif kind in (Event.QUEUED, Event.RUNNING):
                     listener.state(str(kind))
                 elif kind is Event.OUTPUT:
-                    stream, text = str(event["stream"]), str(event["text"])
-                    shown.setdefault(stream, []).append(text)
-                    listener.output(stream, text)
+                    shown.setdefault(received.stream, []).append(received.text)
+                    listener.output(received.stream, received.text)
                 elif kind is Event.IMAGE:
-                    listener.image(str(event["mime"]), decode_bytes(event["data"], "image"))
-                elif kind is Event.CASE:
-                    ended.append(case_from_json(event["case"]))
+                    listener.image(received.mime, received.data)
+                elif kind is Event.CASE and received.case is not None:
+                    ended.append(received.case)
                     listener.case(len(ended) - 1, ended[-1])
-                elif kind is Event.RESULT:
-                    return result_from_json(event["result"])
+                elif kind is Event.RESULT and received.result is not None:
+                    return received.result
                 elif kind is Event.ERROR:
-                    raise _error_from_event(event)
+                    raise _error_from_event(received)
         finally:
             response.close()
         # The service did not confirm the cancel in time; the closed stream ends
@@ -230,9 +237,9 @@ def _raise_for(url: str, response: requests.Response) -> None:
     raise ServiceRefusedError(message, response.status_code)
 
 
-def _error_from_event(event: Mapping[str, Any]) -> CodedockError:
-    message = str(event.get("message", "the service failed the run"))
-    if event.get("kind") == "engine":
+def _error_from_event(event: Received) -> CodedockError:
+    message = event.message
+    if event.error_kind == "engine":
         return EngineError(f"the sandbox service's engine failed: {message}")
     return ServiceRefusedError(message)
 

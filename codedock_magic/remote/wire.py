@@ -18,6 +18,7 @@ import binascii
 import enum
 import json
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import CodedockError, InvalidValueError
@@ -29,6 +30,7 @@ from ..core.result import CaseEnding, Ending, RunResult, RunStatus
 __all__ = [
     "RUN_FIELDS",
     "Event",
+    "Received",
     "Settle",
     "UnknownFieldError",
     "accepted_event",
@@ -37,6 +39,7 @@ __all__ = [
     "case_to_json",
     "cases_from_json",
     "decode_bytes",
+    "decode_event",
     "encode_bytes",
     "error_event",
     "event_of",
@@ -439,3 +442,70 @@ def event_of(data: Mapping[str, Any]) -> Event | None:
         return Event(data.get("event"))
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class Received:
+    """One event of a run's stream, decoded: its kind and the fields that kind has."""
+
+    kind: Event
+    #: ``accepted``: the run's id.
+    run_id: str = ""
+    #: ``output``: the stream and its text.
+    stream: str = ""
+    text: str = ""
+    #: ``image``: its mime type and bytes.
+    mime: str = ""
+    data: bytes = b""
+    #: ``case``: the case's index and ending.
+    index: int = 0
+    case: CaseEnding | None = None
+    #: ``result``: the run's result.
+    result: RunResult | None = None
+    #: ``error``: what kind of failure, and its message.
+    error_kind: str = ""
+    message: str = ""
+
+
+def decode_event(data: object) -> Received | None:
+    """An event of a run's stream, decoded; ``None`` for one this side does not know.
+
+    Raises:
+        InvalidValueError: ``data`` is not an event, or a field of its kind is
+            missing or malformed.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidValueError("event", type(data).__name__, "a JSON object")
+    kind = event_of(data)
+    if kind is None:
+        return None
+    try:
+        if kind is Event.ACCEPTED:
+            return Received(kind, run_id=_text(data, "id"))
+        if kind is Event.OUTPUT:
+            return Received(kind, stream=_text(data, "stream"), text=_text(data, "text"))
+        if kind is Event.IMAGE:
+            return Received(
+                kind, mime=_text(data, "mime"), data=decode_bytes(data["data"], "image")
+            )
+        if kind is Event.CASE:
+            return Received(
+                kind, index=int(data.get("index", 0)), case=case_from_json(data["case"])
+            )
+        if kind is Event.RESULT:
+            return Received(kind, result=result_from_json(data["result"]))
+        if kind is Event.ERROR:
+            message = str(data.get("message", "")) or "the service failed the run"
+            return Received(kind, error_kind=str(data.get("kind", "")), message=message)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, InvalidValueError):
+            raise
+        raise InvalidValueError(f"{kind} event", str(exc)[:200], "a well-formed event") from None
+    return Received(kind)
+
+
+def _text(data: Mapping[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise InvalidValueError(key, type(value).__name__, "a string")
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -111,3 +112,54 @@ def test_whether_a_value_came_back_travels() -> None:
         returned=True,
     )
     assert result_from_json(json.loads(json.dumps(result_to_json(result)))).returned
+
+
+def test_each_event_decodes_as_the_service_encoded_it() -> None:
+    from codedock_magic.remote import wire
+
+    result = RunResult(
+        status=RunStatus.OK,
+        exit_code=0,
+        signal=None,
+        stdout="hi\n",
+        stderr="",
+        duration=0.1,
+        truncated=False,
+        limits=Limits(),
+        image="codedock/pybuntu:latest",
+    )
+    sent = [
+        wire.accepted_event("run-1", "alice", "img", Limits()),
+        wire.queued_event(2),
+        wire.running_event(),
+        wire.output_event("stderr", "oops\n"),
+        wire.image_event("image/png", b"\x89PNG"),
+        wire.result_event(result),
+        wire.error_event("engine", "gone"),
+    ]
+    got = [wire.decode_event(json.loads(json.dumps(event))) for event in sent]
+    assert [g.kind.value for g in got if g] == [e["event"] for e in sent]
+    accepted, _, _, output, image, ended, failed = got
+    assert accepted and accepted.run_id == "run-1"
+    assert output and (output.stream, output.text) == ("stderr", "oops\n")
+    assert image and (image.mime, image.data) == ("image/png", b"\x89PNG")
+    assert ended and ended.result == result
+    assert failed and (failed.error_kind, failed.message) == ("engine", "gone")
+    # A newer service's event is skipped, not an error.
+    assert wire.decode_event({"event": "progress", "done": 3}) is None
+
+
+@given(
+    st.sampled_from(["accepted", "output", "image", "case", "result", "error"]),
+    st.dictionaries(
+        st.sampled_from(["id", "stream", "text", "mime", "data", "case", "result", "index"]),
+        st.one_of(st.none(), st.integers(), st.text(max_size=20), st.lists(st.integers())),
+    ),
+)
+def test_a_malformed_event_is_an_invalid_value_never_a_crash(
+    name: str, fields: dict[str, object]
+) -> None:
+    from codedock_magic.remote import wire
+
+    with contextlib.suppress(InvalidValueError):
+        wire.decode_event({"event": name, **fields})
