@@ -11,10 +11,10 @@ a row here; a hardening field dropped on either side fails its row.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 import docker
 import pytest
@@ -68,12 +68,19 @@ SC: Path = (*C, "securityContext")
 POD_SC: Path = ("spec", "securityContext")
 
 
-class _Recorder:
-    """docker-py's client for the host config it builds; the container is only recorded."""
+_APICLIENT = docker.APIClient
 
-    def __init__(self) -> None:
-        self.real = docker.APIClient(base_url="unix:///nonexistent.sock", version="1.44")
+
+class _Recorder:
+    """docker-py's client as the engine makes it: the host config is docker-py's own, the
+    container is only recorded, and the engine's host has 4 CPUs."""
+
+    def __init__(self, **_: Any) -> None:
+        self.real = _APICLIENT(base_url="unix:///nonexistent.sock", version="1.44")
         self.created: dict[str, Any] = {}
+
+    def info(self) -> dict[str, Any]:
+        return {"NCPU": 4}
 
     def create_host_config(self, **kwargs: Any) -> Any:
         return self.real.create_host_config(**kwargs)
@@ -85,13 +92,10 @@ class _Recorder:
 
 def docker_settings() -> dict[str, Any]:
     """What the Docker engine passes for ``SPEC``: its create kwargs, and HostConfig.* keys."""
-    engine = DockerEngine(runtime=RUNTIME)
-    recorder = _Recorder()
-    engine._api = recorder  # type: ignore[assignment]
-    engine._pid = os.getpid()
-    engine._cpus = 4
-    engine.create(SPEC)
-    created = dict(recorder.created)
+    with mock.patch.object(docker, "APIClient", _Recorder):
+        engine = DockerEngine(runtime=RUNTIME)
+        engine.create(SPEC)
+        created = dict(engine.api.created)  # type: ignore[attr-defined]
     host = created.pop("host_config")
     return {**created, **{f"HostConfig.{key}": value for key, value in host.items()}}
 

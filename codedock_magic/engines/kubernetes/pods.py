@@ -1,7 +1,7 @@
 """The Pod a run gets: a pure function from a :class:`SandboxSpec` to a hardened Pod manifest.
 
 Each hardening property of the Docker engine has its Pod counterpart here, field by
-field (``tests/unit/test_kubernetes_pods.py`` holds one against the other). What a
+field (``tests/unit/test_kubernetes_parity.py`` holds one against the other). What a
 Pod spec cannot say is done elsewhere, and named where it is:
 
 - a pids limit: the kubelet's ``podPidsLimit``, set by the cluster's admin;
@@ -393,7 +393,7 @@ def hardening_faults(pod: Mapping[str, Any]) -> list[str]:
     if not isinstance(deadline, int) or isinstance(deadline, bool) or deadline < 1:
         faults.append(f"spec.activeDeadlineSeconds is {deadline!r}, not a number of seconds")
     faults += _security_faults("spec.securityContext", spec.get("securityContext"), pod=True)
-    if (pod.get("metadata") or {}).get("labels", {}).get(MANAGED) != "1":
+    if ((pod.get("metadata") or {}).get("labels") or {}).get(MANAGED) != "1":
         faults.append(f"metadata.labels[{MANAGED}] is not '1'")
     for extra in ("initContainers", "ephemeralContainers"):
         if spec.get(extra):
