@@ -54,6 +54,8 @@ wanted = {
         "jupyter-config/ipython_kernel_config.json",
         "notebooks/demo.ipynb",
         "notebooks/teaching.ipynb",
+        "deploy/kubernetes/kustomization.yaml",
+        "deploy/z2jh/values.yaml",
         "tests/conftest.py",
         "benchmarks/bench.py",
         ".ci/run",
