@@ -8,8 +8,8 @@ adding comments change nothing, and reordering functions changes only the few
 token runs that cross a boundary. Runs of :data:`K` tokens are hashed and
 winnowed (the smallest hash of each window of :data:`WINDOW` hashes is kept, as
 Schleimer, Wilkerson and Aiken's MOSS does); runs that occur in the starter code are
-dropped. A pair's similarity is the share of both files' tokens covered by the
-fingerprints they share, from 0 to 1.
+dropped. Pairs that share a fingerprint are then measured: a pair's similarity is
+the share of both files' tokens inside runs they share, from 0 to 1.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import io
 import keyword
 import tokenize
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -98,12 +98,15 @@ class Fingerprinted:
         code: the source as read.
         tokens: ``(normalised token, line)`` in order.
         prints: each kept fingerprint, with the token positions its run starts at.
+        runs: the hash of the run at each token position (``-1`` for a run of the
+            starter code), for the extent of a match once a fingerprint finds it.
     """
 
     name: str
     code: str
     tokens: list[tuple[str, int]]
     prints: dict[int, list[int]] = field(default_factory=dict)
+    runs: list[int] = field(default_factory=list)
 
 
 def fingerprint(name: str, code: str, *, starter: frozenset[int] = frozenset()) -> Fingerprinted:
@@ -125,7 +128,8 @@ def fingerprint(name: str, code: str, *, starter: frozenset[int] = frozenset()) 
     for position, value in enumerate(hashes):
         if value in kept and position not in kept[value]:
             kept[value].append(position)
-    return Fingerprinted(name, code, tokens, kept)
+    runs = [-1 if value in starter else value for value in hashes]
+    return Fingerprinted(name, code, tokens, kept, runs)
 
 
 def starter_hashes(code: str) -> frozenset[int]:
@@ -150,10 +154,10 @@ class Pair:
     lines_b: frozenset[int]
 
 
-def _covered(one: Fingerprinted, shared: Iterable[int]) -> set[int]:
+def _covered(one: Fingerprinted, other: frozenset[int]) -> set[int]:
     covered: set[int] = set()
-    for value in shared:
-        for start in one.prints[value]:
+    for start, value in enumerate(one.runs):
+        if value in other:
             covered.update(range(start, start + K))
     return covered
 
@@ -167,7 +171,9 @@ def compare(submissions: Sequence[Fingerprinted]) -> list[Pair]:
         if not shared or not total:
             pairs.append(Pair(one.name, other.name, 0.0, frozenset(), frozenset()))
             continue
-        in_one, in_other = _covered(one, shared), _covered(other, shared)
+        # The fingerprints find the pairs; every run they share then marks the extent.
+        runs_one, runs_other = frozenset(one.runs) - {-1}, frozenset(other.runs) - {-1}
+        in_one, in_other = _covered(one, runs_other), _covered(other, runs_one)
         pairs.append(
             Pair(
                 one.name,
@@ -236,8 +242,11 @@ def report(
         parts.append("<p>Not compared:</p><ul>")
         parts += [f"<li>{esc(name)}: {esc(why)}</li>" for name, why in skipped]
         parts.append("</ul>")
+    alike = [pair for pair in pairs if pair.similarity > 0]
+    if len(alike) < len(pairs):
+        parts.append(f"<p>{len(pairs) - len(alike)} pairs share no run; they are not listed.</p>")
     parts.append("<table class='rank'><tr><th>#</th><th>pair</th><th>similarity</th></tr>")
-    for rank, pair in enumerate(pairs[: max(shown * 5, 50)], start=1):
+    for rank, pair in enumerate(alike[: max(shown * 5, 50)], start=1):
         css = " class='flag'" if pair.similarity >= threshold else ""
         parts.append(
             f"<tr{css}><td>{rank}</td><td>{esc(pair.a)} · {esc(pair.b)}</td>"
