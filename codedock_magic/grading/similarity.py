@@ -165,6 +165,7 @@ def _covered(one: Fingerprinted, other: frozenset[int]) -> set[int]:
 def compare(submissions: Sequence[Fingerprinted]) -> list[Pair]:
     """Every pair, most alike first (ties by name)."""
     pairs = []
+    every = {id(one): frozenset(one.runs) - {-1} for one in submissions}
     for one, other in combinations(submissions, 2):
         shared = one.prints.keys() & other.prints.keys()
         total = len(one.tokens) + len(other.tokens)
@@ -172,8 +173,7 @@ def compare(submissions: Sequence[Fingerprinted]) -> list[Pair]:
             pairs.append(Pair(one.name, other.name, 0.0, frozenset(), frozenset()))
             continue
         # The fingerprints find the pairs; every run they share then marks the extent.
-        runs_one, runs_other = frozenset(one.runs) - {-1}, frozenset(other.runs) - {-1}
-        in_one, in_other = _covered(one, runs_other), _covered(other, runs_one)
+        in_one, in_other = _covered(one, every[id(other)]), _covered(other, every[id(one)])
         pairs.append(
             Pair(
                 one.name,
