@@ -1,5 +1,6 @@
-"""The ``codedock`` command: a demo, batch grading, the sandbox images, a check of every
-promise, an orphan sweep, kernel autoload, the hub fragment, and the sandbox service."""
+"""The ``codedock`` command: a demo, batch grading and its reports, the sandbox images, a
+check of every promise, an orphan sweep, kernel autoload, the hub fragment, and the sandbox
+service."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .core.errors import CodedockError, InvalidValueError
 from .core.limits import LIMIT, Limits
 from .engines import ENGINE_ENV, connect
 from .engines.cleanup import sweep
+from .grading.formats import EXPORTS, FORMATS
 from .runner import DEFAULT_IMAGE, run
 
 __all__ = ["main"]
@@ -115,11 +117,12 @@ def _grade(args: argparse.Namespace) -> int:
             bars.append(tqdm(total=total, unit="submission", file=sys.stderr, dynamic_ncols=True))
         bars[0].update(done)
 
+    form, record = _grade_record(args.format, args.out)
     try:
         report = grade(
             args.submissions,
             args.cases,
-            args.out,
+            record,
             jobs=args.jobs,
             limits=limits,
             image=args.image,
@@ -130,9 +133,17 @@ def _grade(args: argparse.Namespace) -> int:
     finally:
         for bar in bars:
             bar.close()
+    where = f"results in {record}"
+    if form in EXPORTS:
+        from .grading.formats import read_record, write_export
+
+        written = write_export(
+            form, read_record(record), args.out, assignment=args.assignment or args.cases.stem
+        )
+        where += f"; {form} export in {args.out} ({len(written)} file(s))"
     print(
         f"graded {len(report.graded)}, already graded {len(report.skipped)}, "
-        f"not graded {len(report.failed)}; results in {args.out}"
+        f"not graded {len(report.failed)}; {where}"
     )
     for student, why in sorted(report.failed.items()):
         print(f"  not graded: {student}: {why}", file=sys.stderr)
@@ -140,6 +151,108 @@ def _grade(args: argparse.Namespace) -> int:
         print("interrupted: run the same command again to grade the rest", file=sys.stderr)
         return 130
     return 1 if report.failed else 0
+
+
+def _grade_record(form: str | None, out: Path) -> tuple[str, Path]:
+    """The format asked for, and the record the batch keeps (and resumes from).
+
+    For ``csv`` and ``json`` the record is ``--out`` itself. For an export, the
+    batch keeps its JSON record beside it (``DIR/codedock-results.json`` in the
+    folder of a per-submission format, ``NAME.json`` beside ``NAME.csv`` for
+    Canvas), and the export is written from it.
+    """
+    suffix = out.suffix.lower()
+    if form is None:
+        form = suffix.lstrip(".") if suffix in (".csv", ".json") else "csv"
+    if form in ("csv", "json"):
+        if suffix != f".{form}":
+            raise InvalidValueError("--out", str(out), f"a path ending in .{form}")
+        return form, out
+    if form == "canvas":
+        if suffix != ".csv":
+            raise InvalidValueError("--out", str(out), "a path ending in .csv for Canvas")
+        return form, out.with_suffix(".json")
+    if suffix in (".csv", ".json"):
+        raise InvalidValueError("--out", str(out), f"a folder for {form}: one results.json each")
+    return form, out / "codedock-results.json"
+
+
+def _similarity(args: argparse.Namespace) -> int:
+    from .grading.similarity import THRESHOLD, compare, fingerprint, report, starter_hashes
+    from .grading.submissions import find_submissions
+
+    starter = frozenset[int]()
+    if args.starter is not None:
+        try:
+            starter = starter_hashes(args.starter.read_text(encoding="utf-8", errors="replace"))
+        except OSError as exc:
+            raise InvalidValueError("--starter", str(args.starter), f"readable ({exc})") from None
+    found = find_submissions(args.submissions)
+    skipped = [(s.student, s.problem) for s in found if s.problem]
+    prints = [
+        fingerprint(s.student, s.code.decode("utf-8", errors="replace"), starter=starter)
+        for s in found
+        if not s.problem
+    ]
+    pairs = compare(prints)
+    text = report(
+        prints,
+        pairs,
+        shown=args.pairs,
+        skipped=skipped,
+        starter=args.starter.name if args.starter else None,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    flagged = [p for p in pairs if p.similarity >= THRESHOLD]
+    print(
+        f"compared {len(prints)} submissions, {len(pairs)} pairs; {len(flagged)} at or above "
+        f"{THRESHOLD:.0%}; report in {args.out}"
+    )
+    for pair in flagged[:10]:
+        print(f"  {pair.similarity:4.0%}  {pair.a} · {pair.b}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .grading.classreport import class_report
+    from .grading.formats import read_record
+
+    graded = read_record(args.results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        class_report(graded, title=args.title or f"Class report: {args.results.stem}"),
+        encoding="utf-8",
+    )
+    print(f"{len(graded)} submissions; report in {args.out}")
+    return 0
+
+
+def _add_similarity_parsers(commands: Any) -> None:
+    parser = commands.add_parser(
+        "similarity",
+        help="rank a class's submissions by how alike they are; an HTML report",
+        description="Compare every pair of submissions in SUBMISSIONS (as codedock grade "
+        "finds them), offline: names normalised, comments and layout ignored, the starter "
+        "code left out. Writes one HTML page: the pairs ranked, the top ones side by side "
+        "with the matching lines marked.",
+    )
+    parser.add_argument("submissions", type=Path, metavar="SUBMISSIONS", help="the folder")
+    parser.add_argument("--starter", type=Path, metavar="FILE", help="the code students got")
+    parser.add_argument("--out", type=Path, required=True, metavar="PATH", help="the report")
+    parser.add_argument(
+        "--pairs", type=int, default=20, metavar="N", help="pairs shown side by side (20)"
+    )
+    report = commands.add_parser(
+        "report",
+        help="one HTML page of a class's results: scores, pass rates, slowest, hungriest",
+        description="From the JSON record codedock grade writes (--out PATH.json, or the "
+        "codedock-results.json kept with an export): the score distribution, the pass rate "
+        "per case, the slowest and the most memory-hungry submissions, and the late ones.",
+    )
+    report.add_argument("results", type=Path, metavar="RESULTS", help="the JSON record")
+    report.add_argument("--out", type=Path, required=True, metavar="PATH", help="the page")
+    report.add_argument("--title", help="the page's title")
 
 
 def _image(args: argparse.Namespace) -> int:
@@ -223,7 +336,20 @@ def _add_grade_parser(commands: Any) -> None:
         "--cases", type=Path, required=True, metavar="FILE", help="a .json or .yaml file"
     )
     parser.add_argument(
-        "--out", type=Path, required=True, metavar="PATH", help="results: PATH.csv or PATH.json"
+        "--out",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="results: PATH.csv or PATH.json; a folder for gradescope and prairielearn",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="csv or json (by default from --out), or an export: gradescope or "
+        "prairielearn (DIR/STUDENT/results.json each), canvas (a gradebook CSV)",
+    )
+    parser.add_argument(
+        "--assignment", metavar="NAME", help="Canvas's assignment column (default: the cases' name)"
     )
     parser.add_argument(
         "--jobs", type=int, default=4, metavar="N", help="submissions at once (default 4)"
@@ -273,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_help=False,
     )
     _add_grade_parser(commands)
+    _add_similarity_parsers(commands)
     _add_image_parser(commands)
     doctor_parser = commands.add_parser(
         "doctor",
@@ -313,6 +440,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo(args.image)
         if args.command == "grade":
             return _grade(args)
+        if args.command == "similarity":
+            return _similarity(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "image":
             return _image(args)
         if args.command == "doctor":

@@ -128,6 +128,8 @@ class Records:
         else:
             row = result.to_dict()
             row["path"] = submission.path.name
+            # For the class report's most memory-hungry submissions.
+            row["peak_memory"] = result.run.peak_memory
         row.update(
             note=submission.problem,
             submission_sha256=submission.digest,
