@@ -115,6 +115,9 @@ def _grade(args: argparse.Namespace) -> int:
         f"graded {len(report.graded)}, already graded {len(report.skipped)}, "
         f"not graded {len(report.failed)}; results in {args.out}"
     )
+    if report.untrusted:
+        names = ", ".join(repr(name) for name in report.untrusted)
+        print(f"  graded again, their rows could not be trusted: {names}", file=sys.stderr)
     for student, why in sorted(report.failed.items()):
         print(f"  not graded: {student}: {why}", file=sys.stderr)
     if report.interrupted:
