@@ -12,10 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+from jupyter_client.manager import KernelManager
+
 from codedock_magic import DockerEngine, Limits, check
 from codedock_magic.grading.bounded import JUDGE_SECONDS
 from codedock_magic.jupyter.checkrender import check_html, check_text
 from codedock_magic.jupyter.checkviews import check_metadata
+
+from .kernelhelp import execute
 
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
 # An honest output matches at once; forty a's and no b backtrack for hours in `re`.
@@ -159,3 +163,41 @@ def test_a_hidden_case_keeps_its_secrets_from_the_student(engine: DockerEngine) 
     assert "stderr--in-31337" in kept.stderr and kept.duration >= 0.5
     assert teacher.run.cases[1].exit_code == 93
     assert "stderr--in-31337" in check_text(teacher)
+
+
+KERNEL_CASES = (
+    "cases = [\n"
+    "    {'name': 'secret', 'stdin': 'in-4711', 'expected': 'x', 'hidden': True},\n"
+    "    {'name': 'pattern', 'stdin': '', 'expected': r'(a+)+b', 'compare': 'regex'},\n"
+    "]"
+)
+
+
+def test_a_catastrophic_pattern_in_a_real_kernel_ends_in_a_clear_line_and_the_kernel_answers(
+    engine: DockerEngine,
+) -> None:
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        reply, _ = execute(client, f"%load_ext codedock_magic\n{KERNEL_CASES}")
+        assert reply["status"] == "ok"
+        started = time.monotonic()
+        reply, shown = execute(
+            client,
+            "%%sandbox --cases cases --no-widgets\nimport sys\nprint(sys.stdin.read() or 'a' * 40)",
+            timeout=120,
+        )
+        took = time.monotonic() - started
+        assert reply["status"] == "error" and reply["ename"] == "UsageError"
+        assert "the checker of case 'pattern' raised a timeout" in reply["evalue"]
+        assert took < JUDGE_SECONDS + 60
+        # The kernel is free at once; and the hidden case's input and output never showed.
+        reply, shown2 = execute(client, "print(6 * 7)", timeout=10)
+        assert reply["status"] == "ok" and "42" in shown2
+        assert "wrong answer: secret" in shown and "4711" not in shown
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
