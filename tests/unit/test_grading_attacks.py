@@ -482,3 +482,20 @@ def test_a_checkers_error_on_a_hidden_case_does_not_quote_its_output() -> None:
             check("", cases, backend=PrintsItsInput())  # type: ignore[arg-type]
         assert "ValueError" in str(caught.value)
         assert ("hidden-input-99" in str(caught.value)) is shown
+
+
+def test_a_file_from_before_rows_were_signed_is_graded_again_not_refused(tmp_path: Path) -> None:
+    cases = _cases()
+    out = tmp_path / "r.csv"
+    Records(out, cases).add(Submission("ada", tmp_path / "ada.py", b"x"), not_run(cases, ""))
+    lines = out.open(newline="").read().splitlines()
+    unsigned = [line.rsplit(",", 1)[0] for line in lines]
+    out.write_text("\n".join(unsigned) + "\n")
+    again = Records(out, cases)
+    assert again.rows == {} and again.untrusted == ["ada"]
+    with pytest.raises(InvalidValueError, match="--fresh"):
+        Records(out, load_cases([{"name": "a", "expected": "1"}]))
+    other = unsigned[1].replace(unsigned[1].rsplit(",", 1)[1], "0" * 64)
+    out.write_text("\n".join([unsigned[0], other]) + "\n")
+    with pytest.raises(InvalidValueError, match="--fresh"):
+        Records(out, cases)
