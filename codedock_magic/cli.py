@@ -100,6 +100,11 @@ def _autoload(state: str, path: Path) -> int:
     return 0
 
 
+def _printable(name: str) -> str:
+    # A student's file name may hold escape sequences that would rewrite the terminal.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
 def _grade(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -145,8 +150,11 @@ def _grade(args: argparse.Namespace) -> int:
         f"graded {len(report.graded)}, already graded {len(report.skipped)}, "
         f"not graded {len(report.failed)}; {where}"
     )
+    if report.untrusted:
+        names = ", ".join(repr(name) for name in report.untrusted)
+        print(f"  graded again, their rows could not be trusted: {names}", file=sys.stderr)
     for student, why in sorted(report.failed.items()):
-        print(f"  not graded: {student}: {why}", file=sys.stderr)
+        print(f"  not graded: {_printable(student)}: {why}", file=sys.stderr)
     if report.interrupted:
         print("interrupted: run the same command again to grade the rest", file=sys.stderr)
         return 130

@@ -1,5 +1,6 @@
-"""Grading: cases (:mod:`.cases`), judging an output (:mod:`.compare`), a check and
-its verdicts (:mod:`.check`), a class's folder (:mod:`.submissions`) and the batch
+"""Grading: cases (:mod:`.cases`), judging an output (:mod:`.compare`, with a time
+limit from :mod:`.bounded`), a check and its verdicts (:mod:`.check`), a class's
+folder (:mod:`.submissions`), the results file (:mod:`.records`) and the batch
 behind ``codedock grade`` (:mod:`.batch`). It runs through :mod:`codedock_magic.runner`.
 What teachers take away from a batch is pure: its exports (:mod:`.formats`), the
 similarity check (:mod:`.similarity`) and the class report (:mod:`.classreport`).

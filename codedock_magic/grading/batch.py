@@ -11,14 +11,7 @@ submission changed.
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import hashlib
-import io
-import json
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,142 +24,12 @@ from ..core.profile import DEFAULT_IMAGE, Profile
 from ..core.request import Backend
 from ..local.pool import Pool
 from ..runner import choose_backend, service_backend
-from .cases import Case, load_cases
+from .cases import load_cases
 from .check import CheckResult, check, not_run
+from .records import Records, cases_digest
 from .submissions import ANSWER_TAG, Submission, find_submissions
 
 __all__ = ["GradeReport", "Records", "cases_digest", "grade"]
-
-_FIXED = ("student", "score", "max_score", "passed", "total")
-_TRAILING = ("note", "submission_sha256", "cases_sha256")
-
-
-def cases_digest(cases: Sequence[Case]) -> str:
-    """A SHA-256 of the cases, so that results graded against other cases are not reused."""
-    text = json.dumps([case.to_dict() for case in cases], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-class Records:
-    """The output file's records by student, rewritten whole (atomically) after each change.
-
-    Args:
-        path: ``*.csv`` or ``*.json``.
-        cases: the cases being graded against.
-        fresh: ignore what the file holds and start over.
-
-    Raises:
-        InvalidValueError: the suffix is neither, or the file holds results for
-            other cases (and ``fresh`` is not set), or cannot be read.
-    """
-
-    def __init__(self, path: Path, cases: Sequence[Case], *, fresh: bool = False) -> None:
-        if path.suffix.lower() not in (".csv", ".json"):
-            raise InvalidValueError("--out", str(path), "a path ending in .csv or .json")
-        self.path = path
-        self.cases = list(cases)
-        self.digest = cases_digest(cases)
-        self.rows: dict[str, dict[str, Any]] = {}
-        if path.exists() and not fresh:
-            self._load()
-
-    @property
-    def is_csv(self) -> bool:
-        return self.path.suffix.lower() == ".csv"
-
-    def _columns(self) -> list[str]:
-        return [*_FIXED, *(case.name for case in self.cases), *_TRAILING]
-
-    def _load(self) -> None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidValueError("--out", str(self.path), f"readable ({exc})") from None
-        other = InvalidValueError(
-            "--out",
-            str(self.path),
-            "a file of results for these cases (it holds other results); write to another "
-            "--out, or pass --fresh to grade everyone again",
-        )
-        if not text.strip():
-            return
-        if self.is_csv:
-            reader = csv.DictReader(io.StringIO(text))
-            if reader.fieldnames != self._columns():
-                raise other
-            for row in reader:
-                if row.get("cases_sha256") != self.digest:
-                    raise other
-                self.rows[row["student"]] = dict(row)
-            return
-        try:
-            data = json.loads(text)
-            submissions = data["submissions"]
-            digest = data["cases_sha256"]
-        except (ValueError, KeyError, TypeError):
-            raise other from None
-        if digest != self.digest or not isinstance(submissions, dict):
-            raise other
-        self.rows = dict(submissions)
-
-    def graded(self, submission: Submission) -> bool:
-        """Whether ``submission``, as it is now, has been graded against these cases."""
-        row = self.rows.get(submission.student)
-        return row is not None and row.get("submission_sha256") == submission.digest
-
-    def add(self, submission: Submission, result: CheckResult) -> None:
-        """Record ``result`` for ``submission`` and write the file."""
-        if self.is_csv:
-            row: dict[str, Any] = {
-                "student": submission.student,
-                "score": f"{result.score:g}",
-                "max_score": f"{result.max_score:g}",
-                "passed": result.passed,
-                "total": len(result.cases),
-            }
-            row.update({case.name: case.verdict.value for case in result.cases})
-        else:
-            row = result.to_dict()
-            row["path"] = submission.path.name
-            # For the class report's most memory-hungry submissions.
-            row["peak_memory"] = result.run.peak_memory
-        row.update(
-            note=submission.problem,
-            submission_sha256=submission.digest,
-            cases_sha256=self.digest,
-        )
-        self.rows[submission.student] = row
-        self._write()
-
-    def _write(self) -> None:
-        ordered = [self.rows[name] for name in sorted(self.rows)]
-        if self.is_csv:
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=self._columns())
-            writer.writeheader()
-            writer.writerows(ordered)
-            text = buffer.getvalue()
-        else:
-            data = {
-                "cases_sha256": self.digest,
-                "cases": [case.to_dict() for case in self.cases],
-                "submissions": {name: self.rows[name] for name in sorted(self.rows)},
-            }
-            text = json.dumps(data, indent=1, default=str) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Written beside it and renamed over it: a crash leaves the old file or the
-        # new one, never half of one.
-        handle, temporary = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-                out.write(text)
-            os.replace(temporary, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
 
 
 @dataclass
@@ -178,12 +41,15 @@ class GradeReport:
         skipped: students already graded (same submission, same cases).
         failed: students not graded, with why (a checker raised, the engine
             failed); a re-run tries them again.
+        untrusted: students whose rows in the file could not be trusted (see
+            :mod:`codedock_magic.grading.records`), graded again.
         interrupted: whether the batch was stopped before its end.
     """
 
     graded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    untrusted: list[str] = field(default_factory=list)
     interrupted: bool = False
 
 
@@ -229,7 +95,7 @@ def grade(
     loaded = load_cases(cases)
     records = Records(out, loaded, fresh=fresh)
     found = find_submissions(submissions, tag=tag)
-    report = GradeReport()
+    report = GradeReport(untrusted=list(records.untrusted))
     todo: list[Submission] = []
     for submission in found:
         if records.graded(submission):

@@ -11,10 +11,10 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..core.errors import CodedockError
+from ..core.errors import CheckerError, CodedockError
 from ..core.interrupts import Stop, signals_as_flag
 from ..core.limits import LIMIT_FIELDS, Limits, format_size
 from ..core.profile import DEFAULT_IMAGE, Profile
@@ -56,8 +56,9 @@ class Verdict(str, enum.Enum):
 class CaseResult:
     """One case's verdict, and what the program did in it.
 
-    For a hidden case (unless the check was told to reveal them), ``stdout``,
-    ``stderr`` and ``diff`` are empty: only the name, verdict and points remain.
+    Of a hidden case (unless the check was told to reveal them) only the name,
+    verdict and points remain: ``withheld`` is set, ``stdout``, ``stderr``, ``diff``
+    and ``detail`` are empty and ``duration`` is 0, and :meth:`to_dict` leaves them out.
 
     Attributes:
         name: the case's name.
@@ -71,6 +72,8 @@ class CaseResult:
         hidden: whether the case is hidden from the student.
         detail: a short phrase on how it ended (``exit 1``, ``killed by SIGKILL``,
             the checker's message...).
+        withheld: whether what the program did was withheld (a hidden case, in a
+            result for the student).
     """
 
     name: str
@@ -83,6 +86,7 @@ class CaseResult:
     diff: str
     hidden: bool
     detail: str = ""
+    withheld: bool = False
 
     @property
     def passed(self) -> bool:
@@ -90,7 +94,16 @@ class CaseResult:
         return self.verdict is Verdict.PASSED
 
     def to_dict(self) -> dict[str, Any]:
-        """The case's result as JSON values."""
+        """The case's result as JSON values (of a withheld case, its name, verdict and points)."""
+        if self.withheld:
+            return {
+                "name": self.name,
+                "verdict": self.verdict.value,
+                "points": self.points,
+                "max_points": self.max_points,
+                "hidden": self.hidden,
+                "withheld": True,
+            }
         return {
             "name": self.name,
             "verdict": self.verdict.value,
@@ -199,7 +212,19 @@ def verdict_of(case: Case, ran: CaseEnding, *, reveal: bool = True) -> CaseResul
     """
     fraction, detail, diff = 0.0, "", ""
     if ran.status is RunStatus.OK:
-        fraction, detail = judge(case, ran.stdout)
+        try:
+            fraction, detail = judge(case, ran.stdout)
+        except CheckerError as exc:
+            if not case.hidden or reveal:
+                raise
+            # A checker's error can quote the output, and so what a hidden case's
+            # program made of its input.
+            if exc.error.startswith("a timeout"):
+                raise
+            kind = exc.error.split(":", 1)[0] if exc.error[:1].isupper() else "an error"
+            raise CheckerError(
+                exc.case, f"{kind} (on a hidden case: its message is withheld)"
+            ) from None
         verdict = Verdict.PASSED if fraction == 1 else Verdict.WRONG_ANSWER
         if verdict is Verdict.WRONG_ANSWER and case.expected is not None:
             label = "pattern" if case.compare == "regex" else "expected"
@@ -213,19 +238,62 @@ def verdict_of(case: Case, ran: CaseEnding, *, reveal: bool = True) -> CaseResul
     else:
         verdict = Verdict.KILLED
         detail = ran.note or (f"killed by {signal_name(ran.signal)}" if ran.signal else "killed")
-    shown = reveal or not case.hidden
+    if case.hidden and not reveal:
+        return _withheld(case, verdict, case.points * fraction)
     return CaseResult(
         name=case.name,
         verdict=verdict,
         points=case.points * fraction,
         max_points=case.points,
-        stdout=ran.stdout if shown else "",
-        stderr=ran.stderr if shown else "",
+        stdout=ran.stdout,
+        stderr=ran.stderr,
         duration=ran.duration,
-        diff=diff if shown else "",
+        diff=diff,
         hidden=case.hidden,
-        detail=detail if shown or verdict is not Verdict.WRONG_ANSWER else "",
+        detail=detail,
     )
+
+
+def _withheld(case: Case, verdict: Verdict, points: float) -> CaseResult:
+    return CaseResult(
+        name=case.name,
+        verdict=verdict,
+        points=points,
+        max_points=case.points,
+        stdout="",
+        stderr="",
+        duration=0.0,
+        diff="",
+        hidden=True,
+        withheld=True,
+    )
+
+
+def _sealed(run: RunResult, cases: list[Case]) -> RunResult:
+    """``run`` as a student may see it: nothing of what the program did in a hidden case.
+
+    Its endings keep only their status (which the verdict tells anyway) and the
+    limits the case was given. The run's CPU time and peak memory go too: a
+    hidden case's program could make them tell its input.
+    """
+    if not any(case.hidden for case in cases):
+        return run
+    endings = tuple(
+        replace(
+            ran,
+            exit_code=None,
+            signal=None,
+            stdout="",
+            stderr="",
+            duration=0.0,
+            truncated=False,
+            note="",
+        )
+        if index < len(cases) and cases[index].hidden
+        else ran
+        for index, ran in enumerate(run.cases)
+    )
+    return replace(run, cases=endings, cpu_seconds=None, peak_memory=None)
 
 
 def not_run(
@@ -302,8 +370,10 @@ def check(
             the container gets the most memory any case needs.
         image: an image with ``python3``; never pulled.
         on_case: called with each case's result as soon as it is judged.
-        reveal_hidden: keep the output and diff of hidden cases too (for a
-            grader's own records; never for what a student sees).
+        reveal_hidden: keep everything of hidden cases too: output, diff, exit
+            code, duration, and the run's usage (for a grader's own records; never
+            for what a student sees). Without it, a hidden case's result and its
+            ending in ``run.cases`` keep only the name, verdict and points.
         engine, pool, backend, asked: as for :func:`~codedock_magic.run`; with
             ``$CODEDOCK_SERVICE_URL`` set and none given, the sandbox service runs it.
         stop: once set, the check ends; for a caller that runs checks in threads,
@@ -353,4 +423,6 @@ def check(
         if index not in judged:
             # Cases that never ended: their verdicts come with the run's end.
             take(index, ran)
+    if not reveal_hidden:
+        result = _sealed(result, loaded)
     return CheckResult(cases=tuple(judged[i] for i in range(len(loaded))), run=result)

@@ -1,7 +1,9 @@
 """Judging one case's output against what was expected, and showing how they differ.
 
 Everything here runs on the host, on the output the program printed, as text:
-never on the program's objects. A checker function is the teacher's own code.
+never on the program's objects. A checker function is the teacher's own code; it
+and a regex compare run in a child process with a time limit
+(:mod:`.bounded`), as the student chooses the output they judge.
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Callable
+from typing import Any
 
 from ..core.errors import CheckerError
+from .bounded import JUDGE_SECONDS, JudgeFailed, JudgeTimeout, bounded
 from .cases import Case
 
 __all__ = ["DIFF_LINES", "judge", "normalise_whitespace", "visible_diff"]
@@ -49,12 +54,15 @@ def _numbers_match(got: str, expected: str, tolerance: float) -> bool:
     return True
 
 
-def judge(case: Case, output: str) -> tuple[float, str]:
+def judge(case: Case, output: str, *, seconds: float = JUDGE_SECONDS) -> tuple[float, str]:
     """The fraction of ``case``'s points that ``output`` earns (0 to 1), and a message.
 
+    A checker and a regex compare get ``seconds`` each, in a child process.
+
     Raises:
-        CheckerError: the case's checker raised, or returned something else than
-            a bool, a fraction or either with a message.
+        CheckerError: the case's checker raised, returned something else than a
+            bool, a fraction or either with a message, or it or the regex ran past
+            ``seconds``.
     """
     expected = case.expected or ""
     if case.compare == "exact":
@@ -64,23 +72,47 @@ def judge(case: Case, output: str) -> tuple[float, str]:
     if case.compare == "numeric":
         return float(_numbers_match(output, expected, case.tolerance)), ""
     if case.compare == "regex":
-        return float(re.fullmatch(expected, normalise_whitespace(output)) is not None), ""
+        text = normalise_whitespace(output)
+        matched = _bounded(case, lambda: re.fullmatch(expected, text) is not None, seconds)
+        return float(bool(matched)), ""
     assert case.checker is not None
+    said = _bounded(case, lambda: _run_checker(case, output), seconds)
+    if said[0] == "unfit":
+        raise CheckerError(repr(case.name), said[1])
+    return float(said[1]), str(said[2])
+
+
+def _bounded(case: Case, judgement: Callable[[], Any], seconds: float) -> Any:
     try:
-        said = case.checker(output, case)
-    except Exception as exc:
-        raise CheckerError(repr(case.name), f"{type(exc).__name__}: {exc}") from exc
+        return bounded(judgement, seconds=seconds)
+    except JudgeTimeout:
+        what = "the regex compare" if case.compare == "regex" else "it"
+        hint = " (a pattern that backtracks catastrophically?)" if case.compare == "regex" else ""
+        raise CheckerError(
+            repr(case.name),
+            f"a timeout: {what} ran past {seconds:g} s on the program's output and was "
+            f"stopped{hint}",
+        ) from None
+    except JudgeFailed as exc:
+        raise CheckerError(repr(case.name), str(exc)) from None
+
+
+def _run_checker(case: Case, output: str) -> list[Any]:
+    # Runs in the child (see judge): ``["ok", fraction, message]`` or ``["unfit", why]``;
+    # what the checker raises is reported as its error.
+    assert case.checker is not None
+    said = case.checker(output, case)
     message = ""
     if isinstance(said, tuple) and len(said) == 2 and isinstance(said[1], str):
         said, message = said
-    if isinstance(said, bool):
-        return float(said), message
-    if isinstance(said, (int, float)) and 0 <= said <= 1:
-        return float(said), message
-    raise CheckerError(
-        repr(case.name),
-        f"nothing: it returned {said!r}, not True/False, a fraction 0..1, or one with a message",
-    )
+    if isinstance(said, bool) or (isinstance(said, (int, float)) and 0 <= said <= 1):
+        return ["ok", float(said), message[:2000]]
+    shown = repr(said)
+    shown = shown if len(shown) <= 200 else shown[:200] + "…"
+    return [
+        "unfit",
+        f"nothing: it returned {shown}, not True/False, a fraction 0..1, or one with a message",
+    ]
 
 
 def _visible(line: str) -> str:

@@ -1,7 +1,8 @@
 """The static rendering of a check: a summary badge, a badge per case, diffs, in HTML or text.
 
 Pure functions of a :class:`~codedock_magic.grading.check.CheckResult`. A hidden case
-shows its name, verdict and points only (its result holds nothing more). The
+shows its name, verdict and points only (its result holds nothing more); one a
+teacher's ``reveal_hidden`` check kept shows everything, marked hidden. The
 program's text is neutralised, and escaped in HTML, as for any run.
 """
 
@@ -58,8 +59,10 @@ def _tail(text: str) -> str:
 
 
 def _facts(case: CaseResult) -> str:
-    parts = [f"{case.points:g}/{case.max_points:g} points", f"{case.duration:.2f} s"]
-    if case.detail:
+    parts = [f"{case.points:g}/{case.max_points:g} points"]
+    if not case.withheld:
+        parts.append(f"{case.duration:.2f} s")
+    if case.detail and not case.withheld:
         parts.append(case.detail)
     if case.hidden:
         parts.append("hidden")
@@ -76,7 +79,7 @@ def case_html(case: CaseResult) -> str:
         f' <b style="margin-left:0.4em">{html.escape(case.name)}</b>',
         meta(neutralise(_facts(case))),
     ]
-    if not case.passed and not case.hidden:
+    if not case.passed and not case.withheld:
         if case.diff:
             parts.append(
                 f'<pre class="codedock-diff" style="{PRE_STYLE}">'
@@ -108,7 +111,7 @@ def check_html(result: CheckResult) -> str:
 def case_text(case: CaseResult) -> str:
     """One case as text: a marker line, then (for a visible failure) the diff or stderr."""
     lines = [f"{MARKER} {case.verdict.value}: {neutralise(case.name)} · {neutralise(_facts(case))}"]
-    if not case.passed and not case.hidden:
+    if not case.passed and not case.withheld:
         shown = case.diff or (
             _tail(case.stderr) if case.verdict is not Verdict.WRONG_ANSWER else ""
         )
