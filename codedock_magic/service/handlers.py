@@ -312,6 +312,11 @@ class RunsHandler(BaseHandler):
     _account: Account | None = None
     _uploading = False
     _gone = False
+    # Bytes written to the connection, and of them flushed to the client.
+    _written = 0
+    _flushed = 0
+    #: A refusal decided from the headers, answered once the body is dropped.
+    _refusal: tuple[int, str] | None = None
 
     async def prepare(self) -> None:
         await super().prepare()
@@ -319,12 +324,13 @@ class RunsHandler(BaseHandler):
             return
         caller = self.the_caller
         service = self.service
-        # A user refused too often is refused at once: no body read, nothing logged.
+        # A user refused too often is refused at once: their body is read and
+        # dropped, never parsed, and nothing is audited.
         wait = service.refusals.wait(caller.name)
         if wait > 0:
             service.refusals.suppress(caller.name)
             service.metrics.refused.labels("rate").inc()
-            self.fail(
+            self._refusal = (
                 429,
                 f"too many refused runs of {caller.name}: the service answers the next "
                 f"in {math.ceil(wait)} s; change what was refused before you send it again",
@@ -340,8 +346,16 @@ class RunsHandler(BaseHandler):
                 f"max_code_bytes = {tier.max_code_bytes} and stdin of max_stdin_bytes = "
                 f"{tier.max_stdin_bytes} make; send less",
             )
-        if not service.connections.begin_upload(caller.name):
-            self.fail(429, f"{caller.name} is sending too many runs at once; send one at a time")
+        if self._refusal is None and not service.connections.begin_upload(caller.name):
+            self._refusal = (
+                429,
+                f"{caller.name} is sending too many runs at once; send one at a time",
+            )
+        if self._refusal is not None:
+            # Answered once the body is in, so that the client hears why; the
+            # body is dropped as it comes.
+            self.connection.set_max_body_size(cap)
+            return
         self._uploading = True
         self.keep_body(cap)
 
@@ -395,12 +409,18 @@ class RunsHandler(BaseHandler):
             if account is not None:
                 account.give_back(size)
             return
+        self._written += size
+        mark = self._written
 
+        # Tornado resolves only the latest write's future: when it resolves,
+        # everything written before it has gone too.
         def taken(future: asyncio.Future[None]) -> None:
             if not future.cancelled():
                 future.exception()  # a closed stream fails the flush; the close is handled
-            if account is not None:
-                account.give_back(size)
+            if mark > self._flushed:
+                if account is not None:
+                    account.give_back(mark - self._flushed)
+                self._flushed = mark
 
         flushed.add_done_callback(taken)
 
@@ -471,6 +491,8 @@ class RunsHandler(BaseHandler):
     # -- a run ----------------------------------------------------------------------
 
     async def post(self) -> None:
+        if self._refusal is not None:
+            self.fail(*self._refusal)
         started = time.monotonic()
         self._end_upload()
         caller = self.the_caller
