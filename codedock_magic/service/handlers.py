@@ -339,6 +339,8 @@ class RunsHandler(BaseHandler):
         cap = tier.body_cap
         length = self.request.headers.get("Content-Length", "")
         if length and (not length.isdigit() or int(length) > cap):
+            if self._refusal is not None:
+                self.fail(*self._refusal)  # the connection closes: the body is too large to drop
             self._refused(caller, {}, code=b"", reason="size")
             self.fail(
                 413,
