@@ -55,7 +55,7 @@ from ..local.backend import LocalBackend
 from ..local.pool import Pool
 from .audit import AuditLog
 from .auth import TokenChecker
-from .boundary import ConnectionCaps, Door, DoorServer, access_log
+from .boundary import ConnectionCaps, Door, DoorServer, access_log, clip_tornado_log
 from .handlers import handlers
 from .metrics import Metrics
 from .policy import SETTINGS, Policy
@@ -208,7 +208,7 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
     refusals_per_second = Float(
         1.0, help="Refused runs a second a user may cost in the long run (audited in full)."
     ).tag(config=True)
-    refusal_burst = Int(10, help="Refused runs a user may cost at once.").tag(config=True)
+    refusal_burst = Int(30, help="Refused runs a user may cost at once.").tag(config=True)
 
     @default("log_level")
     def _default_log_level(self) -> int:
@@ -324,6 +324,7 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
     async def serve(self, ready: threading.Event | None = None) -> None:
         """Listen, then serve until cancelled; the pool and the sweep start once listening."""
         app = self.make_app()
+        clip_tornado_log()
         self.server = DoorServer(app, self.door, self.connections)
         sockets = bind_sockets(self.port, self.ip)
         self.server.add_sockets(sockets)

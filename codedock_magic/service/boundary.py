@@ -27,7 +27,15 @@ from tornado import httpserver, iostream, web
 
 from .audit import clip
 
-__all__ = ["ANONYMOUS_BODY", "LOG_BURST", "ConnectionCaps", "Door", "DoorServer", "access_log"]
+__all__ = [
+    "ANONYMOUS_BODY",
+    "LOG_BURST",
+    "ConnectionCaps",
+    "Door",
+    "DoorServer",
+    "access_log",
+    "clip_tornado_log",
+]
 
 #: The largest body a request may have before its caller is let in, and the
 #: body cap of every endpoint but ``POST /api/runs``.
@@ -207,3 +215,23 @@ def access_log(handler: web.RequestHandler) -> None:
         _log.warning("left %d refused requests out of this log", left_out)
     if allowed:
         _log.warning(line, *args)
+
+
+class _ClippedLines(logging.Filter):
+    """Tornado's own lines about bad requests quote what the client sent (a header
+    value, a request line): each is clipped, and they share the refusals' budget."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = clip(record.getMessage(), 300)
+        record.args = ()
+        allowed, left_out = _budget.allow()
+        if left_out:
+            _log.warning("left %d refused requests out of this log", left_out)
+        return allowed
+
+
+def clip_tornado_log() -> None:
+    """Clip and rate-limit the lines tornado writes about malformed requests."""
+    general = logging.getLogger("tornado.general")
+    if not any(isinstance(f, _ClippedLines) for f in general.filters):
+        general.addFilter(_ClippedLines())
