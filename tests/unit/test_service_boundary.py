@@ -535,3 +535,22 @@ def test_malformed_requests_write_few_short_lines(
     assert lines, "tornado said nothing of the malformed requests"
     assert all(len(line) < 600 and "\x1b" not in line for line in lines), lines[:2]
     assert len(lines) <= LOG_BURST * (int(seconds) + 2) + 2, (len(lines), seconds)
+
+
+def test_the_hub_fragment_gives_the_public_proxy_no_route_to_the_service() -> None:
+    from traitlets.config import Config
+
+    from codedock_magic.core.shipped import hub_fragment
+
+    config = Config()
+    config.JupyterHub.services = []
+    config.JupyterHub.load_roles = []
+    config.Spawner.server_token_scopes = []
+    config.Spawner.environment = {}
+    fragment = hub_fragment()
+    exec(compile(fragment.read_text(), str(fragment), "exec"), {"get_config": lambda: config})
+    (service,) = config.JupyterHub.services
+    # With a url, the hub would route /services/codedock/ of its public proxy to it.
+    assert service["name"] == "codedock" and "url" not in service
+    assert "--ip=127.0.0.1" in service["command"]
+    assert config.Spawner.environment["CODEDOCK_SERVICE_URL"].startswith("http://127.0.0.1:")
