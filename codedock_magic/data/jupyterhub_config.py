@@ -9,6 +9,9 @@
 #   - starts `codedock serve` as the hub's managed service "codedock", on 127.0.0.1;
 #     the service reads /etc/codedock/codedock_service_config.py (its ceilings, quotas,
 #     audit log), and is the only process that needs the Docker engine;
+#   - registers it with no `url`, so the hub's public proxy has no route to it: only
+#     kernels (on this host, at CODEDOCK_SERVICE_URL) and the hub reach it, never an
+#     anonymous visitor of the hub's public address;
 #   - lets every user's server token reach that service and nothing more
 #     (access:services!service=codedock), and tells kernels where it is
 #     (CODEDOCK_SERVICE_URL in the spawner's environment).
@@ -39,7 +42,8 @@ if os.environ.get("CODEDOCK_SERVICE_CONFIG"):
 c.JupyterHub.services.append(
     {
         "name": "codedock",
-        "url": _url,
+        # No "url": with one, the hub would route /services/codedock/ of its public
+        # proxy to the service, and anyone who can reach the hub could reach it.
         "command": _command,
         "display": False,
         # The service talks to the engine as the hub's own user (root); these say where.

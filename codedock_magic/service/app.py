@@ -46,7 +46,7 @@ from traitlets.config import Application, Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from ..core.errors import CodedockError, InvalidValueError
-from ..core.limits import LIMITS, Kind, Limit
+from ..core.limits import LIMITS, Kind, Limit, parse_size
 from ..core.profile import Profile
 from ..core.version import __version__
 from ..engines import Engine, connect
@@ -55,20 +55,24 @@ from ..local.backend import LocalBackend
 from ..local.pool import Pool
 from .audit import AuditLog
 from .auth import TokenChecker
+from .boundary import ConnectionCaps, Door, DoorServer, access_log, clip_tornado_log
 from .handlers import handlers
 from .metrics import Metrics
 from .policy import SETTINGS, Policy
+from .refusals import RefusalLimiter
 from .scheduler import FairScheduler
 from .starts import TurnTakingStarts
 from .state import LiveRun, ServiceState
+from .unread import UnreadLedger
 
 __all__ = ["DEFAULT_CONFIG", "SandboxService", "main"]
 
 #: Read when no ``--config`` is given and the file exists.
 DEFAULT_CONFIG = "/etc/codedock/codedock_service_config.py"
 
-# Base64 makes a body a third larger than the code and stdin it carries.
-_BODY_SLACK = 64 * 1024
+#: Seconds the hub's answer about a token is kept: a revoked token stops working
+#: within them.
+TOKEN_CACHE_SECONDS = 4
 
 
 def _limit_trait(limit: Limit, value: Any, help: str) -> TraitType[Any, Any]:
@@ -140,6 +144,11 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
     max_cases = Int(
         SETTINGS["max_cases"], help="The most test cases one run (one check) may have."
     ).tag(config=True)
+    max_run_seconds = Float(
+        SETTINGS["max_run_seconds"],
+        help="The most seconds a whole run may ask for: its timeout, or its cases' "
+        "timeouts together (0: no bound).",
+    ).tag(config=True)
     group_settings = Dict(
         help="Settings by hub group, e.g. {'teachers': {'max_memory': '2g'}}; a user in "
         "several groups gets the most generous value of each."
@@ -172,6 +181,34 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         help="The engine's options, e.g. docker's base_url, timeout, runtime ('runsc' for "
         "gVisor) and init.",
     ).tag(config=True)
+
+    max_header_bytes = Int(Door.max_header_bytes, help="The largest request headers.").tag(
+        config=True
+    )
+    header_timeout = Float(
+        Door.header_timeout,
+        help="Seconds for a request's headers to arrive, and for an idle connection to "
+        "send its next request.",
+    ).tag(config=True)
+    body_timeout = Float(Door.body_timeout, help="Seconds for a request's body to arrive.").tag(
+        config=True
+    )
+    max_connections = Int(Door.max_connections, help="Connections open at once, in all.").tag(
+        config=True
+    )
+    max_connections_per_address = Int(
+        Door.max_connections_per_address,
+        help="Connections from one address that carry no request a token let in.",
+    ).tag(config=True)
+    max_unread_bytes = Unicode(
+        "1m",
+        help="Bytes of a user's runs' events their clients have not read yet; past it, "
+        "their runs wait for them to read.",
+    ).tag(config=True)
+    refusals_per_second = Float(
+        1.0, help="Refused runs a second a user may cost in the long run (audited in full)."
+    ).tag(config=True)
+    refusal_burst = Int(30, help="Refused runs a user may cost at once.").tag(config=True)
 
     @default("log_level")
     def _default_log_level(self) -> int:
@@ -213,7 +250,32 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
             )
         if self.pool_size < 0:
             raise InvalidValueError("SandboxService.pool_size", self.pool_size, "0 or more")
+        self.door = self._door()
+        self.unread_cap = parse_size(self.max_unread_bytes, "SandboxService.max_unread_bytes")
+        if self.refusals_per_second <= 0 or self.refusal_burst < 1:
+            raise InvalidValueError(
+                "SandboxService.refusals_per_second",
+                self.refusals_per_second,
+                "above 0, with a burst of 1 or more",
+            )
         self.sandbox_engine  # noqa: B018 (an unknown engine is a bad setting, said now)
+
+    def _door(self) -> Door:
+        for name in ("max_header_bytes", "max_connections", "max_connections_per_address"):
+            if getattr(self, name) < 1:
+                raise InvalidValueError(f"SandboxService.{name}", getattr(self, name), "at least 1")
+        for name in ("header_timeout", "body_timeout"):
+            if not getattr(self, name) > 0:
+                raise InvalidValueError(
+                    f"SandboxService.{name}", getattr(self, name), "a number of seconds above 0"
+                )
+        return Door(
+            max_header_bytes=self.max_header_bytes,
+            header_timeout=self.header_timeout,
+            body_timeout=self.body_timeout,
+            max_connections=self.max_connections,
+            max_connections_per_address=self.max_connections_per_address,
+        )
 
     def _check_known(self, config: Config) -> None:
         known = set(self.class_trait_names(config=True))
@@ -251,18 +313,19 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         self.audit = AuditLog(self.audit_log)
         self.metrics = Metrics(lambda: float(self.pool.ready))
         self.tokens = TokenChecker(self.api_tokens, _hub_auth())
+        self.refusals = RefusalLimiter(self.refusals_per_second, self.refusal_burst)
+        self.unread = UnreadLedger(self.unread_cap)
+        self.connections = ConnectionCaps(self.door)
         state: ServiceState = self
-        return web.Application(handlers(), codedock_service=state, serve_traceback=False)
-
-    def _body_cap(self) -> int:
-        tiers = [self.policy.tier(), *(self.policy.tier([g]) for g in self.group_settings)]
-        largest = max(t.max_code_bytes + t.max_stdin_bytes for t in tiers)
-        return largest * 4 // 3 + _BODY_SLACK
+        return web.Application(
+            handlers(), codedock_service=state, serve_traceback=False, log_function=access_log
+        )
 
     async def serve(self, ready: threading.Event | None = None) -> None:
         """Listen, then serve until cancelled; the pool and the sweep start once listening."""
         app = self.make_app()
-        self.server = httpserver.HTTPServer(app, max_body_size=self._body_cap(), xheaders=False)
+        clip_tornado_log()
+        self.server = DoorServer(app, self.door, self.connections)
         sockets = bind_sockets(self.port, self.ip)
         self.server.add_sockets(sockets)
         self.bound_port = sockets[0].getsockname()[1]
@@ -316,7 +379,7 @@ def _hub_auth() -> Any:
         return None
     from jupyterhub.services.auth import HubAuth
 
-    return HubAuth(cache_max_age=60)
+    return HubAuth(cache_max_age=TOKEN_CACHE_SECONDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,10 @@
 """The audit log: one JSON line per run, and nothing of a user's but what it says.
 
 It records who ran what, under which limits, and how it ended: the code only as
-its SHA-256, and of the output only its size.
+its SHA-256, and of the output only its size. Every string in it that a user
+could have chosen (an image name, a limit's value, a reason quoting them) is cut
+to :data:`CLIP` characters and escaped by :func:`clip`, so a refused request
+with a megabyte of image name writes a line of the usual size.
 """
 
 from __future__ import annotations
@@ -14,7 +17,44 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["AuditLog", "audit_record"]
+__all__ = ["CLIP", "AuditLog", "audit_record", "clip", "clip_limits"]
+
+#: The most characters of a user's string that a record or a log line keeps.
+CLIP = 200
+
+
+def clip(value: object, limit: int = CLIP) -> str:
+    """``value`` as one line of at most ``limit`` characters of its own, its control
+    characters and non-ASCII escaped, so that it can forge no line of a log."""
+    text = _text_of(value)
+    cut = text[:limit].encode("ascii", "backslashreplace").decode("ascii")
+    shown = "".join(ch if " " <= ch <= "~" else f"\\x{ord(ch):02x}" for ch in cut)
+    if len(text) > limit:
+        shown += f"... ({len(text) - limit} more characters)"
+    return shown
+
+
+def _text_of(value: object) -> str:
+    # Never the repr of a container: it may be nested past the recursion limit.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**100:
+        return f"<a number of {value.bit_length()} bits>"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    return f"<{type(value).__name__}>"
+
+
+def clip_limits(requested: object) -> dict[str, Any]:
+    """The limits a request asked for, as a record may keep them: at most 16 fields,
+    each name and each value that is not a plain number clipped."""
+    if not isinstance(requested, Mapping):
+        return {}
+    kept: dict[str, Any] = {}
+    for name, value in list(requested.items())[:16]:
+        plain = isinstance(value, (int, float)) and abs(value) < 10**18
+        kept[clip(name, 40)] = value if plain else clip(value, 40)
+    return kept
 
 
 def audit_record(
@@ -33,9 +73,9 @@ def audit_record(
     """One line of the log, as a dict."""
     record: dict[str, Any] = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "user": user,
-        "image": image,
-        "limits_requested": dict(limits_requested),
+        "user": clip(user),
+        "image": clip(image),
+        "limits_requested": clip_limits(limits_requested),
         "limits_applied": dict(limits_applied) if limits_applied is not None else None,
         "status": status,
         "exit_code": exit_code,
@@ -44,7 +84,7 @@ def audit_record(
         "output_bytes": output_bytes,
     }
     if reason:
-        record["reason"] = reason
+        record["reason"] = clip(reason, 2 * CLIP)
     return record
 
 

@@ -18,14 +18,21 @@ back, ``running``, ``output`` (``stream``, ``text``), ``image`` (``mime``, base6
 and last ``result`` or ``error``. The run lives as long as the response: when the
 client's connection closes, the run is stopped.
 
-Every error is JSON, ``{"message": ...}``, one line that says what to change.
+Every error is JSON, ``{"message": ...}``, one line that says what to change,
+and every malformed request gets a 4xx, never a 500. Every handler reads its
+body as a stream, so a request's token is checked from its headers before any
+byte of its body is kept (:mod:`.boundary`); only ``POST /api/runs`` of a caller
+let in keeps a body, up to the caller's tier's cap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import logging
+import math
 import secrets
 import time
 from typing import Any, NoReturn
@@ -54,21 +61,47 @@ from ..remote.wire import (
     result_event,
     running_event,
 )
-from .audit import audit_record
+from .audit import audit_record, clip
 from .auth import AuthError, Caller
 from .policy import Tier
 from .scheduler import QueueFullError, Slot
 from .state import LiveRun, ServiceState
+from .unread import Account
 
 __all__ = ["handlers"]
 
 # Past the run's own timeout, the service stops waiting for its backend: the
 # engine is stuck, and the run is ended from here.
 OVERRUN_GRACE = 30.0
+#: Seconds a client has to take a finished run's result whole; past them its
+#: connection is closed. Until then the run counts as one of its user's.
+DRAIN_TIMEOUT = 60.0
+# A result is sent in pieces of about this many bytes, each under the unread bound.
+_PIECE = 64 * 1024
+# The longest message of an error response.
+_MESSAGE = 500
+# Integers of more digits than this in a body are refused (no limit needs them,
+# and converting a huge one costs quadratic time).
+_DIGITS = 30
+
+_log = logging.getLogger("codedock.service")
 
 
+@web.stream_request_body
 class BaseHandler(web.RequestHandler):
-    """JSON errors, never a traceback; the caller from the request's token."""
+    """JSON errors, never a traceback; the caller from the request's token, before its body.
+
+    Every handler reads its body as a stream: tornado then calls :meth:`prepare`
+    once the headers are in, and the body arrives after, in :meth:`data_received`.
+    A body is kept only once :meth:`keep_body` says so; any other is dropped as it
+    comes (and the server caps it at :data:`~.boundary.ANONYMOUS_BODY`).
+    """
+
+    #: Whether the endpoint needs a caller: checked in :meth:`prepare`.
+    needs_caller = True
+    _caller: Caller | None = None
+    _body: bytearray | None = None
+    _claimed = False
 
     @property
     def service(self) -> ServiceState:
@@ -80,6 +113,37 @@ class BaseHandler(web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
 
+    async def prepare(self) -> None:
+        if self.needs_caller:
+            self._caller = await self.caller()
+            self.service.connections.claim(self.connection.stream, self._caller.name)
+            self._claimed = True
+
+    def on_finish(self) -> None:
+        if self._claimed:
+            self._claimed = False
+            self.service.connections.unclaim(self.connection.stream)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._body is not None:
+            self._body.extend(chunk)
+
+    def keep_body(self, cap: int) -> None:
+        """Keep this request's body, of at most ``cap`` bytes (the connection's cap too)."""
+        self.connection.set_max_body_size(cap)
+        self._body = bytearray()
+
+    @property
+    def connection(self) -> Any:
+        """The request's connection: tornado's HTTP/1 connection, the only kind it serves."""
+        return self.request.connection
+
+    @property
+    def the_caller(self) -> Caller:
+        """The caller :meth:`prepare` let in."""
+        assert self._caller is not None
+        return self._caller
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         message = self._reason
         exc_info = kwargs.get("exc_info")
@@ -88,9 +152,21 @@ class BaseHandler(web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"message": message}))
 
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, web.HTTPError):
+            return  # a refusal: the access log has its line
+        # Never the request itself: its path and headers are the client's.
+        _log.error(
+            "failed: %s %s",
+            clip(self.request.method or "", 10),
+            clip(self.request.path, 100),
+            exc_info=(typ, value, tb),
+        )
+
     def fail(self, status: int, message: str) -> NoReturn:
-        """End the request with ``status`` and ``message``."""
-        raise web.HTTPError(status, message.replace("%", "%%"))
+        """End the request with ``status`` and ``message``, as one short line."""
+        line = clip(message, _MESSAGE)
+        raise web.HTTPError(status, line.replace("%", "%%"))
 
     def token(self) -> str:
         """The bearer token of the request, or ``""``."""
@@ -108,19 +184,56 @@ class BaseHandler(web.RequestHandler):
             self.fail(exc.status, str(exc))
 
     def body_json(self) -> dict[str, Any]:
-        """The request's body as a JSON object; a 400 when it is not one."""
-        try:
-            data: Any = json.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            self.fail(400, f"the body is not JSON ({exc})")
+        """The request's kept body as a JSON object; a 400 when it is not one."""
+        data = parse_json(bytes(self._body or b"") or b"null")
+        if isinstance(data, str):
+            self.fail(400, f"the body is not JSON ({data})")
         if not isinstance(data, dict):
             self.fail(400, "the body must be a JSON object")
         body: dict[str, Any] = data
         return body
 
 
+def parse_json(raw: bytes) -> Any:
+    """``raw`` as JSON, or a ``str`` saying why not.
+
+    Refused: integers of more than 30 digits, numbers out of a float's range,
+    NaN and the infinities, and nesting past the interpreter's recursion limit.
+    """
+    try:
+        return json.loads(
+            raw,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+            parse_constant=_no_constant,
+        )
+    except RecursionError:
+        return "it is nested too deeply"
+    except ValueError as exc:  # UnicodeDecodeError too
+        return str(exc)
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > _DIGITS:
+        raise ValueError(f"an integer of more than {_DIGITS} digits")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number out of range")
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a number")
+
+
 class HealthHandler(BaseHandler):
     """Liveness, for the hub and for monitors."""
+
+    needs_caller = False
 
     def get(self) -> None:
         self.finish({"ok": True, "version": __version__})
@@ -130,7 +243,7 @@ class InfoHandler(BaseHandler):
     """What the service applies to the caller."""
 
     async def get(self) -> None:
-        caller = await self.caller()
+        caller = self.the_caller
         tier = self.service.policy.tier(caller.groups)
         self.finish(
             {
@@ -146,6 +259,8 @@ class InfoHandler(BaseHandler):
 
 class MetricsHandler(BaseHandler):
     """Prometheus metrics for whoever holds the metrics token or ``read:metrics``."""
+
+    needs_caller = False
 
     async def get(self) -> None:
         token = self.token()
@@ -169,7 +284,7 @@ class RunHandler(BaseHandler):
     """One of the caller's runs: look at it, or cancel it."""
 
     async def _own(self, run_id: str) -> LiveRun:
-        caller = await self.caller()
+        caller = self.the_caller
         run = self.service.runs.get(run_id)
         # Another user's run is as absent as one that never was.
         if run is None or run.user != caller.name:
@@ -193,39 +308,206 @@ class RunsHandler(BaseHandler):
     """Start a run and stream it; or list the caller's runs."""
 
     _run: LiveRun | None = None
-    _caller: Caller | None = None
+    _tier: Tier | None = None
+    _account: Account | None = None
+    _uploading = False
     _gone = False
+    # Bytes written to the connection, and of them flushed to the client.
+    _written = 0
+    _flushed = 0
+    #: A refusal decided from the headers, answered once the body is dropped.
+    _refusal: tuple[int, str] | None = None
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.request.method != "POST":
+            return
+        caller = self.the_caller
+        service = self.service
+        # A user refused too often is refused at once: their body is read and
+        # dropped, never parsed, and nothing is audited.
+        wait = service.refusals.wait(caller.name)
+        if wait > 0:
+            service.refusals.suppress(caller.name)
+            service.metrics.refused.labels("rate").inc()
+            self._refusal = (
+                429,
+                f"too many refused runs of {caller.name}: the service answers the next "
+                f"in {math.ceil(wait)} s; change what was refused before you send it again",
+            )
+        tier = self._tier = service.policy.tier(caller.groups)
+        cap = tier.body_cap
+        length = self.request.headers.get("Content-Length", "")
+        if length and (not length.isdigit() or int(length) > cap):
+            if self._refusal is not None:
+                self.fail(*self._refusal)  # the connection closes: the body is too large to drop
+            self._refused(caller, {}, code=b"", reason="size")
+            self.fail(
+                413,
+                f"the body is {clip(length, 20)} bytes, over the {cap} that code of "
+                f"max_code_bytes = {tier.max_code_bytes} and stdin of max_stdin_bytes = "
+                f"{tier.max_stdin_bytes} make; send less",
+            )
+        if self._refusal is None and not service.connections.begin_upload(caller.name):
+            self._refusal = (
+                429,
+                f"{caller.name} is sending too many runs at once; send one at a time",
+            )
+        if self._refusal is not None:
+            # Answered once the body is in, so that the client hears why; the
+            # body is dropped as it comes.
+            self.connection.set_max_body_size(cap)
+            return
+        self._uploading = True
+        self.keep_body(cap)
+
+    def _end_upload(self) -> None:
+        if self._uploading:
+            self._uploading = False
+            self.service.connections.end_upload(self.the_caller.name)
+
+    def on_finish(self) -> None:
+        self._end_upload()
+        super().on_finish()
 
     async def get(self) -> None:
-        caller = await self.caller()
+        caller = self.the_caller
         runs = [r.describe() for r in self.service.runs.values() if r.user == caller.name]
         self.finish({"runs": runs})
 
     def on_connection_close(self) -> None:
         # The client is gone (its kernel died, or it gave up): so is its run.
         self._gone = True
+        self._end_upload()
+        if self._account is not None:
+            self._account.close()
         run = self._run
         if run is not None:
             run.stop.set()
             if run.waiting is not None:
                 self.service.scheduler.leave(run.user, run.waiting)
 
+    # -- sending events, under the user's bound on unread bytes ---------------------
+
     def _event(self, event: dict[str, Any]) -> None:
+        """Send a small event from the event loop (counted, never waited for)."""
+        line = (json.dumps(event) + "\n").encode()
+        if self._account is not None:
+            self._account.add(len(line))
+        self._write(line)
+
+    def _write(self, data: bytes) -> None:
+        """Write counted bytes; they are given back once flushed, or when they never will be."""
+        account = self._account
+        size = len(data)
         if self._gone or self._finished:
+            if account is not None:
+                account.give_back(size)
             return
         try:
-            self.write(json.dumps(event) + "\n")
+            self.write(data)
             flushed = self.flush()
         except StreamClosedError:
+            if account is not None:
+                account.give_back(size)
             return
-        # A closed stream fails the flush; the close itself is handled above.
-        flushed.add_done_callback(lambda future: future.exception())
+        self._written += size
+        mark = self._written
+
+        # Tornado resolves only the latest write's future: when it resolves,
+        # everything written before it has gone too.
+        def taken(future: asyncio.Future[None]) -> None:
+            if not future.cancelled():
+                future.exception()  # a closed stream fails the flush; the close is handled
+            if mark > self._flushed:
+                if account is not None:
+                    account.give_back(mark - self._flushed)
+                self._flushed = mark
+
+        flushed.add_done_callback(taken)
+
+    async def _send_last(self, event: dict[str, Any]) -> bool:
+        """Send the run's last event, however large, in pieces under the unread bound,
+        and wait until the client has taken it all; False when it did not in
+        :data:`DRAIN_TIMEOUT` seconds (its connection is then closed)."""
+        account = self._account
+        assert account is not None
+        deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT
+        piece: list[str] = []
+        size = 0
+        for part in itertools.chain(json.JSONEncoder().iterencode(event), ["\n"]):
+            piece.append(part)
+            size += len(part)
+            if size < _PIECE:
+                continue
+            data = "".join(piece).encode()
+            piece, size = [], 0
+            if not await self._until(_room_for(account, len(data)), deadline):
+                return False
+            account.add(len(data))
+            self._write(data)
+        if piece:
+            data = "".join(piece).encode()
+            account.add(len(data))
+            self._write(data)
+        return await self._until(lambda: account.pending == 0, deadline)
+
+    async def _until(self, ready: Any, deadline: float) -> bool:
+        """Wait until ``ready()``; False when the client went, or did not read by ``deadline``."""
+        loop = asyncio.get_running_loop()
+        while not ready():
+            if self._gone or self._finished:
+                return False
+            if loop.time() > deadline:
+                _log.warning(
+                    "closed the connection of %s: it did not take its run's result in %g s",
+                    clip(self.the_caller.name),
+                    DRAIN_TIMEOUT,
+                )
+                self.connection.close()
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    def _listener(self, stop: Any) -> Listener:
+        """What the run's backend says, as events on this stream (from its own thread).
+
+        The backend waits while its user has too much unread, until the client
+        takes some or the run is stopped (its events are then dropped).
+        """
+        loop = asyncio.get_running_loop()
+        account = self._account
+
+        def send(event: dict[str, Any]) -> None:
+            line = (json.dumps(event) + "\n").encode()
+            if account is not None and not account.take(len(line), stop):
+                return
+            loop.call_soon_threadsafe(self._write, line)
+
+        return Listener(
+            on_output=lambda stream, text: send(output_event(stream, text)),
+            on_image=lambda mime, data: send(image_event(mime, data)),
+            on_case=lambda index, ending: send(case_event(index, ending)),
+        )
+
+    # -- a run ----------------------------------------------------------------------
 
     async def post(self) -> None:
+        if self._refusal is not None:
+            self.fail(*self._refusal)
         started = time.monotonic()
-        caller = self._caller = await self.caller()
-        body = self.body_json()
-        tier = self.service.policy.tier(caller.groups)
+        self._end_upload()
+        caller = self.the_caller
+        tier = self._tier
+        assert tier is not None
+        data = parse_json(bytes(self._body or b"") or b"null")
+        self._body = None
+        if isinstance(data, str) or not isinstance(data, dict):
+            self._refused(caller, {}, code=b"", reason="malformed")
+            if isinstance(data, str):
+                self.fail(400, f"the body is not JSON ({data})")
+            self.fail(400, "the body must be a JSON object")
+        body: dict[str, Any] = data
         request = self._parse(caller, body, tier)
         admitted = self._admit(caller, body, tier, request)
         await self._stream(caller, body, request, admitted, started)
@@ -236,13 +518,23 @@ class RunsHandler(BaseHandler):
             request = request_from_json(body, tier.apply)
             tier.check_cases(request.cases)
             # Each case's memory against its container's, before anything starts.
-            for case in request.cases:
-                case_limits(request, case)
-        except InvalidValueError as exc:
-            self.fail(400, str(exc))
+            timeouts = [case_limits(request, case)[0] for case in request.cases]
+            whole = (
+                sum(timeouts)
+                if timeouts
+                else Limits.of(request.profile.limits, request.limits).timeout
+            )
+            tier.check_run_seconds(whole)
         except ServiceRefusedError as exc:
             self._refused(caller, body, code=_code_of(body), reason="ceiling")
             self.fail(exc.status, str(exc))
+        except InvalidValueError as exc:
+            self._refused(caller, body, code=b"", reason="malformed")
+            self.fail(400, str(exc))
+        except (ValueError, TypeError, ArithmeticError, RecursionError, KeyError) as exc:
+            # Whatever else a malformed body makes the parser meet is the body's fault.
+            self._refused(caller, body, code=b"", reason="malformed")
+            self.fail(400, f"the body is malformed: {type(exc).__name__}: {exc}")
         return request
 
     def _admit(
@@ -282,17 +574,23 @@ class RunsHandler(BaseHandler):
         admitted: Slot | asyncio.Future[None],
         started: float,
     ) -> None:
-        """Wait for a slot, run, and stream the run's events to its end."""
+        """Wait for a slot, run, and stream the run's events to its end.
+
+        The slot stays the run's until its client has taken the last event, so a
+        client that does not read holds its user's quota, not the service's memory.
+        """
         service = self.service
-        code = request.code
         limits = Limits.of(request.profile.limits, request.limits)
         image = request.profile.image
         run = self._run = LiveRun(
             id=secrets.token_hex(8), user=caller.name, image=image, created=time.time()
         )
         service.runs[run.id] = run
+        account = self._account = service.unread.account(caller.name)
+        if self._gone:
+            account.close()
         # The one choice of a run or a run with cases, heard by this stream.
-        conversation = conversation_for(request, self._listener(), run.stop)
+        conversation = conversation_for(request, self._listener(run.stop), run.stop)
         # Events are small and each matters at once: without this, Nagle's algorithm
         # holds one back until the client acknowledges the last (up to 40 ms).
         stream = getattr(self.request.connection, "stream", None)
@@ -300,57 +598,57 @@ class RunsHandler(BaseHandler):
             stream.set_nodelay(True)
         self.set_header("Content-Type", "application/x-ndjson")
         self._event(accepted_event(run.id, caller.name, image, limits))
-        slot: Slot | None = None
+        slot = admitted if isinstance(admitted, Slot) else None
         try:
-            if isinstance(admitted, Slot):
-                slot = admitted
-            else:
-                run.waiting = admitted
-                service.metrics.queued.set(service.scheduler.queued)
-                self._event(queued_event(service.scheduler.position(caller.name, admitted)))
-                try:
-                    await admitted
-                    slot = Slot(caller.name)
-                except asyncio.CancelledError:
-                    pass  # cancelled, or its client went away, while it waited
-                finally:
-                    run.waiting = None
-                    service.metrics.queued.set(service.scheduler.queued)
-            if run.stop.is_set() or slot is None:
-                result = conversation.not_started()
-                self._event(result_event(result))
-                self._finish_run(run, caller, body, code, limits, result, started)
-                return
-            run.state = "running"
-            self._event(running_event())
-            # The warm pool serves one run per user at a time: a user's further
-            # runs at once start cold, and in turn, so that one user's flood can
-            # neither drain the pool nor take the machine from everyone else.
-            warm = service.scheduler.running(caller.name) <= 1
-            result = await self._run_backend(conversation, run, warm=warm)
-        except EngineError as exc:
-            self._event(error_event("engine", str(exc)))
-            self._finish_run(run, caller, body, code, limits, None, started, reason=str(exc))
-            return
+            if not isinstance(admitted, Slot):
+                slot = await self._wait_for_slot(run, admitted)
+            last, result, reason = await self._run_in_slot(caller, run, conversation, slot)
+            self._audit_run(run, caller, body, request.code, limits, result, started, reason)
+            run.state = "sending"
+            await self._send_last(last)
         finally:
             if slot is not None:
                 service.scheduler.release(slot)
             service.runs.pop(run.id, None)
-        self._event(result_event(result))
-        self._finish_run(run, caller, body, code, limits, result, started)
+            account.close()
+        if not self._finished and not self._gone:
+            with contextlib.suppress(StreamClosedError):
+                self.finish()
 
-    def _listener(self) -> Listener:
-        """What the run's backend says, as events on this stream (from its own thread)."""
-        loop = asyncio.get_running_loop()
+    async def _wait_for_slot(self, run: LiveRun, waiting: asyncio.Future[None]) -> Slot | None:
+        """The slot the queue grants; None when the run was cancelled while it waited."""
+        service = self.service
+        run.waiting = waiting
+        service.metrics.queued.set(service.scheduler.queued)
+        self._event(queued_event(service.scheduler.position(run.user, waiting)))
+        try:
+            await waiting
+            return Slot(run.user)
+        except asyncio.CancelledError:
+            return None  # cancelled, or its client went away, while it waited
+        finally:
+            run.waiting = None
+            service.metrics.queued.set(service.scheduler.queued)
 
-        def send(event: dict[str, Any]) -> None:
-            loop.call_soon_threadsafe(self._event, event)
-
-        return Listener(
-            on_output=lambda stream, text: send(output_event(stream, text)),
-            on_image=lambda mime, data: send(image_event(mime, data)),
-            on_case=lambda index, ending: send(case_event(index, ending)),
-        )
+    async def _run_in_slot(
+        self, caller: Caller, run: LiveRun, conversation: Conversation, slot: Slot | None
+    ) -> tuple[dict[str, Any], RunResult | None, str]:
+        """Run when there is a slot; the last event, the result and why there is none."""
+        service = self.service
+        if run.stop.is_set() or slot is None:
+            result = conversation.not_started()
+            return result_event(result), result, ""
+        run.state = "running"
+        self._event(running_event())
+        # The warm pool serves one run per user at a time: a user's further
+        # runs at once start cold, and in turn, so that one user's flood can
+        # neither drain the pool nor take the machine from everyone else.
+        warm = service.scheduler.running(caller.name) <= 1
+        try:
+            result = await self._run_backend(conversation, run, warm=warm)
+        except EngineError as exc:
+            return error_event("engine", str(exc)), None, str(exc)
+        return result_event(result), result, ""
 
     async def _run_backend(
         self, conversation: Conversation, run: LiveRun, *, warm: bool
@@ -373,21 +671,24 @@ class RunsHandler(BaseHandler):
             service.metrics.active.dec()
 
     def _refused(self, caller: Caller, body: dict[str, Any], *, code: bytes, reason: str) -> None:
-        self.service.metrics.refused.labels(reason).inc()
-        requested = body.get("limits")
-        self.service.audit.write(
-            audit_record(
-                user=caller.name,
-                image=str(body.get("image") or ""),
-                code=code,
-                limits_requested=requested if isinstance(requested, dict) else {},
-                limits_applied=None,
-                status="refused",
-                reason=reason,
-            )
+        """Count and audit a refusal, as the user's refusal budget allows."""
+        service = self.service
+        service.metrics.refused.labels(reason).inc()
+        suppressed = service.refusals.take(caller.name)
+        record = audit_record(
+            user=caller.name,
+            image=clip(body.get("image") or ""),
+            code=code,
+            limits_requested=body.get("limits") or {},
+            limits_applied=None,
+            status="refused",
+            reason=reason,
         )
+        if suppressed:
+            record["suppressed"] = suppressed
+        service.audit.write(record)
 
-    def _finish_run(
+    def _audit_run(
         self,
         run: LiveRun,
         caller: Caller,
@@ -420,9 +721,10 @@ class RunsHandler(BaseHandler):
                 reason=reason,
             )
         )
-        if not self._finished and not self._gone:
-            with contextlib.suppress(StreamClosedError):
-                self.finish()
+
+
+def _room_for(account: Account, size: int) -> Any:
+    return lambda: account.has_room(size)
 
 
 def _code_of(body: dict[str, Any]) -> bytes:

@@ -11,6 +11,7 @@ never quietly cut; the others are the service's defaults.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +35,15 @@ SETTINGS: dict[str, Any] = {
     "max_concurrent_per_user": 2,
     "max_queued_per_user": 8,
     "max_cases": 100,
+    "max_run_seconds": 600.0,
 }
 
 _COUNTS = ("max_concurrent_per_user", "max_queued_per_user", "max_cases")
+# Base64 makes a body a third larger than the code and stdin it carries; the
+# rest of a body (names, limits, cases' own fields) fits in this.
+_BODY_SLACK = 64 * 1024
+# Tiers of group mixes kept at once (each is small; users bring few mixes).
+_CACHED = 4096
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,8 @@ class Tier:
         max_concurrent: runs of this user at once.
         max_queued: runs of this user waiting for a slot, past which one is refused.
         max_cases: the most test cases one run may have.
+        max_run_seconds: the most seconds a whole run may ask for: its timeout,
+            or its cases' together (0: no bound).
     """
 
     defaults: Limits
@@ -64,6 +73,7 @@ class Tier:
     max_concurrent: int
     max_queued: int
     max_cases: int = SETTINGS["max_cases"]
+    max_run_seconds: float = SETTINGS["max_run_seconds"]
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], prefix: str = "") -> Tier:
@@ -103,6 +113,9 @@ class Tier:
             raise InvalidValueError(
                 "max_concurrent_per_user", counts["max_concurrent_per_user"], "at least 1"
             )
+        whole = values["max_run_seconds"]
+        if isinstance(whole, bool) or not isinstance(whole, (int, float)) or not whole >= 0:
+            raise InvalidValueError("max_run_seconds", whole, "a number of seconds, 0 or more")
         return cls(
             defaults=defaults,
             default_image=default_image,
@@ -113,7 +126,13 @@ class Tier:
             max_concurrent=counts["max_concurrent_per_user"],
             max_queued=counts["max_queued_per_user"],
             max_cases=counts["max_cases"],
+            max_run_seconds=float(whole),
         )
+
+    @property
+    def body_cap(self) -> int:
+        """The largest body a run of this tier may send: its code and stdin as base64."""
+        return (self.max_code_bytes + self.max_stdin_bytes) * 4 // 3 + _BODY_SLACK
 
     def apply(self, requested: Mapping[str, Any], image: str | None) -> tuple[Limits, str]:
         """The limits and image a request gets.
@@ -160,6 +179,7 @@ class Tier:
             "max_concurrent_per_user": self.max_concurrent,
             "max_queued_per_user": self.max_queued,
             "max_cases": self.max_cases,
+            "max_run_seconds": self.max_run_seconds,
         }
 
     def check_cases(self, cases: Sequence[CaseInput]) -> None:
@@ -185,9 +205,26 @@ class Tier:
                     422,
                 )
 
+    def check_run_seconds(self, seconds: float) -> None:
+        """Refuse a run that may take more than ``max_run_seconds`` in all: its timeout,
+        or for a run with cases, their timeouts together.
+
+        Raises:
+            ServiceRefusedError: over ``max_run_seconds``.
+        """
+        if self.max_run_seconds and seconds > self.max_run_seconds:
+            raise ServiceRefusedError(
+                f"the run may take {seconds:g} s in all (its timeout, or its cases' together), "
+                f"over the service's max_run_seconds = {self.max_run_seconds:g}; ask for less "
+                "time or fewer cases, or ask your administrator",
+                422,
+            )
+
 
 def _most_generous(name: str, values: list[Any]) -> Any:
     if name == "allowed_images":
+        if any(not images for images in values):
+            return []  # a group allowed any image
         merged: list[str] = []
         for images in values:
             merged.extend(image for image in images if image not in merged)
@@ -220,14 +257,42 @@ class Policy:
     def __post_init__(self) -> None:
         self._base = Tier.from_settings(self.settings, self.prefix)
         self._cache: dict[frozenset[str], Tier] = {}
-        # Each group's tier on its own must hold, so a bad override is found at
-        # start, not by the first user in that group.
+        # Each group's tier on its own must hold, and so must each tier a user in
+        # several groups gets, so that a bad override or a bad mix is found at
+        # start, not by the first user in those groups. Pairs are enough: a merged
+        # setting is the most generous of the groups', so a mix that breaks a rule
+        # (a default over its ceiling, a default image not allowed) breaks it
+        # already with the group giving the offending value and one more.
+        if not isinstance(self.groups, Mapping):
+            raise InvalidValueError(
+                f"{self.prefix}group_settings", self.groups, "a dict of groups' settings"
+            )
         for name, overrides in self.groups.items():
+            if not isinstance(name, str) or not isinstance(overrides, Mapping):
+                raise InvalidValueError(
+                    f"{self.prefix}group_settings[{name!r}]", overrides, "a dict of settings"
+                )
             try:
                 Tier.from_settings({**self.settings, **overrides})
             except InvalidValueError as exc:
                 raise InvalidValueError(
                     f"{self.prefix}group_settings[{name!r}].{exc.name}", exc.value, exc.expected
+                ) from None
+        names = sorted(self.groups)
+        for first, second in itertools.combinations(names, 2):
+            try:
+                self.tier([first, second])
+            except InvalidValueError as exc:
+                raise InvalidValueError(
+                    f"{self.prefix}group_settings[{first!r}] with [{second!r}]: {exc.name}",
+                    exc.value,
+                    f"{exc.expected} (a user in both groups would get it)",
+                ) from None
+            except (TypeError, ValueError) as exc:  # values of kinds that do not compare
+                raise InvalidValueError(
+                    f"{self.prefix}group_settings[{first!r}] with [{second!r}]",
+                    str(exc),
+                    "settings of one kind in both groups",
                 ) from None
 
     def tier(self, groups: Iterable[str] = ()) -> Tier:
@@ -242,5 +307,7 @@ class Policy:
             for name in names:
                 values = [self.groups[g][name] for g in sorted(relevant) if name in self.groups[g]]
                 merged[name] = _most_generous(name, values)
+            if len(self._cache) >= _CACHED:
+                self._cache.clear()
             tier = self._cache[relevant] = Tier.from_settings(merged)
         return tier

@@ -16,10 +16,13 @@ from ..core.interrupts import Stop
 from ..local.backend import LocalBackend
 from .audit import AuditLog
 from .auth import TokenChecker
+from .boundary import ConnectionCaps
 from .metrics import Metrics
 from .policy import Policy
+from .refusals import RefusalLimiter
 from .scheduler import FairScheduler
 from .starts import TurnTakingStarts
+from .unread import UnreadLedger
 
 __all__ = ["LiveRun", "ServiceState"]
 
@@ -77,3 +80,12 @@ class ServiceState(Protocol):
 
     @property
     def metrics_token(self) -> str: ...
+
+    @property
+    def refusals(self) -> RefusalLimiter: ...
+
+    @property
+    def unread(self) -> UnreadLedger: ...
+
+    @property
+    def connections(self) -> ConnectionCaps: ...

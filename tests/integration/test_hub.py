@@ -260,3 +260,37 @@ def test_the_audit_log_and_metrics(hub: Hub) -> None:
     alice = hub.token("cdk-alice", [SERVICE_SCOPE])
     denied = requests.get(hub.service_url + "/metrics", headers=auth(alice), timeout=10)
     assert denied.status_code == 403
+
+
+def test_a_revoked_token_stops_working_within_5_s(hub: Hub) -> None:
+    answer = hub.api(
+        "POST",
+        "/users/cdk-alice/tokens",
+        json={"scopes": [SERVICE_SCOPE], "expires_in": 3600, "note": "to revoke"},
+    )
+    assert answer.status_code == 201, answer.text
+    token, token_id = answer.json()["token"], answer.json()["id"]
+    info = hub.service_url + "/api/info"
+    assert requests.get(info, headers=auth(token), timeout=10).status_code == 200
+    revoked = hub.api("DELETE", f"/users/cdk-alice/tokens/{token_id}")
+    assert revoked.status_code == 204, revoked.text
+    at = time.monotonic()
+
+    def refused() -> bool:
+        return requests.get(info, headers=auth(token), timeout=10).status_code in (401, 403)
+
+    # Asked every 0.2 s, so the answer the service caches is as fresh as it can be.
+    assert wait_for(refused, 5.5, step=0.2), "the revoked token still works"
+    assert time.monotonic() - at <= 5.5
+
+
+def test_the_hubs_public_proxy_has_no_route_to_the_service(hub: Hub) -> None:
+    # An anonymous visitor of the hub's public address, where a service with a url
+    # would be routed under /services/NAME/.
+    for path in ("/services/codedock/api/health", "/services/codedock/api/runs"):
+        answer = requests.get(hub.url + path, timeout=10, allow_redirects=False)
+        assert '"ok": true' not in answer.text and '"version"' not in answer.text, answer.text
+        body = requests.post(hub.url + path, data=b"{" * 100_000, timeout=10)
+        assert "codedock" not in body.headers.get("Content-Type", ""), body.headers
+    # Kernels (and the hub) still reach it where it listens.
+    assert requests.get(hub.service_url + "/api/health", timeout=10).json()["ok"] is True

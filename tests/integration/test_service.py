@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -454,3 +456,34 @@ def test_images_files_and_values_go_through_the_service(service: Service) -> Non
     assert result.cpu_seconds is not None and result.peak_memory is not None
     with pytest.raises(ServiceRefusedError, match="over the service's max_stdin_bytes"):
         run("", files={"big": b"x" * (16 * 1024 * 1024 + 100)}, backend=alice(service))
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_stalled_bodies_without_a_token_cost_the_service_nothing(service: Service) -> None:
+    before = _rss(service.pid)
+    held = []
+    for _ in range(30):
+        sock = socket.create_connection(("127.0.0.1", service.port), timeout=10)
+        # The service may answer and close before it takes it all.
+        with contextlib.suppress(OSError):
+            sock.sendall(
+                b"POST /api/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 21000000\r\n\r\n"
+                + b"x" * 2 * 1024 * 1024
+            )
+        held.append(sock)
+    for sock in held:
+        with sock:
+            answer = b""
+            with contextlib.suppress(OSError):
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            assert answer.startswith(b"HTTP/1.1 401"), answer[:60]
+    # 60 MiB were sent: none of it was kept.
+    assert _rss(service.pid) - before < 16 * 1024**2
+    assert run("print('still here')", backend=alice(service)).stdout == "still here\n"
