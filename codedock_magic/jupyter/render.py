@@ -11,10 +11,11 @@ import base64
 import html
 from collections.abc import Callable
 
+from ..core.budget import MAX_NOTES
 from ..core.limits import Limits
 from ..core.result import RunResult, RunStatus
 from ..local.display import MAX_IMAGE_BYTES, check_image
-from .safetext import MARKER, neutralise
+from .safetext import MARKER, neutralise, one_line
 
 __all__ = [
     "COLOURS",
@@ -178,14 +179,17 @@ def render_html(result: RunResult) -> str:
         )
     parts += _files_html(result)
     parts += [
-        f'<div class="codedock-notice" style="{_NOTE_STYLE}">{html.escape(note)}</div>'
-        for note in result.notes
+        f'<div class="codedock-notice" style="{_NOTE_STYLE}">{html.escape(one_line(note))}</div>'
+        for note in result.notes[:_MOST_NOTES]
     ]
     parts.append("</div>")
     return "".join(parts)
 
 
 _NOTE_STYLE = "color:#b45309;font-size:0.85em"
+# A result holds at most MAX_NOTES notes and a closing one when it comes from a
+# run; one built by hand is held to the same in the view.
+_MOST_NOTES = MAX_NOTES + 1
 # Files up to this size get a download link in the saved view; larger ones are
 # listed, and kept whole in RunResult.files.
 LINK_BYTES = 1024 * 1024
@@ -244,12 +248,12 @@ def _files_html(result: RunResult) -> list[str]:
     rows = []
     for name, data in sorted(result.files.items()):
         mime = _image_type(name, data)
-        shown = html.escape(f"out/{name}")
+        shown = html.escape(f"out/{one_line(name)}")
         row = f"<li><code>{shown}</code> · {_size(len(data))}"
         if len(data) <= LINK_BYTES:
             encoded = base64.b64encode(data).decode("ascii")
             row += (
-                f' · <a download="{html.escape(name.rsplit("/", 1)[-1])}" '
+                f' · <a download="{html.escape(one_line(name.rsplit("/", 1)[-1]))}" '
                 f'href="data:application/octet-stream;base64,{encoded}">download</a>'
             )
         if mime:
@@ -267,10 +271,10 @@ def _image_type(name: str, data: bytes) -> str:
 def extras_text(result: RunResult) -> list[str]:
     """Lines for the text view's end: the files that came back and the notes."""
     lines = [
-        f"{MARKER} file: out/{name}, {_size(len(data))}"
+        f"{MARKER} file: out/{one_line(name)}, {_size(len(data))}"
         for name, data in sorted(result.files.items())
     ]
-    return lines + [f"{MARKER} note: {neutralise(note)}" for note in result.notes]
+    return lines + [f"{MARKER} note: {one_line(note)}" for note in result.notes[:_MOST_NOTES]]
 
 
 def render_text(result: RunResult) -> str:

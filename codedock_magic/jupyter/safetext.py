@@ -11,13 +11,18 @@ shows program output through :class:`Neutraliser`:
 - a line of the program's that starts with the product's own marker
   (``[sandbox]``) is shown with the marker escaped, ``\\[sandbox]``, so that a line
   starting with the marker is always the product's.
+
+A string that the view places inside one of its own lines (a file's name, a
+note, a case's name, a checker's message) goes through :func:`one_line` instead:
+there a newline or a tab is shown visibly too, and the string is clipped, so it
+can neither start a line of its own nor push the real one away.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["MARKER", "Neutraliser", "neutralise"]
+__all__ = ["MARKER", "NAME_CHARS", "Neutraliser", "neutralise", "one_line"]
 
 #: How the product's own lines start (the status line of the text view).
 MARKER = "[sandbox]"
@@ -25,6 +30,9 @@ MARKER = "[sandbox]"
 _CONTROL = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
 )
+_ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: Characters of a string from the sandbox kept inside one of the view's lines.
+NAME_CHARS = 300
 _LINES = re.compile("[^\n]*\n|[^\n]+")
 
 
@@ -69,3 +77,13 @@ def neutralise(text: str) -> str:
     """The safe form of a whole stream's text."""
     neutraliser = Neutraliser()
     return neutraliser.feed(text) + neutraliser.flush()
+
+
+def one_line(text: str, most: int = NAME_CHARS) -> str:
+    """``text`` safe inside one of the view's lines: every control visible, clipped to ``most``.
+
+    It is clipped first, so that what is shown stays within about four times ``most``.
+    """
+    if len(text) > most:
+        text = text[: max(0, most - 1)] + "…"
+    return _ANY_CONTROL.sub(_visible, text)
