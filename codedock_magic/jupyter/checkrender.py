@@ -36,7 +36,7 @@ _STDERR_LINES = 15
 # Characters kept of each line shown of a case (its stderr's tail, its diff), and of
 # all of them together: a case's view weighs at most a few KiB, whatever it printed.
 _LINE_CHARS = 300
-_SHOWN_CHARS = 8 * 1024
+_SHOWN_CHARS = 4 * 1024
 
 
 def _pill(colour: str, label: str, kind: str) -> str:

@@ -211,6 +211,9 @@ class WidgetView:
         self._close()
 
     def _close(self) -> None:
+        # The live output is in the static rendering now: a saved notebook's widget
+        # state must not keep a second copy of it (the frontend drops it at this).
+        self.output.send_state("outputs")
         # The box holds the header row (badge, details) and the output.
         for widget in (self.box, *self.box.children, self.badge, self.details):
             widget.close()
