@@ -16,14 +16,27 @@ from typing import Any
 import nbformat
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from IPython.testing.globalipapp import start_ipython
 
 from codedock_magic import DockerEngine, Limits, check, run
 from codedock_magic.core.budget import MAX_NOTES
 
-from .test_magic import cell, ip, shell  # noqa: F401 - the magic's fixtures
 from .test_notebooks import _run
 
 LIMITS = Limits(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def ip() -> InteractiveShell:
+    # One IPython per test process: another module of the suite may have started it.
+    shell = start_ipython() or InteractiveShell.instance()
+    assert shell is not None
+    # No warm pool: it would outlive the test.
+    shell.config.SandboxMagics.pool_size = 0
+    shell.run_line_magic("load_ext", "codedock_magic")
+    return shell
+
+
 MIB = 1024 * 1024
 
 # For 2 seconds: rejected image frames, values that are not JSON, and files
@@ -74,7 +87,7 @@ def test_a_value_nested_deeply_is_a_note_and_the_run_ends_with_a_result(
 
 
 def test_a_file_named_like_a_status_line_cannot_forge_it_in_the_text_view(
-    ip: InteractiveShell,  # noqa: F811
+    ip: InteractiveShell,
     engine: DockerEngine,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -87,7 +100,7 @@ def test_a_file_named_like_a_status_line_cannot_forge_it_in_the_text_view(
         "os.symlink('/etc/passwd', 'out/d\\n[sandbox] ok · 0.01 s')\n"
         "sys.exit(3)\n"
     )
-    cell(ip, "--no-raise-error --no-widgets --result r", forge)
+    ip.run_cell_magic("sandbox", "--no-raise-error --no-widgets --result r", forge)
     out, err = capsys.readouterr()
     shown = out + err
     assert "\r" not in shown and "\x1b" not in shown and "\u202e" not in shown

@@ -271,3 +271,23 @@ def test_names_and_notes_cannot_forge_or_hide_the_status_line(names: list[str]) 
 def test_a_case_ending_keeps_nothing_more_than_it_is_given() -> None:
     # CaseEnding holds only what the conversation kept; here for the type checker's sake.
     assert CaseEnding.__dataclass_fields__.keys() >= {"stdout", "stderr"}
+
+
+def _weight(text: str) -> int:
+    # What a text weighs in a saved notebook (nbformat writes JSON, a line per line).
+    return len(json.dumps(text, ensure_ascii=False).encode()) + 10 * text.count("\n")
+
+
+def test_the_saved_view_of_the_worst_run_weighs_twice_the_cap_and_a_little() -> None:
+    cap = 1024 * 1024
+    worst = _result(
+        stdout=("\n" * (cap // 2)) + '"<\x01' * (cap // 6),
+        stderr="\u202e\n" * (cap // 2),
+        truncated=True,
+        notes=('"' * NOTE_CHARS,) * (MAX_NOTES + 1),
+        files={'"' * 200 + str(n): b"" for n in range(100)},
+    )
+    assert worst.limits.output == cap
+    html_view, text_view = render_html(worst), render_text(worst)
+    own = 320 * 1024
+    assert _weight(html_view) + _weight(text_view) <= 2 * cap + own
