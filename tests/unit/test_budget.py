@@ -21,12 +21,22 @@ from codedock_magic.core.errors import InvalidValueError
 from codedock_magic.core.limits import RunLimits
 from codedock_magic.core.request import CaseInput, Listener, RunRequest
 from codedock_magic.core.result import CaseEnding
+from codedock_magic.grading.cases import load_cases
+from codedock_magic.grading.check import CheckResult, verdict_of
+from codedock_magic.jupyter.checkrender import check_html, check_text
 from codedock_magic.jupyter.render import render_html, render_text
 from codedock_magic.jupyter.safetext import MARKER, one_line
 from codedock_magic.local.caserun import CasesConversation
 from codedock_magic.local.conversation import RunConversation
 from codedock_magic.local.display import DisplayOutput
-from codedock_magic.remote.wire import case_from_json, result_from_json, result_to_json
+from codedock_magic.remote.wire import (
+    case_event,
+    case_from_json,
+    output_event,
+    result_event,
+    result_from_json,
+    result_to_json,
+)
 from codedock_magic.supervisor.protocol import (
     MAX_FRAME,
     FrameDecoder,
@@ -291,3 +301,53 @@ def test_the_saved_view_of_the_worst_run_weighs_twice_the_cap_and_a_little() -> 
     html_view, text_view = render_html(worst), render_text(worst)
     own = 320 * 1024
     assert _weight(html_view) + _weight(text_view) <= 2 * cap + own
+
+
+def _noisy_check(cap: int, count: int) -> CasesConversation:
+    cases = tuple(CaseInput() for _ in range(count))
+    request = RunRequest(code=b"", limits=RunLimits(output=cap), cases=cases)
+    conversation = CasesConversation(request, Listener())
+    for _ in range(count):
+        for _ in range(2 * cap // 65536):
+            conversation.on_frame(b"o", b"\x01\n" * 32768)
+            conversation.on_frame(b"e", b'"' * 65536)
+        conversation.on_frame(b"c", b"exit 1 0.5")
+    return conversation
+
+
+def test_what_the_service_sends_of_a_noisy_check_is_within_its_stated_bound() -> None:
+    cap, count = 1024 * 1024, 10
+    conversation = _noisy_check(cap, count)
+    result = conversation.not_started()
+    sent = sum(len(json.dumps(case_event(i, c))) for i, c in enumerate(conversation.done))
+    sent += len(json.dumps(result_event(result)))
+    assert sent <= 24 * (cap + count * 1024)
+
+
+def test_what_the_service_sends_of_a_noisy_run_is_within_its_stated_bound() -> None:
+    cap = 1024 * 1024
+    sent: list[int] = []
+    conversation = RunConversation(
+        RunRequest(code=b"", limits=RunLimits(output=cap)),
+        Listener(
+            on_output=lambda stream, text: sent.append(len(json.dumps(output_event(stream, text))))
+        ),
+    )
+    for _ in range(64):
+        conversation.on_frame(b"o", b"\x01" * 65536)
+        conversation.on_frame(b"e", b"\xff" * 65536)
+    for index in range(5000):
+        conversation.on_frame(b"n", b"out/\x01" + b"%d" % index + b" past the caps")
+    sent.append(len(json.dumps(result_event(conversation.not_started()))))
+    # The run's text: six bytes for each byte kept, at most; the events' own fields.
+    assert sum(sent) <= 18 * cap + 64 * 1024
+
+
+def test_a_checks_saved_view_weighs_at_most_48_kib_a_case() -> None:
+    conversation = _noisy_check(64 * 1024, 10)
+    cases = [
+        {"name": f"{n}" + '"' * 300 + "\n[sandbox] ok", "expected": "1\n" * 200} for n in range(10)
+    ]
+    checked = [verdict_of(load_cases(cases)[i], ran) for i, ran in enumerate(conversation.done)]
+    result = CheckResult(cases=tuple(checked), run=conversation.not_started())
+    assert _weight(check_html(result)) + _weight(check_text(result)) <= 10 * 48 * 1024 + 4096
