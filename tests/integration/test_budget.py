@@ -9,18 +9,24 @@ README states.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+import requests
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing.globalipapp import start_ipython
 
-from codedock_magic import DockerEngine, Limits, check, run
+from codedock_magic import DockerEngine, Limits, ServiceBackend, check, run
 from codedock_magic.core.budget import MAX_NOTES
+from codedock_magic.core.request import RunRequest
+from codedock_magic.remote.wire import request_to_json
 
+from .servicehelp import Service, auth, wait_for
 from .test_notebooks import _run
 
 LIMITS = Limits(timeout=20)
@@ -186,3 +192,40 @@ def test_a_check_of_noisy_cases_keeps_the_saved_notebook_within_its_bound(
     size = os.path.getsize(tmp_path / "run" / "probe.ipynb")
     # 48 KiB per case, and a little for the summary.
     assert size < 10 * 48 * 1024 + 64 * 1024, size
+
+
+@pytest.fixture(scope="module")
+def service(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    started = Service(tmp_path_factory.mktemp("service"), max_timeout=30.0, pool_size=0).start()
+    yield started
+    started.stop()
+    assert wait_for(lambda: started.containers(engine) == [], 10), "the service left containers"
+
+
+def test_through_the_service_a_deep_value_gets_a_result_and_an_audit_line(
+    service: Service,
+) -> None:
+    backend = ServiceBackend(service.url, "tok-alice")
+    result = run(DEEP, limits=LIMITS, returns="x", backend=backend)
+    assert result.ok and not result.returned
+    assert any("nests deeper than 100 levels" in note for note in result.notes)
+    record = json.loads(service.audit.read_text().splitlines()[-1])
+    assert record["user"] == "alice" and record["status"] == "ok"
+
+
+def test_through_the_service_a_flood_sends_a_bounded_response(service: Service) -> None:
+    code = FLOOD + (
+        "import sys\nfor _ in range(64):\n"
+        "    sys.stdout.write('\\x01' * 65536)\n    sys.stderr.write('\\x02' * 65536)\n"
+    )
+    body = request_to_json(RunRequest(code=code.encode(), limits=LIMITS.run))
+    with requests.post(
+        f"{service.url}/api/runs", json=body, headers=auth("tok-alice"), stream=True, timeout=60
+    ) as response:
+        sent = b"".join(response.iter_content(65536))
+    # 18 times the output cap and 64 KiB of text, the 100 one-byte files and the notes.
+    assert len(sent) <= 18 * MIB + 64 * 1024, len(sent)
+    result = json.loads(sent.splitlines()[-1])["result"]
+    assert result["status"] == "ok" and len(result["notes"]) == MAX_NOTES + 1
+    record = json.loads(service.audit.read_text().splitlines()[-1])
+    assert record["status"] == "ok"
