@@ -12,7 +12,7 @@ import html
 
 from ..grading.check import CaseResult, CheckResult, Verdict
 from .render import PRE_STYLE, STDERR_STYLE, badge, details, meta, usage
-from .safetext import MARKER, neutralise
+from .safetext import MARKER, neutralise, one_line
 
 __all__ = [
     "VERDICT_COLOURS",
@@ -34,6 +34,10 @@ VERDICT_COLOURS = {
 }
 # Lines of a failing case's stderr kept in the view: the end of a traceback.
 _STDERR_LINES = 15
+# Characters kept of each line shown of a case (its stderr's tail, its diff), and of
+# all of them together: a case's view weighs at most a few KiB, whatever it printed.
+_LINE_CHARS = 300
+_SHOWN_CHARS = 4 * 1024
 
 
 def _pill(colour: str, label: str, kind: str) -> str:
@@ -58,12 +62,33 @@ def _tail(text: str) -> str:
     return f"[... {len(lines) - _STDERR_LINES} lines ...]\n" + "\n".join(lines[-_STDERR_LINES:])
 
 
+def _shown(text: str) -> str:
+    """What a case's view shows of ``text`` (a diff, a tail): each line and the whole clipped.
+
+    Neutralised: every control visible (newlines stay), a line starting with the
+    marker escaped.
+    """
+    lines = [
+        line if len(line) <= _LINE_CHARS else line[: _LINE_CHARS - 1] + "…"
+        for line in text.split("\n")
+    ]
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        size += len(line) + 1
+        if size > _SHOWN_CHARS:
+            kept.append(f"[... {len(lines) - len(kept)} more lines ...]")
+            break
+        kept.append(line)
+    return neutralise("\n".join(kept))
+
+
 def _facts(case: CaseResult) -> str:
     parts = [f"{case.points:g}/{case.max_points:g} points"]
     if not case.withheld:
         parts.append(f"{case.duration:.2f} s")
     if case.detail and not case.withheld:
-        parts.append(case.detail)
+        parts.append(one_line(case.detail))
     if case.hidden:
         parts.append("hidden")
     return " · ".join(parts)
@@ -76,19 +101,19 @@ def case_html(case: CaseResult) -> str:
         f'<div class="codedock-case" data-verdict="{html.escape(case.verdict.value)}" '
         'style="margin:0.15em 0">',
         _pill(colour, case.verdict.value, case.verdict.value),
-        f' <b style="margin-left:0.4em">{html.escape(case.name)}</b>',
-        meta(neutralise(_facts(case))),
+        f' <b style="margin-left:0.4em">{html.escape(one_line(case.name))}</b>',
+        meta(_facts(case)),
     ]
     if not case.passed and not case.withheld:
         if case.diff:
             parts.append(
                 f'<pre class="codedock-diff" style="{PRE_STYLE}">'
-                f"{html.escape(neutralise(case.diff))}</pre>"
+                f"{html.escape(_shown(case.diff))}</pre>"
             )
         if case.stderr and case.verdict is not Verdict.WRONG_ANSWER:
             parts.append(
                 f'<pre class="codedock-stderr" style="{PRE_STYLE}{STDERR_STYLE}">'
-                f"{html.escape(neutralise(_tail(case.stderr)))}</pre>"
+                f"{html.escape(_shown(_tail(case.stderr)))}</pre>"
             )
     parts.append("</div>")
     return "".join(parts)
@@ -110,12 +135,12 @@ def check_html(result: CheckResult) -> str:
 
 def case_text(case: CaseResult) -> str:
     """One case as text: a marker line, then (for a visible failure) the diff or stderr."""
-    lines = [f"{MARKER} {case.verdict.value}: {neutralise(case.name)} · {neutralise(_facts(case))}"]
+    lines = [f"{MARKER} {case.verdict.value}: {one_line(case.name)} · {_facts(case)}"]
     if not case.passed and not case.withheld:
         shown = case.diff or (
             _tail(case.stderr) if case.verdict is not Verdict.WRONG_ANSWER else ""
         )
-        lines += ["    " + line for line in neutralise(shown).split("\n") if shown]
+        lines += ["    " + line for line in _shown(shown).split("\n") if shown]
     return "\n".join(lines)
 
 

@@ -134,5 +134,8 @@ class CheckWidgetView:
         self._close()
 
     def _close(self) -> None:
+        # The rows are in the static rendering now: a saved notebook's widget state
+        # need not keep a second copy of them.
+        self.cases.value = ""
         for widget in (self.box, *self.box.children, self.badge, self.details, self.cases):
             widget.close()

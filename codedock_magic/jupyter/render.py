@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from collections.abc import Callable
 
+from ..core.budget import MAX_NOTES
 from ..core.limits import Limits
 from ..core.result import RunResult, RunStatus
 from ..local.display import MAX_IMAGE_BYTES, check_image
-from .safetext import MARKER, neutralise
+from .safetext import MARKER, neutralise, one_line
 
 __all__ = [
     "COLOURS",
@@ -109,10 +111,14 @@ def _cut_marker(count: int) -> str:
 
 
 def _fit(text: str, budget: int, size: Callable[[str], int]) -> str:
-    """``text``, or a head and a tail of it, whose rendered ``size`` is within ``budget``."""
-    if size(text) <= budget:
+    """``text``, or a head and a tail of it, whose rendered ``size`` is within ``budget``.
+
+    Every character costs at least a byte, so no more than ``budget`` characters
+    are ever measured: rendering stays cheap however long ``text`` is.
+    """
+    if _size_within(text, budget, size) <= budget:
         return text
-    low, high, keep = 0, len(text) // 2, 0
+    low, high, keep = 0, min(len(text), budget) // 2, 0
     while low <= high:
         middle = (low + high) // 2
         cut = len(text) - 2 * middle
@@ -123,6 +129,11 @@ def _fit(text: str, budget: int, size: Callable[[str], int]) -> str:
     return text[:keep] + _cut_marker(len(text) - 2 * keep) + text[len(text) - keep :]
 
 
+def _size_within(text: str, budget: int, size: Callable[[str], int]) -> int:
+    """``size(text)``, or ``budget + 1`` when ``text`` is plainly over it."""
+    return budget + 1 if len(text) > budget else size(text)
+
+
 def _fit_streams(
     stdout: str, stderr: str, budget: int, size: Callable[[str], int]
 ) -> tuple[str, str]:
@@ -131,7 +142,7 @@ def _fit_streams(
     So that a saved notebook stays near the output cap however the output is made
     (escaping can make HTML five times the text, and there are two renderings).
     """
-    out, err = size(stdout), size(stderr)
+    out, err = _size_within(stdout, budget, size), _size_within(stderr, budget, size)
     if out + err <= budget:
         return stdout, stderr
     half = budget // 2
@@ -142,19 +153,29 @@ def _fit_streams(
     return _fit(stdout, half, size), _fit(stderr, budget - half, size)
 
 
+def _saved_size(text: str) -> int:
+    """What ``text`` weighs in a saved notebook: JSON-escaped, a line of the file per line."""
+    return len(json.dumps(text, ensure_ascii=False).encode()) + _LINE_COST * text.count("\n")
+
+
+# A saved notebook keeps a multi-line text as a list of lines, one a line of its
+# file: the quotes, the comma and the indent each line adds.
+_LINE_COST = 10
+
+
 def _html_size(text: str) -> int:
-    return len(html.escape(text).encode())
+    return _saved_size(html.escape(text))
 
 
 def _text_size(text: str) -> int:
-    return len(text.encode())
+    return _saved_size(text)
 
 
 def render_html(result: RunResult) -> str:
     """The static rendering of a finished run: badge, details, stdout, stderr.
 
     The program's text is neutralised (see :mod:`codedock_magic.jupyter.safetext`), then escaped;
-    together the streams take at most the output cap in bytes.
+    together the streams weigh at most the output cap in a saved notebook.
     """
     stdout, stderr = _fit_streams(
         neutralise(result.stdout), neutralise(result.stderr), result.limits.output, _html_size
@@ -178,14 +199,19 @@ def render_html(result: RunResult) -> str:
         )
     parts += _files_html(result)
     parts += [
-        f'<div class="codedock-notice" style="{_NOTE_STYLE}">{html.escape(note)}</div>'
-        for note in result.notes
+        f'<div class="codedock-notice" style="{_NOTE_STYLE}">{html.escape(one_line(note))}</div>'
+        for note in result.notes[:_MOST_NOTES]
     ]
     parts.append("</div>")
     return "".join(parts)
 
 
 _NOTE_STYLE = "color:#b45309;font-size:0.85em"
+# A result holds at most MAX_NOTES notes and a closing one when it comes from a
+# run; one built by hand is held to the same in the view.
+_MOST_NOTES = MAX_NOTES + 1
+# Characters of a file's name shown (RunResult.files keeps it whole).
+_FILE_NAME_CHARS = 120
 # Files up to this size get a download link in the saved view; larger ones are
 # listed, and kept whole in RunResult.files.
 LINK_BYTES = 1024 * 1024
@@ -244,12 +270,13 @@ def _files_html(result: RunResult) -> list[str]:
     rows = []
     for name, data in sorted(result.files.items()):
         mime = _image_type(name, data)
-        shown = html.escape(f"out/{name}")
+        shown = html.escape(f"out/{one_line(name, _FILE_NAME_CHARS)}")
         row = f"<li><code>{shown}</code> · {_size(len(data))}"
         if len(data) <= LINK_BYTES:
             encoded = base64.b64encode(data).decode("ascii")
+            leaf = one_line(name.rsplit("/", 1)[-1], _FILE_NAME_CHARS)
             row += (
-                f' · <a download="{html.escape(name.rsplit("/", 1)[-1])}" '
+                f' · <a download="{html.escape(leaf)}" '
                 f'href="data:application/octet-stream;base64,{encoded}">download</a>'
             )
         if mime:
@@ -267,17 +294,17 @@ def _image_type(name: str, data: bytes) -> str:
 def extras_text(result: RunResult) -> list[str]:
     """Lines for the text view's end: the files that came back and the notes."""
     lines = [
-        f"{MARKER} file: out/{name}, {_size(len(data))}"
+        f"{MARKER} file: out/{one_line(name, _FILE_NAME_CHARS)}, {_size(len(data))}"
         for name, data in sorted(result.files.items())
     ]
-    return lines + [f"{MARKER} note: {neutralise(note)}" for note in result.notes]
+    return lines + [f"{MARKER} note: {one_line(note)}" for note in result.notes[:_MOST_NOTES]]
 
 
 def render_text(result: RunResult) -> str:
     """The plain-text rendering: stdout, stderr, then the status line.
 
     The program's text is neutralised, so only the status line starts with the marker;
-    together the streams take at most the output cap in bytes.
+    together the streams weigh at most the output cap in a saved notebook.
     """
     safe = _fit_streams(
         neutralise(result.stdout), neutralise(result.stderr), result.limits.output, _text_size

@@ -29,7 +29,12 @@ from .render import (
 )
 from .safetext import MARKER, Neutraliser
 
-__all__ = ["TextView", "View", "WidgetView"]
+__all__ = ["LIVE_SHARE", "TextView", "View", "WidgetView"]
+
+#: A run's live output stays in the widget's saved state only while it is under
+#: this share of the output cap, in characters (so at most 12/64 of the cap in a
+#: saved notebook, however it escapes).
+LIVE_SHARE = 64
 
 
 class View(Protocol):
@@ -231,4 +236,9 @@ class WidgetView:
                 },
                 raw=True,
             )
+        if len(result.stdout) + len(result.stderr) > result.limits.output // LIVE_SHARE:
+            # The static rendering holds the output now: a saved notebook's widget
+            # state keeps no second copy of more than a sliver of it (sending the
+            # kernel's empty list makes the frontend drop what it showed).
+            self.output.send_state("outputs")
         self._close()

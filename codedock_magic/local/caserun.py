@@ -13,7 +13,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..core.errors import EngineError, InvalidValueError
+from ..core.budget import CheckBudget
+from ..core.errors import InvalidValueError
 from ..core.limits import Limits, format_size
 from ..core.request import CaseInput, Listener, RunRequest
 from ..core.result import CaseEnding, RunResult, RunStatus, case_status, cases_not_run
@@ -35,6 +36,8 @@ __all__ = ["CASE_SLACK", "CasesConversation", "case_limits"]
 #: Seconds each case may take beyond its timeout before the host calls the
 #: supervisor stuck: starting the program, and the reset after it.
 CASE_SLACK = 1.0
+#: What is kept of the supervisor's own stderr (it writes there only when it fails).
+_COMPLAINTS = 16 * 1024
 
 
 def case_limits(request: RunRequest, case: CaseInput) -> tuple[float, int]:
@@ -77,8 +80,10 @@ class CasesConversation:
         self.case_limits = [case_limits(request, case) for case in request.cases]
         self.longest = sum(timeout + CASE_SLACK for timeout, _ in self.case_limits)
         self.done: list[CaseEnding] = []
-        self.stdout = CappedOutput(request.limits.output)
-        self.stderr = CappedOutput(request.limits.output)
+        #: All cases together keep one output cap per stream (see CheckBudget).
+        self.budget = CheckBudget(request.limits.output)
+        self.stdout = CappedOutput(self.budget.case_cap("stdout"))
+        self.stderr = CappedOutput(self.budget.case_cap("stderr"))
         self.complaints = bytearray()
         self._talk: SupervisedRun | None = None
 
@@ -96,7 +101,7 @@ class CasesConversation:
             cases=len(self.request.cases),
         )
         talk = self._talk = SupervisedRun(
-            sandbox, self.stop, on_frame=self.on_frame, on_stderr=self.complaints.extend
+            sandbox, self.stop, on_frame=self.on_frame, on_stderr=self._complain
         )
         # The first case goes with the request; each next one after the last one's end.
         talk.converse(header + self._case(0), self.longest)
@@ -113,6 +118,11 @@ class CasesConversation:
             status, exit_code, self._why_unfinished(talk), talk.duration, talk.usage_fields()
         )
 
+    def _complain(self, data: bytes) -> None:
+        room = _COMPLAINTS - len(self.complaints)
+        if room > 0:
+            self.complaints += data[:room]
+
     def _case(self, index: int) -> bytes:
         case = self.request.cases[index]
         timeout, memory = self.case_limits[index]
@@ -128,9 +138,12 @@ class CasesConversation:
         elif kind == FrameKind.CASE.value:
             ended = parse_case_end(body)
             if ended is None or len(self.done) >= len(self.request.cases):
-                raise EngineError(
-                    f"the sandbox's supervisor sent a case end the host cannot read ({body!r})"
-                )
+                if self._talk is not None:
+                    self._talk.abandon(
+                        "the sandbox's supervisor sent a case end the host cannot read "
+                        f"({body[:60]!r})"
+                    )
+                return
             self._finish_case(ended)
             if len(self.done) < len(self.request.cases) and self._talk is not None:
                 self._talk.send(self._case(len(self.done)))
@@ -149,13 +162,17 @@ class CasesConversation:
             memory=memory,
         )
         self.done.append(ending)
-        self.stdout = CappedOutput(self.request.limits.output)
-        self.stderr = CappedOutput(self.request.limits.output)
+        self.budget.spend("stdout", self.stdout.kept)
+        self.budget.spend("stderr", self.stderr.kept)
+        self.stdout = CappedOutput(self.budget.case_cap("stdout"))
+        self.stderr = CappedOutput(self.budget.case_cap("stderr"))
         self.listener.case(len(self.done) - 1, ending)
 
     def _why_unfinished(self, talk: SupervisedRun) -> str:
         if talk.interrupted:
             return "interrupted"
+        if talk.broken:
+            return f"not run to its end: {talk.broken}"
         if talk.end is not None and talk.end.how == "unclean":
             return (
                 f"not run: the sandbox could not be made clean after the case before "

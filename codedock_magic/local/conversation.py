@@ -81,6 +81,9 @@ class SupervisedRun:
         self.interrupted = False
         self.stream_over = False
         self.end: End | None = None
+        #: Why the host stopped reading: the supervisor's stream or a frame in it
+        #: could not be read. Empty while all is well.
+        self.broken = ""
         self.usage: tuple[float, int] | None = None
         self.started = 0.0
         self.finished = 0.0
@@ -114,6 +117,11 @@ class SupervisedRun:
             # A large stdin can fill the stream before the supervisor reads it all.
             threading.Thread(target=send_quietly, args=(self.sandbox, data), daemon=True).start()
 
+    def abandon(self, why: str) -> None:
+        """Stop reading: what the sandbox sent cannot be read (``why``); its container is killed."""
+        if not self.broken:
+            self.broken = why
+
     def _pump(self, deadline: float) -> None:
         sandbox = self.sandbox
         frames = FrameDecoder()
@@ -139,6 +147,8 @@ class SupervisedRun:
                     self.on_stderr(payload)
                     continue
                 for kind, body in frames.feed(payload):
+                    if self.broken:
+                        break
                     if kind == FrameKind.END.value:
                         self.end = parse_end(body)
                         if self.end is not None and self.end.how == "deadline":
@@ -147,6 +157,9 @@ class SupervisedRun:
                         self.usage = parse_usage(body)
                     elif kind != FrameKind.READY.value:
                         self.on_frame(kind, body)
+                self.abandon(frames.broken)
+            if self.broken:
+                return
             if self.end is not None:
                 # The supervisor has relayed everything and is exiting; the container's
                 # teardown (tens of ms) need not delay the result.
@@ -243,6 +256,8 @@ class RunConversation:
             )
         if talk.timed_out or talk.interrupted:
             exit_code = signal = None
+        if talk.broken:
+            self.display.budget.add(talk.broken)
         status = decide_status(
             exit_code=exit_code,
             signal=signal,
@@ -294,7 +309,7 @@ class RunConversation:
             files=dict(self.display.files),
             value=self.display.value,
             returned=self.display.has_value,
-            notes=tuple(self.display.notes),
+            notes=tuple(self.display.final_notes()),
             **usage,
         )
 

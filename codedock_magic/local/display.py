@@ -6,6 +6,8 @@ and a returned value on its display descriptor, in frames of a kind byte and a
 the program's, so it is parsed here defensively: a frame longer than any cap
 ends the stream, an image that is not the PNG, JPEG or SVG it claims to be, or
 one past the caps, becomes a note, and none of it can touch a run's status.
+Nothing in it can raise here either: whatever cannot be read becomes a note,
+and the notes are bounded (:class:`~codedock_magic.core.budget.NoteBudget`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.budget import MAX_VALUE_DEPTH, NAME_CHARS, NOTE_CHARS, NoteBudget, clip
 from ..core.errors import InvalidValueError
 from ..core.limits import format_size
 
@@ -99,7 +102,8 @@ class DisplayOutput:
         files: from ``/sandbox/out``, by name relative to it.
         value: the returned variable's JSON value, when one came.
         has_value: whether one came (a JSON ``null`` is a value).
-        notes: one line for each thing not shown, and why.
+        notes: one line for each thing not shown, and why; at most
+            :data:`~codedock_magic.core.budget.MAX_NOTES` of them (see :meth:`final_notes`).
     """
 
     images: list[tuple[str, bytes]] = field(default_factory=list)
@@ -107,7 +111,7 @@ class DisplayOutput:
     files: dict[str, bytes] = field(default_factory=dict)
     value: Any = None
     has_value: bool = False
-    notes: list[str] = field(default_factory=list)
+    budget: NoteBudget = field(default_factory=NoteBudget)
     _buffer: bytearray = field(default_factory=bytearray)
     _broken: bool = False
     # The program answered --return: with a value, or with why there is none.
@@ -115,21 +119,44 @@ class DisplayOutput:
     _image_bytes: int = 0
     _file_bytes: int = 0
 
+    @property
+    def notes(self) -> list[str]:
+        """The notes kept so far."""
+        return self.budget.kept
+
+    def final_notes(self) -> list[str]:
+        """The notes kept, and one closing note when more were not kept."""
+        return self.budget.closing()
+
     def feed_display(self, data: bytes, at: int) -> list[tuple[str, bytes]]:
         """Take display-stream bytes; return the images they complete, to show at once.
 
-        ``at`` is how much stdout had arrived.
+        ``at`` is how much stdout had arrived. Never raises: what cannot be read
+        becomes a note.
         """
         if self._broken:
+            self.budget.lost += len(data)
             return []
+        try:
+            return self._frames(data, at)
+        except Exception as exc:  # the program's bytes must never raise on the host
+            self._break(
+                f"the host could not read the program's display stream ({type(exc).__name__})"
+            )
+            return []
+
+    def _break(self, why: str) -> None:
+        self._broken = True
+        self.budget.add(why, lost=len(self._buffer))
+        self._buffer.clear()
+
+    def _frames(self, data: bytes, at: int) -> list[tuple[str, bytes]]:
         self._buffer += data
         shown: list[tuple[str, bytes]] = []
         while len(self._buffer) >= _HEADER.size:
             kind, length = _HEADER.unpack_from(self._buffer)
             if length > max(MAX_IMAGE_BYTES, MAX_VALUE_BYTES) + 256 or kind not in (b"i", b"v"):
-                self._broken = True
-                self._buffer.clear()
-                self.notes.append(
+                self._break(
                     "the program's display stream broke its framing; nothing more of it is shown"
                 )
                 break
@@ -143,7 +170,7 @@ class DisplayOutput:
                 if image is not None:
                     shown.append(image)
             else:
-                self._take_value(name.decode("utf-8", "replace"), payload)
+                self._take_value(clip(name.decode("utf-8", "replace"), NAME_CHARS), payload)
         return shown
 
     def _take_image(self, mime: str, data: bytes, at: int) -> tuple[str, bytes] | None:
@@ -155,7 +182,7 @@ class DisplayOutput:
         elif not problem and self._image_bytes + len(data) > MAX_IMAGES_BYTES:
             problem = f"an image past {format_size(MAX_IMAGES_BYTES)} of images in all"
         if problem:
-            self.notes.append(f"not shown: {problem}")
+            self.budget.add(f"not shown: {problem}", lost=len(data))
             return None
         self.images.append((mime, data))
         self.positions.append(at)
@@ -165,25 +192,39 @@ class DisplayOutput:
     def _take_value(self, name: str, payload: bytes) -> None:
         self._value_answered = True
         if payload.startswith(b"!"):
-            self.notes.append(f"--return {name}: " + payload[1:].decode("utf-8", "replace"))
+            self.budget.add(f"--return {name}: " + payload[1:].decode("utf-8", "replace"))
             return
         if len(payload) > MAX_VALUE_BYTES:
-            self.notes.append(
+            self.budget.add(
                 f"--return {name}: its JSON is {format_size(len(payload))}, over "
-                f"{format_size(MAX_VALUE_BYTES)}; not brought back"
+                f"{format_size(MAX_VALUE_BYTES)}; not brought back",
+                lost=len(payload),
             )
             return
         try:
-            self.value = json.loads(payload.decode("utf-8"))
+            value = json.loads(payload.decode("utf-8"))
+            deep = _deeper_than(value, MAX_VALUE_DEPTH)
         except (UnicodeDecodeError, ValueError):
-            self.notes.append(f"--return {name}: what came back is not JSON; not brought back")
+            self.budget.add(
+                f"--return {name}: what came back is not JSON; not brought back", lost=len(payload)
+            )
             return
+        except RecursionError:
+            deep = True
+        if deep:
+            self.budget.add(
+                f"--return {name}: its JSON nests deeper than {MAX_VALUE_DEPTH} levels; "
+                "not brought back",
+                lost=len(payload),
+            )
+            return
+        self.value = value
         self.has_value = True
 
     def expect_value(self, name: str) -> None:
         """The run asked for ``name`` back: a note says so when neither it nor a reason came."""
         if not self._value_answered:
-            self.notes.append(
+            self.budget.add(
                 f"--return {name}: nothing came back (the program did not get to its end)"
             )
 
@@ -191,15 +232,32 @@ class DisplayOutput:
         """A file from ``/sandbox/out`` (``name\\0bytes``), within the caps."""
         name_bytes, _, data = payload.partition(b"\0")
         name = name_bytes.decode("utf-8", "replace")
-        if len(self.files) >= MAX_FILES or len(data) > MAX_FILE_BYTES:
-            self.notes.append(f"out/{name}: past the caps on files; not brought back")
-            return
-        if self._file_bytes + len(data) > MAX_FILES_BYTES:
-            self.notes.append(f"out/{name}: past the caps on files; not brought back")
+        if (
+            len(self.files) >= MAX_FILES
+            or len(data) > MAX_FILE_BYTES
+            or self._file_bytes + len(data) > MAX_FILES_BYTES
+        ):
+            self.budget.add(
+                f"out/{clip(name, NAME_CHARS)}: past the caps on files; not brought back",
+                lost=len(payload),
+            )
             return
         self.files[name] = data
         self._file_bytes += len(data)
 
     def add_note(self, payload: bytes) -> None:
         """The supervisor's note on something it did not bring back."""
-        self.notes.append(payload.decode("utf-8", "replace")[:300])
+        self.budget.add(payload[: NOTE_CHARS * 4].decode("utf-8", "replace"))
+
+
+def _deeper_than(value: Any, most: int) -> bool:
+    """Whether ``value`` nests lists and objects more than ``most`` deep (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > most:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False

@@ -43,6 +43,11 @@ class CappedOutput:
         return self._live.decode(live) if live else ""
 
     @property
+    def kept(self) -> int:
+        """Bytes kept: at most the cap."""
+        return len(self._head) + len(self._tail)
+
+    @property
     def cut(self) -> int:
         """Bytes dropped between head and tail."""
         return self.total - len(self._head) - len(self._tail)

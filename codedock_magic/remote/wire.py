@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.budget import MAX_NOTES
 from ..core.errors import CodedockError, InvalidValueError
 from ..core.limits import LIMIT_FIELDS, Limits
 from ..core.profile import Profile
@@ -328,8 +329,15 @@ def case_from_json(data: Mapping[str, Any]) -> CaseEnding:
             memory=int(data["memory"]),
             note=str(data.get("note", "")),
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidValueError("case", str(exc), "a case's end from the service") from None
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        ArithmeticError,
+        RecursionError,
+    ) as exc:
+        raise InvalidValueError("case", str(exc)[:80], "a case's end from the service") from None
 
 
 def result_to_json(result: RunResult) -> dict[str, Any]:
@@ -346,7 +354,9 @@ def result_to_json(result: RunResult) -> dict[str, Any]:
         "files": {name: encode_bytes(data) for name, data in result.files.items()},
         "value": result.value,
         "returned": result.returned,
-        "notes": list(result.notes),
+        # A run's notes are bounded where they are made; a result built elsewhere is
+        # held to the same bound on the wire.
+        "notes": list(result.notes[: MAX_NOTES + 1]),
     }
 
 
@@ -377,10 +387,17 @@ def result_from_json(data: Mapping[str, Any]) -> RunResult:
             returned=bool(data.get("returned", False)),
             notes=tuple(str(note) for note in data.get("notes") or ()),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        ArithmeticError,
+        RecursionError,
+    ) as exc:
         if isinstance(exc, InvalidValueError):
             raise
-        raise InvalidValueError("result", str(exc), "a run result from the service") from None
+        raise InvalidValueError("result", str(exc)[:80], "a run result from the service") from None
 
 
 def _optional(value: Any, kind: type[Any]) -> Any:

@@ -36,6 +36,7 @@ __all__ = [
     "EXIT_DEADLINE",
     "EXIT_HOST_GONE",
     "HELLO",
+    "MAX_FRAME",
     "VERSION",
     "CaseEnd",
     "End",
@@ -149,9 +150,12 @@ def parse_case_end(payload: bytes) -> CaseEnd | None:
     if len(parts) != 3 or parts[0] not in ("exit", "signal", "timeout", "memory"):
         return None
     try:
-        return CaseEnd(parts[0], int(parts[1]), float(parts[2]))
+        number, seconds = int(parts[1]), float(parts[2])
     except ValueError:
         return None
+    if not 0 <= seconds < 1e9 or abs(number) > 2**31:
+        return None
+    return CaseEnd(parts[0], number, seconds)
 
 
 @dataclass(frozen=True)
@@ -176,36 +180,57 @@ class End:
 def parse_end(payload: bytes) -> End | None:
     """Read an ``x`` frame's payload; None when it is not one the protocol defines."""
     word, _, rest = payload.decode("ascii", "replace").partition(" ")
-    if word in ("exit", "signal") and rest.isdigit():
+    if word in ("exit", "signal") and rest.isdigit() and len(rest) <= 10:
         return End(word, int(rest))
     if word == "deadline" and not rest:
         return End("deadline")
     if word in ("refused", "unclean"):
-        return End(word, detail=rest)
+        return End(word, detail=rest[:300])
     return None
 
 
 def parse_usage(payload: bytes) -> tuple[float, int] | None:
     """Read a ``u`` frame: (CPU seconds, peak bytes); None when it is not one."""
     parts = payload.split(b" ")
-    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+    if len(parts) != 2 or not all(part.isdigit() and len(part) <= 20 for part in parts):
         return None
     return int(parts[0]) / 1e9, int(parts[1])
 
 
+#: The longest frame the supervisor sends (a file of up to 8 MiB with its name),
+#: with room to spare; a longer one means the stream is broken.
+MAX_FRAME = 16 * 1024 * 1024
+
+
 class FrameDecoder:
-    """Turns the supervisor's byte stream back into ``(kind, payload)`` frames."""
+    """Turns the supervisor's byte stream back into ``(kind, payload)`` frames.
+
+    It never holds more than :data:`MAX_FRAME` and never raises: a frame longer
+    than that, or of no kind the protocol defines, breaks the stream (``broken``
+    says why), and nothing after it is read.
+    """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self.broken = ""
 
     def feed(self, data: bytes) -> list[tuple[bytes, bytes]]:
         """Return every complete frame that ``data`` completes."""
+        if self.broken:
+            return []
         self._buffer += data
         start = 0
         frames: list[tuple[bytes, bytes]] = []
+        kinds = {kind.value for kind in FrameKind}
         while len(self._buffer) - start >= HEADER.size:
             kind, length = HEADER.unpack_from(self._buffer, start)
+            if length > MAX_FRAME or kind not in kinds:
+                self.broken = (
+                    f"the sandbox's supervisor sent a frame the host cannot read "
+                    f"(kind {kind!r}, {length:,} bytes); nothing after it was read"
+                )
+                self._buffer.clear()
+                return frames
             end = start + HEADER.size + length
             if len(self._buffer) < end:
                 break
