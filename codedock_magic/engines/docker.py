@@ -27,8 +27,6 @@ from ..core.errors import EngineError, EngineUnavailableError, ImageNotFoundErro
 from .base import (
     MASKED_PATHS,
     RUNTIME_DIR,
-    SANDBOX_GID,
-    SANDBOX_UID,
     STDERR,
     STDOUT,
     WORKDIR,
@@ -40,6 +38,7 @@ from .base import (
     Watch,
 )
 from .labels import MANAGED, make_labels
+from .uids import DEFAULT_UID_RANGE, UID_LABEL, UidRange, uid_name
 from .watchdog import ensure_watchdog
 
 __all__ = ["DockerChannel", "DockerEngine"]
@@ -49,6 +48,9 @@ _RECV = 256 * 1024
 # big-endian length, payload.
 _MUX_HEADER = struct.Struct(">BxxxI")
 _MUX_STREAMS = {1: STDOUT, 2: STDERR}
+# Claims of a uid that may lose to racing launches before the taken ones are listed.
+_BLIND_CLAIMS = 3
+_CLAIMS = 32
 
 T = TypeVar("T")
 
@@ -122,6 +124,8 @@ class DockerEngine:
             the engine's default when None.
         init: run the engine's init as each sandbox's PID 1 (the supervisor then
             is not PID 1; it reaps orphans itself when it is).
+        uid_range: the uids sandboxes run their programs as, one of its own each
+            (``"FIRST-LAST"``, see :mod:`.uids`).
 
     The engine is reached on first use, not here.
     """
@@ -136,6 +140,7 @@ class DockerEngine:
         timeout: int = 60,
         runtime: str | None = None,
         init: bool = True,
+        uid_range: str | list[int] | tuple[int, int] = DEFAULT_UID_RANGE,
     ) -> None:
         kwargs: dict[str, Any] = dict(docker.utils.kwargs_from_env())
         if base_url:
@@ -145,6 +150,7 @@ class DockerEngine:
         self._kwargs = {"timeout": timeout, **kwargs}
         self.runtime = runtime or None
         self.init = bool(init)
+        self.uids = UidRange.parse(uid_range)
         #: What it was made with: a watchdog makes it again from these.
         self.options: dict[str, Any] = {"timeout": timeout}
         if base_url:
@@ -153,6 +159,8 @@ class DockerEngine:
             self.options["runtime"] = self.runtime
         if not self.init:
             self.options["init"] = False
+        if str(self.uids) != DEFAULT_UID_RANGE:
+            self.options["uid_range"] = str(self.uids)
         self._api: docker.APIClient | None = None
         self._pid = 0
         self._api_lock = threading.Lock()
@@ -230,7 +238,7 @@ class DockerEngine:
                 spec.profile, spec.command, {**make_labels(spec.lifetime), **spec.labels}
             )
         ensure_watchdog(self.name, self.options)
-        container = self.create(spec)
+        container, uid = self.claim(spec)
         watch: Watch | None = None
         channel: Channel | None = None
         try:
@@ -251,33 +259,82 @@ class DockerEngine:
             spec.profile,
             kill=lambda: self.kill(container),
             remove=lambda: self.remove(container),
+            uid=uid,
         )
 
     def create(self, spec: SandboxSpec) -> str:
-        """Create an auto-removing sandbox: no network, read-only root, capped tmpfs, limits.
+        """Create a sandbox as :meth:`claim` does; only its id."""
+        return self.claim(spec)[0]
 
-        The program's open files and file size are bounded by its supervisor
-        (as rlimits), as on any engine.
+    def claim(self, spec: SandboxSpec) -> tuple[str, int]:
+        """Create a sandbox with a uid no other sandbox of the engine has: (its id, the uid).
+
+        The container is named after its uid (:func:`~.uids.uid_name`), and the
+        engine refuses a second container of one name, whoever asks: a claim that
+        loses a race tries another uid. The uid is free again once the container
+        is removed.
 
         Raises:
             InvalidValueError: the limits ask for more CPUs than the engine has (it
                 would refuse them itself, deep inside); nothing is created.
+            EngineError: every uid of the range belongs to a sandbox that still exists.
         """
         limits = spec.profile.limits
         if limits.cpus > self.cpus():
             raise InvalidValueError(
                 "cpus", limits.cpus, f"at most {self.cpus()}, the CPUs of the engine's host"
             )
+        tried = 0
+        for uid in self.uids.candidates():
+            if tried == _BLIND_CLAIMS:
+                break
+            tried += 1
+            created = self._create(spec, uid)
+            if created is not None:
+                return created, uid
+        taken = self.uids_in_use()
+        for uid in self.uids.candidates(taken):
+            if tried == _CLAIMS + _BLIND_CLAIMS:
+                break
+            tried += 1
+            created = self._create(spec, uid)
+            if created is not None:
+                return created, uid
+        raise EngineError(
+            f"no free sandbox uid: each of the {len(self.uids)} of uid_range {self.uids} "
+            f"belongs to a sandbox that still exists ({len(taken)} listed); end some, or "
+            "give the engine a wider uid_range"
+        )
+
+    def uids_in_use(self) -> set[int]:
+        """The uids of the engine's sandboxes that still exist, from their labels."""
+        found = self._call(
+            "list containers", self.api.containers, all=True, filters={"label": [UID_LABEL]}
+        )
+        taken: set[int] = set()
+        for c in found:
+            with contextlib.suppress(AttributeError, TypeError, ValueError):
+                taken.add(int((c.get("Labels") or {})[UID_LABEL]))
+        return taken
+
+    def _create(self, spec: SandboxSpec, uid: int) -> str | None:
+        """Create the sandbox as ``uid``; None when another container holds that uid.
+
+        The program runs with no network, a read-only root, a capped tmpfs it owns,
+        and the limits. Its open files and file size are bounded by its supervisor
+        (as rlimits), as on any engine.
+        """
+        limits = spec.profile.limits
         host_config = self.api.create_host_config(
             auto_remove=True,
             network_mode="none",
             read_only=True,
             tmpfs={
-                WORKDIR: f"size={limits.workdir},uid={SANDBOX_UID},gid={SANDBOX_GID},mode=0700",
+                WORKDIR: f"size={limits.workdir},uid={uid},gid={uid},mode=0700",
                 # The supervisor's, readable by the program: its runtime, and values.
                 RUNTIME_DIR: "size=16m,uid=0,gid=0,mode=0755,noexec,nosuid,nodev",
             },
-            # The supervisor needs these two to drop to SANDBOX_UID; the program
+            # The supervisor needs these two to drop to the sandbox's uid; the program
             # loses them at that setuid.
             cap_drop=["ALL"],
             cap_add=["SETUID", "SETGID"],
@@ -300,6 +357,7 @@ class DockerEngine:
                 "create a sandbox container",
                 self.api.create_container,
                 spec.profile.image,
+                name=uid_name(uid),
                 entrypoint=list(spec.command),
                 command=[],
                 user="0:0",
@@ -309,12 +367,16 @@ class DockerEngine:
                 detach=False,
                 tty=False,
                 network_disabled=True,
-                labels=dict(spec.labels),
+                labels={**spec.labels, UID_LABEL: str(uid)},
                 host_config=host_config,
                 use_config_proxy=False,
             )
         except docker.errors.ImageNotFound:
             raise ImageNotFoundError(spec.profile.image) from None
+        except EngineError as exc:
+            if getattr(exc.__cause__, "status_code", None) == 409:
+                return None
+            raise
         return str(created["Id"])
 
     def watch(self, container_id: str) -> Watch:
