@@ -51,6 +51,10 @@ _MUX_STREAMS = {1: STDOUT, 2: STDERR}
 # Claims of a uid that may lose to racing launches before the taken ones are listed.
 _BLIND_CLAIMS = 3
 _CLAIMS = 32
+# Under gVisor the container's pids count the runtime's own host threads: about
+# 40 idle, and about 5 more for each process of the program (ptrace platform).
+# The program's processes are bounded inside, by RLIMIT_NPROC on its own uid.
+_GVISOR_PIDS_BASE, _GVISOR_PIDS_EACH = 64, 8
 
 T = TypeVar("T")
 
@@ -306,6 +310,15 @@ class DockerEngine:
             "give the engine a wider uid_range"
         )
 
+    @property
+    def gvisor(self) -> bool:
+        """Whether sandboxes run under gVisor (a runtime named runsc or gvisor)."""
+        return any(name in (self.runtime or "") for name in ("runsc", "gvisor"))
+
+    def host_pids(self, pids: int) -> int:
+        """The container's pids limit for a program that may run ``pids`` processes."""
+        return _GVISOR_PIDS_BASE + _GVISOR_PIDS_EACH * pids if self.gvisor else pids
+
     def uids_in_use(self) -> set[int]:
         """The uids of the engine's sandboxes that still exist, from their labels."""
         found = self._call(
@@ -339,7 +352,7 @@ class DockerEngine:
             cap_drop=["ALL"],
             cap_add=["SETUID", "SETGID"],
             security_opt=["no-new-privileges"],
-            pids_limit=limits.pids,
+            pids_limit=self.host_pids(limits.pids),
             mem_limit=limits.memory,
             memswap_limit=limits.memory,
             shm_size=min(limits.workdir, 64 * 1024**2),
