@@ -24,6 +24,7 @@ import requests.exceptions
 from docker.types import LogConfig
 
 from ..core.errors import EngineError, EngineUnavailableError, ImageNotFoundError, InvalidValueError
+from ..core.limits import format_size
 from .base import (
     MASKED_PATHS,
     RUNTIME_DIR,
@@ -55,6 +56,9 @@ _CLAIMS = 32
 # 40 idle, and about 5 more for each process of the program (ptrace platform).
 # The program's processes are bounded inside, by RLIMIT_NPROC on its own uid.
 _GVISOR_PIDS_BASE, _GVISOR_PIDS_EACH = 64, 8
+# gVisor's own kernel lives in the sandbox's memory: under about 40 MiB Python
+# does not start (measured with the ptrace platform).
+GVISOR_MIN_MEMORY = 48 * 1024**2
 
 T = TypeVar("T")
 
@@ -288,6 +292,13 @@ class DockerEngine:
             raise InvalidValueError(
                 "cpus", limits.cpus, f"at most {self.cpus()}, the CPUs of the engine's host"
             )
+        if self.gvisor and limits.memory < GVISOR_MIN_MEMORY:
+            raise InvalidValueError(
+                "memory",
+                format_size(limits.memory),
+                f"at least {format_size(GVISOR_MIN_MEMORY)} under gVisor (runtime "
+                f"{self.runtime}), whose own kernel lives in the sandbox's memory",
+            )
         tried = 0
         for uid in self.uids.candidates():
             if tried == _BLIND_CLAIMS:
@@ -346,6 +357,9 @@ class DockerEngine:
                 WORKDIR: f"size={limits.workdir},uid={uid},gid={uid},mode=0700",
                 # The supervisor's, readable by the program: its runtime, and values.
                 RUNTIME_DIR: "size=16m,uid=0,gid=0,mode=0755,noexec,nosuid,nodev",
+                # gVisor mounts a writable tmpfs of its own on /tmp when none is
+                # there; the root is read-only under every runtime.
+                **({"/tmp": "ro,size=4k,mode=0755"} if self.gvisor else {}),
             },
             # The supervisor needs these two to drop to the sandbox's uid; the program
             # loses them at that setuid.
