@@ -225,3 +225,19 @@ def test_host_details_are_masked(engine: DockerEngine) -> None:
         lines = lines[1:]
     for line in lines:
         assert line.split()[1] in ("0", "PermissionError", "FileNotFoundError"), line
+
+
+def test_the_doctor_finds_every_promise_held_and_says_how_under_gvisor(
+    engine: DockerEngine,
+) -> None:
+    from codedock_magic.doctor import all_hold, diagnose
+
+    findings = diagnose(engine=engine)
+    assert all_hold(findings), findings
+    details = {finding.promise: finding.detail for finding in findings}
+    if under_gvisor(engine):
+        assert "(gVisor)" in details["no-new-privileges"]
+        assert details["the pids limit"] == "RLIMIT_NPROC 64 (asked 64; gVisor)"
+        assert "gVisor's /proc/meminfo" in details["the memory limit, with no swap"]
+    else:
+        assert details["the pids limit"] == "64 (asked 64)"
