@@ -1,4 +1,5 @@
-"""The uid range sandboxes take their own uids from, with no engine."""
+"""With no engine: the uid range sandboxes take their uids from, engine options from the
+environment, and how the doctor judges what gVisor shows."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codedock_magic.core.errors import InvalidValueError
+from codedock_magic.engines.base import MASKED_PATHS
 from codedock_magic.engines.docker import DockerEngine
 from codedock_magic.engines.uids import DEFAULT_UID_RANGE, UidRange, uid_name
 
@@ -71,3 +73,63 @@ def test_the_docker_engine_takes_the_range_as_an_option_and_hands_it_to_its_watc
     with pytest.raises(InvalidValueError, match="uid_range"):
         DockerEngine(uid_range="0-9")
     assert uid_name(40000) == "codedock-uid-40000"
+
+
+def test_engine_options_come_from_the_environment_when_no_setting_gives_any(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from codedock_magic.engines import connect
+    from codedock_magic.engines.registry import ENGINE_OPTIONS_ENV, engine_options
+
+    monkeypatch.setenv(ENGINE_OPTIONS_ENV, '{"runtime": "runsc", "uid_range": "40000-40099"}')
+    assert engine_options() == {"runtime": "runsc", "uid_range": "40000-40099"}
+    assert engine_options({"runtime": "runc"}) == {"runtime": "runc"}
+    engine = connect("docker")
+    assert isinstance(engine, DockerEngine) and engine.gvisor and len(engine.uids) == 100
+    # gVisor's threads count in the container's pids; the program keeps its own bound.
+    assert engine.host_pids(64) == 64 + 8 * 64 and DockerEngine().host_pids(64) == 64
+    for broken in ("[1, 2]", "runtime=runsc", "{"):
+        monkeypatch.setenv(ENGINE_OPTIONS_ENV, broken)
+        with pytest.raises(InvalidValueError, match=ENGINE_OPTIONS_ENV):
+            engine_options()
+
+
+def test_the_doctor_judges_what_gvisor_shows() -> None:
+    from codedock_magic import Limits
+    from codedock_magic.doctor import check
+
+    limits = Limits(memory="256m", pids=64)
+    facts = {
+        "gvisor": True,
+        "interfaces": ["lo"],
+        "uid": 40001,
+        "euid": 40001,
+        "CapEff": "0000000000000000",
+        "CapPrm": "0000000000000000",
+        "NoNewPrivs": "",
+        "no_new_privs": 1,
+        "nproc": 64,
+        "mount_root": "ro",
+        "root_write": 13,
+        "mem_total_kb": 256 * 1024,
+        "swap_total": "0",
+        "cgroup": {},
+        "machine": "x86_64",
+        "io_uring": [-1, 1],
+        "x32": [-1, 1],
+        "Seccomp": "2",
+        "cgroup_mounts": {},
+        "cgroup_write": 13,
+        "cgroup_dir_write": 13,
+        "masked": dict.fromkeys(MASKED_PATHS, "open"),
+    }
+    assert all(finding.ok for finding in check(facts, limits)), check(facts, limits)
+    # The same facts without gVisor do not pass: no cgroup, nothing masked.
+    failed = {f.promise for f in check({**facts, "gvisor": False}, limits) if not f.ok}
+    assert {"the pids limit", "host paths are masked", "no-new-privileges"} <= failed
+    # And under gVisor a looser limit is still caught.
+    loose = check({**facts, "nproc": 128, "mem_total_kb": 512 * 1024}, limits)
+    assert {f.promise for f in loose if not f.ok} == {
+        "the pids limit",
+        "the memory limit, with no swap",
+    }
