@@ -29,7 +29,7 @@ __all__ = ["PROBE", "Finding", "all_hold", "check", "diagnose", "parse_facts", "
 # Stand-alone: it runs with the image's python3, as the sandbox user, and prints
 # one JSON object of facts on its last line. Judging them is the host's job, below.
 _PROBE = r"""
-import ctypes, errno, json, os, platform, socket, stat
+import ctypes, errno, json, os, platform, resource, socket, stat
 
 facts = {"uid": os.getuid(), "euid": os.geteuid(), "page": os.sysconf("SC_PAGE_SIZE")}
 facts["interfaces"] = sorted(name for _, name in socket.if_nameindex())
@@ -62,6 +62,8 @@ def write_error(path, make=False):
     except OSError as exc:
         return exc.errno
 
+facts["no_new_privs"] = libc.prctl(39, 0, 0, 0, 0)  # PR_GET_NO_NEW_PRIVS
+facts["nproc"] = resource.getrlimit(resource.RLIMIT_NPROC)[0]
 facts["root_write"] = write_error("/codedock-doctor")
 mounts = {}
 for line in open("/proc/self/mountinfo"):
@@ -103,9 +105,11 @@ for name, files in {
             cgroup[name], cgroup[name + "_path"] = value, where
             break
 facts["cgroup"] = cgroup
-facts["swap_total"] = next(
-    (line.split()[1] for line in open("/proc/meminfo") if line.startswith("SwapTotal:")), "0"
-)
+meminfo = dict(line.split(":", 1) for line in open("/proc/meminfo") if ":" in line)
+facts["swap_total"] = meminfo.get("SwapTotal", "0").split()[0]
+facts["mem_total_kb"] = meminfo.get("MemTotal", "0").split()[0]
+# gVisor, a kernel of its own: its /proc and /sys are its own, it shows no cgroup.
+facts["gvisor"] = "gvisor" in (read("/proc/cmdline") or "")
 facts["cgroup_write"] = write_error(cgroup.get("memory_path", "/sys/fs/cgroup/memory.max"))
 facts["cgroup_dir_write"] = write_error("/sys/fs/cgroup/codedock-doctor", make=True)
 
@@ -318,17 +322,32 @@ def _capabilities(facts: dict[str, Any]) -> tuple[bool, str]:
 
 
 def _no_new_privileges(facts: dict[str, Any]) -> tuple[bool, str]:
+    if facts.get("gvisor"):
+        # gVisor's /proc/self/status has no NoNewPrivs line; prctl says it.
+        flag = facts["no_new_privs"]
+        return flag == 1, f"PR_GET_NO_NEW_PRIVS {flag} (gVisor)"
     return facts["NoNewPrivs"] == "1", f"NoNewPrivs {facts['NoNewPrivs']}"
 
 
 def _read_only(facts: dict[str, Any]) -> tuple[bool, str]:
     # errno 30 is EROFS: the write was refused by the mount, not by permissions.
     options = str(facts["mount_root"]).split(",")
-    ok = int(facts["root_write"]) == 30 and "ro" in options
+    # gVisor answers a write to its read-only root with EACCES (13).
+    refusals = (30, 13) if facts.get("gvisor") else (30,)
+    ok = int(facts["root_write"]) in refusals and "ro" in options
     return ok, f"mounted {facts['mount_root']}, a write got errno {facts['root_write']}"
 
 
 def _memory(facts: dict[str, Any], limits: Limits) -> tuple[bool, str]:
+    if facts.get("gvisor"):
+        # gVisor shows no cgroup; its kernel's memory is the container's limit.
+        total = int(facts["mem_total_kb"]) * 1024
+        page = int(facts.get("page") or 4096)
+        ok = limits.memory - page < total <= limits.memory and str(facts["swap_total"]) == "0"
+        return ok, (
+            f"{format_size(total)} in gVisor's /proc/meminfo (asked {format_size(limits.memory)}), "
+            f"swap {facts['swap_total']} kB"
+        )
     cgroup = facts["cgroup"]
     memory = cgroup["memory"]
     # The kernel rounds a limit down to whole pages.
@@ -351,6 +370,11 @@ def _memory(facts: dict[str, Any], limits: Limits) -> tuple[bool, str]:
 
 
 def _pids(facts: dict[str, Any], limits: Limits) -> tuple[bool, str]:
+    if facts.get("gvisor"):
+        # The container's pids count gVisor's own threads; the program's own uid's
+        # RLIMIT_NPROC, which gVisor enforces, is its bound.
+        nproc = int(facts["nproc"])
+        return nproc == limits.pids, f"RLIMIT_NPROC {nproc} (asked {limits.pids}; gVisor)"
     pids = facts["cgroup"]["pids"]
     return pids.isdigit() and int(pids) == limits.pids, f"{pids} (asked {limits.pids})"
 
@@ -380,6 +404,11 @@ def _cgroup_read_only(facts: dict[str, Any]) -> tuple[bool, str]:
         return False, "a write to its memory limit went through"
     if not refused_dir:
         return False, "a new file in /sys/fs/cgroup was made"
+    if facts.get("gvisor") and not mounts:
+        return (
+            True,
+            f"gVisor shows no cgroup file system; writes got errno {refused}, {refused_dir}",
+        )
     return bool(mounts), (
         f"{len(mounts)} cgroup mount(s), all read-only; writes got errno {refused}, {refused_dir}"
     )
@@ -391,6 +420,9 @@ def _masked(facts: dict[str, Any]) -> tuple[bool, str]:
         return False, "the probe did not look at every path"
     # "absent": this kernel has no such file, so there is nothing to hide.
     open_ = [path for path, seen in masked.items() if seen not in ("null", "empty", "absent")]
+    if open_ and facts.get("gvisor"):
+        # What is there is gVisor's own kernel's, not the host's.
+        return True, f"gVisor's own /proc and /sys, not the host's ({len(open_)} of its own files)"
     if open_:
         return False, "not masked: " + ", ".join(f"{path} ({masked[path]})" for path in open_)
     absent = sum(seen == "absent" for seen in masked.values())

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for developers and CI:
 #   bash scripts/dev.sh demo    set everything up, then run the demo snippets and demo.ipynb
-#   bash scripts/dev.sh test    set everything up, then lint, type-check and test
+#   bash scripts/dev.sh test    set everything up, then lint, type-check and test (then the
+#                               kernel tests on ipykernel 6, and the gVisor tier)
 #   bash scripts/dev.sh setup   only set up: virtualenv, Docker engine, sandbox image
 #   bash scripts/dev.sh bench   set everything up, then print the benchmark table
 #   bash scripts/dev.sh wheel   build the wheel and sdist, then prove the wheel alone works
@@ -19,6 +20,13 @@ KERNEL_TESTS=(
     tests/integration/test_notebooks.py
     tests/integration/test_autoload_kernel.py
     tests/integration/test_service_kernel.py
+)
+# The hardening and adversarial tests, again under gVisor (runsc), as a tier of
+# their own: each states what holds under either runtime.
+GVISOR_TESTS=(
+    tests/integration/test_hardening.py
+    tests/integration/test_limits_enforced.py
+    tests/integration/test_isolation.py
 )
 
 # make_venv DIR [EXTRA PIP REQUIREMENTS...]: the package and its test tools in DIR.
@@ -102,6 +110,19 @@ setup_hub() {
     done
 }
 
+gvisor_tier() {
+    if ! docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
+        if [ "${CI:-}" = true ]; then
+            echo "dev.sh: CI=true and dockerd has no runsc runtime for the gVisor tier (scripts/engine.sh registers it as root)" >&2
+            exit 1
+        fi
+        echo "dev.sh: dockerd has no runsc runtime; the gVisor tier does not run (run scripts/engine.sh as root to register it)" >&2
+        return 0
+    fi
+    echo "the hardening and adversarial tests, again under gVisor (runsc)"
+    CODEDOCK_ENGINE_OPTIONS='{"runtime": "runsc"}' "$venv/bin/python" -m pytest "${GVISOR_TESTS[@]}"
+}
+
 setup() {
     setup_venv
     bash scripts/engine.sh
@@ -132,6 +153,7 @@ case "${1:-}" in
             make_venv "$venv6" 'ipykernel>=6.29,<7'
             echo "the tests that meet a kernel, again on $("$venv6/bin/python" -c 'import ipykernel; print("ipykernel", ipykernel.__version__)')"
             "$venv6/bin/python" -m pytest "${KERNEL_TESTS[@]}"
+            gvisor_tier
         fi
         ;;
     wheel)
@@ -144,6 +166,7 @@ case "${1:-}" in
         "$venv/bin/python" benchmarks/bench.py
         "$venv/bin/python" benchmarks/service_bench.py
         "$venv/bin/python" benchmarks/grading_bench.py
+        "$venv/bin/python" benchmarks/runtime_bench.py
         ;;
     *)
         echo "usage: bash scripts/dev.sh setup|demo|test [pytest args]|bench|wheel" >&2

@@ -60,6 +60,13 @@ def engine() -> DockerEngine:
     return found
 
 
+def under_gvisor(engine: object) -> bool:
+    """Whether the engine runs sandboxes under gVisor (``$CODEDOCK_ENGINE_OPTIONS``
+    with ``{"runtime": "runsc"}``: the gVisor tier), where some facts of the
+    hardening differ because gVisor is a kernel of its own."""
+    return bool(getattr(engine, "gvisor", False))
+
+
 def ours(engine: DockerEngine, session: str | None = None) -> list[str]:
     """Ids of containers of a session (this process's by default) that still exist."""
     from codedock_magic.labels import SESSION, SESSION_ID

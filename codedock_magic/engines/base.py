@@ -37,7 +37,8 @@ __all__ = [
     "Watch",
 ]
 
-#: The uid and gid sandboxed code runs as (``nobody``).
+#: The uid and gid sandboxed code runs as when its engine gives it none of its own
+#: (``nobody``, the image's user); the Docker engine gives each sandbox its own.
 SANDBOX_UID = 65534
 SANDBOX_GID = 65534
 #: The writable, size-capped work dir inside every sandbox.
@@ -198,6 +199,7 @@ class Sandbox:
         watch: the engine's account of it.
         profile: its image and container limits.
         ready_at: ``time.monotonic()`` when it was launched.
+        uid: the uid (and gid) its program runs as, no other live sandbox's.
     """
 
     def __init__(
@@ -210,8 +212,10 @@ class Sandbox:
         kill: Callable[[], None],
         remove: Callable[[], None],
         removal_wait: float = REMOVE_WAIT,
+        uid: int = SANDBOX_UID,
     ) -> None:
         self.id = id
+        self.uid = uid
         self.channel = channel
         self.watch = watch
         self.profile = profile

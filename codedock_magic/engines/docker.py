@@ -24,11 +24,10 @@ import requests.exceptions
 from docker.types import LogConfig
 
 from ..core.errors import EngineError, EngineUnavailableError, ImageNotFoundError, InvalidValueError
+from ..core.limits import format_size
 from .base import (
     MASKED_PATHS,
     RUNTIME_DIR,
-    SANDBOX_GID,
-    SANDBOX_UID,
     STDERR,
     STDOUT,
     WORKDIR,
@@ -40,6 +39,7 @@ from .base import (
     Watch,
 )
 from .labels import MANAGED, make_labels
+from .uids import DEFAULT_UID_RANGE, UID_LABEL, UidRange, uid_name
 from .watchdog import ensure_watchdog
 
 __all__ = ["DockerChannel", "DockerEngine"]
@@ -49,6 +49,16 @@ _RECV = 256 * 1024
 # big-endian length, payload.
 _MUX_HEADER = struct.Struct(">BxxxI")
 _MUX_STREAMS = {1: STDOUT, 2: STDERR}
+# Claims of a uid that may lose to racing launches before the taken ones are listed.
+_BLIND_CLAIMS = 3
+_CLAIMS = 32
+# Under gVisor the container's pids count the runtime's own host threads: about
+# 40 idle, and about 5 more for each process of the program (ptrace platform).
+# The program's processes are bounded inside, by RLIMIT_NPROC on its own uid.
+_GVISOR_PIDS_BASE, _GVISOR_PIDS_EACH = 64, 8
+# gVisor's own kernel lives in the sandbox's memory: under about 40 MiB Python
+# does not start (measured with the ptrace platform).
+GVISOR_MIN_MEMORY = 48 * 1024**2
 
 T = TypeVar("T")
 
@@ -122,6 +132,8 @@ class DockerEngine:
             the engine's default when None.
         init: run the engine's init as each sandbox's PID 1 (the supervisor then
             is not PID 1; it reaps orphans itself when it is).
+        uid_range: the uids sandboxes run their programs as, one of its own each
+            (``"FIRST-LAST"``, see :mod:`.uids`).
 
     The engine is reached on first use, not here.
     """
@@ -136,6 +148,7 @@ class DockerEngine:
         timeout: int = 60,
         runtime: str | None = None,
         init: bool = True,
+        uid_range: str | list[int] | tuple[int, int] = DEFAULT_UID_RANGE,
     ) -> None:
         kwargs: dict[str, Any] = dict(docker.utils.kwargs_from_env())
         if base_url:
@@ -145,6 +158,7 @@ class DockerEngine:
         self._kwargs = {"timeout": timeout, **kwargs}
         self.runtime = runtime or None
         self.init = bool(init)
+        self.uids = UidRange.parse(uid_range)
         #: What it was made with: a watchdog makes it again from these.
         self.options: dict[str, Any] = {"timeout": timeout}
         if base_url:
@@ -153,6 +167,8 @@ class DockerEngine:
             self.options["runtime"] = self.runtime
         if not self.init:
             self.options["init"] = False
+        if str(self.uids) != DEFAULT_UID_RANGE:
+            self.options["uid_range"] = str(self.uids)
         self._api: docker.APIClient | None = None
         self._pid = 0
         self._api_lock = threading.Lock()
@@ -232,7 +248,7 @@ class DockerEngine:
                 {**make_labels(spec.lifetime, engine=self.name), **spec.labels},
             )
         ensure_watchdog(self.name, self.options)
-        container = self.create(spec)
+        container, uid = self.claim(spec)
         watch: Watch | None = None
         channel: Channel | None = None
         try:
@@ -253,38 +269,106 @@ class DockerEngine:
             spec.profile,
             kill=lambda: self.kill(container),
             remove=lambda: self.remove(container),
+            uid=uid,
         )
 
     def create(self, spec: SandboxSpec) -> str:
-        """Create an auto-removing sandbox: no network, read-only root, capped tmpfs, limits.
+        """Create a sandbox as :meth:`claim` does; only its id."""
+        return self.claim(spec)[0]
 
-        The program's open files and file size are bounded by its supervisor
-        (as rlimits), as on any engine.
+    def claim(self, spec: SandboxSpec) -> tuple[str, int]:
+        """Create a sandbox with a uid no other sandbox of the engine has: (its id, the uid).
+
+        The container is named after its uid (:func:`~.uids.uid_name`), and the
+        engine refuses a second container of one name, whoever asks: a claim that
+        loses a race tries another uid. The uid is free again once the container
+        is removed.
 
         Raises:
             InvalidValueError: the limits ask for more CPUs than the engine has (it
                 would refuse them itself, deep inside); nothing is created.
+            EngineError: every uid of the range belongs to a sandbox that still exists.
         """
         limits = spec.profile.limits
         if limits.cpus > self.cpus():
             raise InvalidValueError(
                 "cpus", limits.cpus, f"at most {self.cpus()}, the CPUs of the engine's host"
             )
+        if self.gvisor and limits.memory < GVISOR_MIN_MEMORY:
+            raise InvalidValueError(
+                "memory",
+                format_size(limits.memory),
+                f"at least {format_size(GVISOR_MIN_MEMORY)} under gVisor (runtime "
+                f"{self.runtime}), whose own kernel lives in the sandbox's memory",
+            )
+        tried = 0
+        for uid in self.uids.candidates():
+            if tried == _BLIND_CLAIMS:
+                break
+            tried += 1
+            created = self._create(spec, uid)
+            if created is not None:
+                return created, uid
+        taken = self.uids_in_use()
+        for uid in self.uids.candidates(taken):
+            if tried == _CLAIMS + _BLIND_CLAIMS:
+                break
+            tried += 1
+            created = self._create(spec, uid)
+            if created is not None:
+                return created, uid
+        raise EngineError(
+            f"no free sandbox uid: each of the {len(self.uids)} of uid_range {self.uids} "
+            f"belongs to a sandbox that still exists ({len(taken)} listed); end some, or "
+            "give the engine a wider uid_range"
+        )
+
+    @property
+    def gvisor(self) -> bool:
+        """Whether sandboxes run under gVisor (a runtime named runsc or gvisor)."""
+        return any(name in (self.runtime or "") for name in ("runsc", "gvisor"))
+
+    def host_pids(self, pids: int) -> int:
+        """The container's pids limit for a program that may run ``pids`` processes."""
+        return _GVISOR_PIDS_BASE + _GVISOR_PIDS_EACH * pids if self.gvisor else pids
+
+    def uids_in_use(self) -> set[int]:
+        """The uids of the engine's sandboxes that still exist, from their labels."""
+        found = self._call(
+            "list containers", self.api.containers, all=True, filters={"label": [UID_LABEL]}
+        )
+        taken: set[int] = set()
+        for c in found:
+            with contextlib.suppress(AttributeError, TypeError, ValueError):
+                taken.add(int((c.get("Labels") or {})[UID_LABEL]))
+        return taken
+
+    def _create(self, spec: SandboxSpec, uid: int) -> str | None:
+        """Create the sandbox as ``uid``; None when another container holds that uid.
+
+        The program runs with no network, a read-only root, a capped tmpfs it owns,
+        and the limits. Its open files and file size are bounded by its supervisor
+        (as rlimits), as on any engine.
+        """
+        limits = spec.profile.limits
         host_config = self.api.create_host_config(
             auto_remove=True,
             network_mode="none",
             read_only=True,
             tmpfs={
-                WORKDIR: f"size={limits.workdir},uid={SANDBOX_UID},gid={SANDBOX_GID},mode=0700",
+                WORKDIR: f"size={limits.workdir},uid={uid},gid={uid},mode=0700",
                 # The supervisor's, readable by the program: its runtime, and values.
                 RUNTIME_DIR: "size=16m,uid=0,gid=0,mode=0755,noexec,nosuid,nodev",
+                # gVisor mounts a writable tmpfs of its own on /tmp when none is
+                # there; the root is read-only under every runtime.
+                **({"/tmp": "ro,size=4k,mode=0755"} if self.gvisor else {}),
             },
-            # The supervisor needs these two to drop to SANDBOX_UID; the program
+            # The supervisor needs these two to drop to the sandbox's uid; the program
             # loses them at that setuid.
             cap_drop=["ALL"],
             cap_add=["SETUID", "SETGID"],
             security_opt=["no-new-privileges"],
-            pids_limit=limits.pids,
+            pids_limit=self.host_pids(limits.pids),
             mem_limit=limits.memory,
             memswap_limit=limits.memory,
             shm_size=min(limits.workdir, 64 * 1024**2),
@@ -302,6 +386,7 @@ class DockerEngine:
                 "create a sandbox container",
                 self.api.create_container,
                 spec.profile.image,
+                name=uid_name(uid),
                 entrypoint=list(spec.command),
                 command=[],
                 user="0:0",
@@ -311,12 +396,16 @@ class DockerEngine:
                 detach=False,
                 tty=False,
                 network_disabled=True,
-                labels=dict(spec.labels),
+                labels={**spec.labels, UID_LABEL: str(uid)},
                 host_config=host_config,
                 use_config_proxy=False,
             )
         except docker.errors.ImageNotFound:
             raise ImageNotFoundError(spec.profile.image) from None
+        except EngineError as exc:
+            if getattr(exc.__cause__, "status_code", None) == 409:
+                return None
+            raise
         return str(created["Id"])
 
     def watch(self, container_id: str) -> Watch:

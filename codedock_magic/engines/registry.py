@@ -8,7 +8,9 @@ found without the package's metadata too (a checkout on the path).
 
 The name comes from the caller's setting (``SandboxMagics.engine``,
 ``SandboxService.engine``, ``codedock sweep --engine``), else from
-``$CODEDOCK_ENGINE``, else it is ``docker``.
+``$CODEDOCK_ENGINE``, else it is ``docker``. Its options likewise come from the
+caller's setting (``engine_options``), else from ``$CODEDOCK_ENGINE_OPTIONS`` (a
+JSON object, e.g. ``{"runtime": "runsc", "uid_range": "30000-39999"}``).
 """
 
 from __future__ import annotations
@@ -27,16 +29,20 @@ from .base import Engine
 __all__ = [
     "DEFAULT_ENGINE",
     "ENGINE_ENV",
+    "ENGINE_OPTIONS_ENV",
     "ENTRY_POINT_GROUP",
     "available_engines",
     "connect",
     "engine_name",
+    "engine_options",
 ]
 
 #: The entry-point group third parties register their engines in.
 ENTRY_POINT_GROUP = "codedock_magic.engines"
 #: The environment variable that names the engine when no setting does.
 ENGINE_ENV = "CODEDOCK_ENGINE"
+#: The environment variable that gives the engine's options when no setting does.
+ENGINE_OPTIONS_ENV = "CODEDOCK_ENGINE_OPTIONS"
 DEFAULT_ENGINE = "docker"
 
 # The package's own, also when it runs from a checkout without metadata.
@@ -59,6 +65,28 @@ def engine_name(name: str | None = None) -> str:
     return name or os.environ.get(ENGINE_ENV, "").strip() or DEFAULT_ENGINE
 
 
+def engine_options(options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``options`` when given (not empty), else those ``$CODEDOCK_ENGINE_OPTIONS`` holds.
+
+    Raises:
+        InvalidValueError: the variable holds no JSON object.
+    """
+    if options:
+        return options
+    text = os.environ.get(ENGINE_OPTIONS_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        raise InvalidValueError(
+            ENGINE_OPTIONS_ENV, text[:200], 'a JSON object, e.g. {"runtime": "runsc"}'
+        )
+    return found
+
+
 def available_engines() -> dict[str, str]:
     """Every engine there is, by name: what its entry point names (``module:attribute``)."""
     found = dict(_BUILT_IN)
@@ -76,7 +104,8 @@ def _load(target: str) -> Callable[..., Engine]:
 
 
 def connect(name: str | None = None, **options: Any) -> Engine:
-    """The engine called ``name`` (see :func:`engine_name`), made with ``options``.
+    """The engine called ``name`` (see :func:`engine_name`), made with ``options``
+    (see :func:`engine_options`).
 
     One engine per name and options in a process, made on first use. Making one
     does not reach it yet: the first call that needs it does.
@@ -86,6 +115,7 @@ def connect(name: str | None = None, **options: Any) -> Engine:
             are), or it takes no such options.
     """
     chosen = engine_name(name)
+    options = engine_options(options)
     key = (chosen, json.dumps(options, sort_keys=True, default=repr))
     with _lock:
         if key in _cache:

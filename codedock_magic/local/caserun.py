@@ -18,7 +18,6 @@ from ..core.errors import InvalidValueError
 from ..core.limits import Limits, format_size
 from ..core.request import CaseInput, Listener, RunRequest
 from ..core.result import CaseEnding, RunResult, RunStatus, case_status, cases_not_run
-from ..engines.base import SANDBOX_UID
 from ..supervisor.protocol import (
     CaseEnd,
     End,
@@ -97,7 +96,7 @@ class CasesConversation:
             self.request.code,
             b"",
             self.longest + SUPERVISOR_GRACE,
-            SANDBOX_UID,
+            sandbox.uid,
             cases=len(self.request.cases),
         )
         talk = self._talk = SupervisedRun(

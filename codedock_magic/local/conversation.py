@@ -31,7 +31,7 @@ from ..core.errors import EngineError
 from ..core.limits import Limits
 from ..core.request import Listener, RunRequest
 from ..core.result import RunResult, RunStatus, decide_status
-from ..engines.base import SANDBOX_UID, STDOUT
+from ..engines.base import STDOUT
 from ..supervisor.protocol import (
     End,
     FrameDecoder,
@@ -232,7 +232,7 @@ class RunConversation:
         )
         talk.converse(
             encode_request(
-                request.code, request.stdin, request.limits.timeout, SANDBOX_UID, extras=extras
+                request.code, request.stdin, request.limits.timeout, sandbox.uid, extras=extras
             ),
             request.limits.timeout + SUPERVISOR_GRACE,
         )

@@ -48,9 +48,12 @@ def supervisor_command(idle: float = COLD_IDLE, limits: ContainerLimits | None =
     """The container command: the supervisor, run by the image's own python3.
 
     ``idle`` is how long it waits for its code before ending itself. The program
-    may hold :data:`NOFILE` files open, and write no file larger than the work
-    dir of ``limits`` (the defaults' when None); the supervisor sets both.
+    may hold :data:`NOFILE` files open, write no file larger than the work dir
+    of ``limits`` (the defaults' when None), and run no more processes than its
+    pids limit (as its uid, which is the sandbox's own: under gVisor the
+    container's pids also count the runtime's own threads, so this is what bounds
+    the program there); the supervisor sets all three.
     """
-    workdir = (limits or ContainerLimits()).workdir
-    bounds = f"nofile={NOFILE},fsize={workdir}"
+    limits = limits or ContainerLimits()
+    bounds = f"nofile={NOFILE},fsize={limits.workdir},nproc={limits.pids}"
     return ["python3", "-I", "-S", "-c", _SOURCE, f"{idle:.0f}", bounds, _RUNTIME]

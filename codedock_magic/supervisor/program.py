@@ -77,8 +77,8 @@ DISPLAY_FD = 3
 OUT_DIR = "/sandbox/out"
 # Files brought back from OUT_DIR: how many, each, all together.
 OUT_FILES, OUT_FILE_BYTES, OUT_BYTES = 100, 8 * 1024 * 1024, 32 * 1024 * 1024
-# The program's open files and largest file (0: not bounded here), from argv.
-LIMITS = {"nofile": 0, "fsize": 0}
+# The program's open files, largest file and processes (0: not bounded here), from argv.
+LIMITS = {"nofile": 0, "fsize": 0, "nproc": 0}
 # Exit statuses of children reaped as PID 1 before anyone waited for them.
 REAPED: dict[int, int] = {}
 
@@ -186,7 +186,11 @@ def bound_resources(limits: dict[str, int]) -> None:
     """Set the program's rlimits (soft and hard: it cannot raise them again)."""
     import resource
 
-    for name, kind in (("nofile", resource.RLIMIT_NOFILE), ("fsize", resource.RLIMIT_FSIZE)):
+    for name, kind in (
+        ("nofile", resource.RLIMIT_NOFILE),
+        ("fsize", resource.RLIMIT_FSIZE),
+        ("nproc", resource.RLIMIT_NPROC),
+    ):
         if limits.get(name):
             resource.setrlimit(kind, (limits[name], limits[name]))
 

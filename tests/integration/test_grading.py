@@ -107,7 +107,7 @@ else:
     mine = []
     for status in glob.glob("/proc/[0-9]*/status"):
         try:
-            if "Uid:\t65534" in open(status).read():
+            if f"Uid:\t{os.getuid()}" in open(status).read():
                 mine.append(status)
         except OSError:
             pass

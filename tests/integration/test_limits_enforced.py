@@ -1,19 +1,25 @@
 """Every limit value is enforced as stated or refused before anything starts.
 
 Property tests over each limit's value space: whatever Limits accepts, the engine
-really set, as read back from the cgroup and the mounts inside the sandbox.
+really set, as read back from the cgroup and the mounts inside the sandbox. Under
+gVisor, whose kernel of its own shows no cgroup files, the cgroup is read from the
+host, and the program's RLIMIT_NPROC from inside.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from codedock_magic import DockerEngine, InvalidValueError, Limits, RunStatus, run
+from codedock_magic import DockerEngine, InvalidValueError, Limits, Profile, RunStatus, run
 from codedock_magic.limits import MAX_PIDS, MIN_CPUS, MIN_MEMORY
+from codedock_magic.local.sandbox import start_sandbox
+
+from ..conftest import under_gvisor
 
 PAGE = 4096
 
@@ -52,10 +58,49 @@ SETTINGS = settings(
 SLOW_ENOUGH = 120
 
 
+# Under gVisor: the work dir and the program's process bound, from inside.
+INSIDE = """
+import json, os, resource
+disk = os.statvfs('/sandbox')
+print(json.dumps({'workdir': disk.f_blocks * disk.f_frsize,
+                  'nproc': resource.getrlimit(resource.RLIMIT_NPROC)[0]}))
+"""
+
+
 def _seen(engine: DockerEngine, limits: Limits) -> dict[str, object]:
+    if under_gvisor(engine):
+        return _seen_from_host(engine, limits)
     result = run(PROBE, limits=limits.replace(timeout=SLOW_ENOUGH), engine=engine)
     assert result.status is RunStatus.OK, result.stderr
     seen: dict[str, object] = json.loads(result.stdout)
+    return seen
+
+
+def _seen_from_host(engine: DockerEngine, limits: Limits) -> dict[str, object]:
+    sandbox = start_sandbox(engine, Profile(limits=limits.container), longest_run=10)
+    try:
+
+        def read(controller: str, name: str) -> str:
+            (path,) = glob.glob(f"/sys/fs/cgroup/{controller}/**/{sandbox.id}/{name}")
+            with open(path) as handle:
+                return handle.read().strip()
+
+        seen: dict[str, object] = {
+            "memory": int(read("memory", "memory.limit_in_bytes")),
+            "swap": int(read("memory", "memory.memsw.limit_in_bytes") or 0) or None,
+            "pids": read("pids", "pids.max"),
+            "cpus": int(read("cpu", "cpu.cfs_quota_us")) / int(read("cpu", "cpu.cfs_period_us")),
+        }
+    finally:
+        sandbox.end(kill=True, wait=True)
+    result = run(INSIDE, limits=limits.replace(timeout=SLOW_ENOUGH), engine=engine)
+    assert result.status is RunStatus.OK, result.stderr
+    seen.update(json.loads(result.stdout))
+    # The container's pids leave room for gVisor's own threads; the program's
+    # processes are bounded by RLIMIT_NPROC on its own uid.
+    assert seen["nproc"] == limits.pids
+    assert int(str(seen["pids"])) == engine.host_pids(limits.pids)
+    seen["pids"] = str(limits.pids)
     return seen
 
 

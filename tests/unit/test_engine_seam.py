@@ -143,9 +143,13 @@ def test_the_supervisor_and_the_host_speak_one_version_and_greeting() -> None:
 
 
 def test_the_supervisor_is_told_its_rlimits() -> None:
-    command = supervisor_command(30, ContainerLimits(workdir="8m"))
-    assert command[5:7] == ["30", f"nofile={NOFILE},fsize={8 * 1024 * 1024}"]
-    assert program.parse_limits(command[6]) == {"nofile": NOFILE, "fsize": 8 * 1024 * 1024}
+    command = supervisor_command(30, ContainerLimits(workdir="8m", pids=40))
+    assert command[5:7] == ["30", f"nofile={NOFILE},fsize={8 * 1024 * 1024},nproc=40"]
+    assert program.parse_limits(command[6]) == {
+        "nofile": NOFILE,
+        "fsize": 8 * 1024 * 1024,
+        "nproc": 40,
+    }
     with pytest.raises(ValueError, match="no limit"):
         program.parse_limits("core=0")
 

@@ -11,6 +11,7 @@ a row here; a hardening field dropped on either side fails its row.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from codedock_magic.engines.kubernetes.pods import (
     pod_labels,
 )
 from codedock_magic.engines.labels import make_labels
+from codedock_magic.engines.uids import DEFAULT_UID_RANGE, UID_LABEL, UidRange
 
 LIMITS = ContainerLimits(memory="300m", cpus=0.5, pids=50, workdir="32m")
 SPEC = SandboxSpec(
@@ -98,6 +100,15 @@ def docker_settings() -> dict[str, Any]:
         created = dict(engine.api.created)  # type: ignore[attr-defined]
     host = created.pop("host_config")
     return {**created, **{f"HostConfig.{key}": value for key, value in host.items()}}
+
+
+def _owned_by_its_uid(options: str) -> bool:
+    """Whether a work dir's tmpfs options give it to a uid of the sandbox's own, from the range."""
+    match = re.fullmatch(rf"size={LIMITS.workdir},uid=(\d+),gid=(\d+),mode=0700", options)
+    if match is None or match[1] != match[2]:
+        return False
+    uids = UidRange.parse(DEFAULT_UID_RANGE)
+    return uids.first <= int(match[1]) <= uids.last
 
 
 def the_pod() -> dict[str, Any]:
@@ -243,7 +254,9 @@ ROWS = [
     ),
     Row(
         "pids",
-        {"HostConfig.PidsLimit": LIMITS.pids},
+        # Under gVisor the engine adds room for the runtime's own threads; the
+        # supervisor sets the program's own RLIMIT_NPROC to the limit itself.
+        {"HostConfig.PidsLimit": DockerEngine(runtime=RUNTIME).host_pids(LIMITS.pids)},
         gap="a Pod spec has no pids limit: the kubelet's podPidsLimit, set by the admin",
     ),
     Row(
@@ -268,9 +281,7 @@ ROWS = [
     Row(
         "the work dir",
         {
-            "HostConfig.Tmpfs": lambda t: (
-                t[WORKDIR] == f"size={LIMITS.workdir},uid={SANDBOX_UID},gid={SANDBOX_GID},mode=0700"
-            ),
+            "HostConfig.Tmpfs": lambda t: _owned_by_its_uid(t[WORKDIR]),
             "working_dir": WORKDIR,
         },
         {
@@ -376,8 +387,15 @@ ROWS = [
     ),
     Row(
         "labels",
-        {"labels": dict(SPEC.labels)},
+        {"labels": lambda labels: labels.items() >= SPEC.labels.items() and UID_LABEL in labels},
         {("metadata",): lambda meta: pod_labels({"metadata": meta}) == dict(SPEC.labels)},
+    ),
+    Row(
+        "a uid of its own",
+        # The name claims the uid: the engine refuses a second container of that name.
+        {"name": lambda name: name.startswith("codedock-uid-")},
+        gap="a Pod's name claims nothing: until the Kubernetes engine claims a uid per Pod "
+        "(and sets runAsUser to it), every Pod's program runs as the one sandbox uid",
     ),
     Row(
         "docker-py's own plumbing",

@@ -10,7 +10,7 @@ for place in ("/sandbox/answers.txt", "/dev/shm/answers.txt"):
         found.append(f"{place}: {open(place).read()!r}")
 for status in glob.glob("/proc/[0-9]*/status"):
     try:
-        if "Uid:\t65534" in open(status).read() and status.split("/")[2] != str(os.getpid()):
+        if f"Uid:\t{os.getuid()}" in open(status).read() and status.split("/")[2] != str(os.getpid()):
             found.append(f"a process left running: {status}")
     except OSError:
         pass
