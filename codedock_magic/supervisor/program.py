@@ -35,6 +35,10 @@ could write (the work dir, ``/dev/shm``, ``/dev/mqueue``, System V IPC) is
 removed. The expected outputs never come here.
 
 The program cannot stop any of this: it runs under another uid without CAP_KILL.
+Its processes are killed through a process made before it (:class:`Killer`), so
+that a program holding every pid still ends at its deadline. A failure of the
+supervisor's own ends the request with an ``x`` frame saying ``failed``, never
+with output or a status that would pass for the program's.
 The host's side of the protocol is ``codedock_magic.supervisor.protocol``; the
 constants below are this program's own copy of it.
 """
@@ -49,7 +53,7 @@ import struct
 import sys
 import time
 
-VERSION = 4
+VERSION = 5
 # The host's first byte: the supervisor says it is ready only after it.
 HELLO = b"h"
 READY, OUT, ERR, DISPLAY, FILE, NOTE, CASE, USAGE, END = (
@@ -694,9 +698,19 @@ def run_program(
     return Outcome("exit", os.WEXITSTATUS(status), seconds)
 
 
-def as_uid(uid: int, action: object) -> bool:
-    """Run ``action()`` in a child that has become ``uid``; True when it returned truthy."""
-    pid = os.fork()
+def as_uid(uid: int, action: object, make_room: bool = True) -> bool:
+    """Run ``action()`` in a child that has become ``uid``; True when it returned truthy.
+
+    At the pids limit (the program may hold every slot) the program's processes
+    are killed first when ``make_room``, so that the fork has room.
+    """
+    try:
+        pid = os.fork()
+    except BlockingIOError:
+        if not make_room:
+            raise
+        kill_all(uid)
+        pid = os.fork()
     if pid == 0:
         ok = False
         try:
@@ -736,21 +750,90 @@ def processes_of(uid: int) -> list[int]:
 
 def kill_every_process() -> bool:
     """Signal every process this one may (all of its uid's but itself) with SIGKILL."""
-    os.kill(-1, signal.SIGKILL)
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        return True  # nothing left to signal
     return True
+
+
+# The killer's real and saved uid: neither root's nor any program's.
+KILLER_UID = 65534
+
+
+class Killer:
+    """A process made before the program, that kills every process of its uid on request.
+
+    The supervisor holds no CAP_KILL, and at the pids limit it cannot fork a
+    child of the program's uid to kill as it would at the deadline. This process
+    is made ahead of time with the program's uid as its effective uid only, so
+    ``kill(-1)`` reaches the program's processes and nothing of root's, while its
+    real and saved uid (KILLER_UID) keep the program from signalling or tracing
+    it. It ends when the supervisor does (its request pipe reaches EOF).
+    """
+
+    def __init__(self, uid: int) -> None:
+        self.pid = 0
+        self.ask = self.told = -1
+        ask_r, ask_w = os.pipe()
+        told_r, told_w = os.pipe()
+        owner = KILLER_UID if uid != KILLER_UID else KILLER_UID - 1
+        pid = os.fork()
+        if pid == 0:
+            try:
+                low, high = sorted((ask_r, told_w))
+                os.closerange(0, low)
+                os.closerange(low + 1, high)
+                os.closerange(high + 1, 65536)
+                os.setgroups([])
+                os.setresgid(owner, owner, owner)
+                os.setresuid(owner, uid, owner)
+                while os.read(ask_r, 1):
+                    kill_every_process()
+                    os.write(told_w, b"k")
+            except BaseException:
+                pass
+            os._exit(0)
+        os.close(ask_r)
+        os.close(told_w)
+        self.pid, self.ask, self.told = pid, ask_w, told_r
+
+    def kill(self) -> bool:
+        """Have every process of the uid killed; False when the killer is gone."""
+        if self.pid == 0:
+            return False
+        try:
+            os.write(self.ask, b"k")
+            while True:
+                ready = select.select([self.told], [], [], 5)[0]
+                if not ready:
+                    return False
+                return os.read(self.told, 1) == b"k"
+        except InterruptedError:
+            return self.kill()
+        except OSError:
+            return False
+
+
+KILLER: Killer | None = None
 
 
 def kill_all(uid: int) -> bool:
     """SIGKILL every process of ``uid``, until none is left; False if some will not go.
 
-    The supervisor holds no CAP_KILL, so it kills as that uid does: a child that
-    becomes ``uid`` and signals every process it may (``kill(-1)``). A process
-    forked while that goes on is caught by the next round.
+    The supervisor holds no CAP_KILL, so it kills as that uid does: through the
+    :class:`Killer` made before the program, else a child that becomes ``uid``,
+    each signalling every process it may (``kill(-1)``). A process forked while
+    that goes on is caught by the next round.
     """
     for attempt in range(200):
         # The program's own process, once dead, stays a zombie for its waitpid; the
         # rest are the container init's to reap (this process's, as PID 1).
-        as_uid(uid, kill_every_process)
+        if KILLER is None or not KILLER.kill():
+            try:
+                as_uid(uid, kill_every_process, make_room=False)
+            except OSError:
+                reap_orphans()  # no room to fork: the next round tries again
         reap_orphans()
         if not processes_of(uid):
             return True
@@ -875,6 +958,21 @@ def run_cases(
 
 
 def main() -> None:
+    """Serve one request; a failure of the supervisor's own ends it with a ``failed`` frame.
+
+    Its traceback must never pass for the program's stderr, nor its exit code
+    for the program's status.
+    """
+    try:
+        serve()
+    except BaseException as exc:
+        try:
+            emit(END, b"failed " + repr(exc).encode("ascii", "replace")[:500])
+        finally:
+            os._exit(EXIT_CANNOT_START)
+
+
+def serve() -> None:
     try:
         seccomp = build_filter()
     except Exception as exc:
@@ -910,6 +1008,8 @@ def main() -> None:
         emit(END, b"refused cannot write the values under " + RUNTIME.encode())
         os._exit(EXIT_CANNOT_START)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    global KILLER
+    KILLER = Killer(int(header["uid"]))
     # What the supervisor used to set itself up is not the program's.
     since = cpu_ns()
     if header["cases"]:

@@ -201,3 +201,25 @@ def test_host_details_are_masked(engine: DockerEngine) -> None:
     assert result.ok, result.stderr
     for line in result.stdout.splitlines():
         assert line.split()[1] in ("0", "PermissionError", "FileNotFoundError"), line
+
+
+def test_at_its_pids_limit_the_program_still_times_out(engine: DockerEngine) -> None:
+    # Every process slot taken, so that nothing can fork when the deadline comes.
+    code = (
+        "import os, sys, time\n"
+        "for _ in range(100):\n"
+        "    try:\n"
+        "        if os.fork() == 0:\n"
+        "            break\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print('full', flush=True)\n"
+        "while True:\n"
+        "    time.sleep(1)\n"
+    )
+    result = run(code, limits=Limits(pids=16, timeout=2), engine=engine)
+    assert result.status is RunStatus.TIMEOUT, (result.status, result.stderr)
+    assert "full" in result.stdout
+    assert "Traceback" not in result.stderr and "codedock" not in result.stderr
+    # Usage figures still come from the supervisor, which was not disturbed.
+    assert result.peak_memory and result.cpu_seconds is not None
