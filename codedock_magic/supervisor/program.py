@@ -12,9 +12,10 @@ as root holding only CAP_SETUID and CAP_SETGID and:
    stdin bytes that follow are relayed to the program as it reads them, never
    held whole;
 2. starts the program as an unprivileged user with no capabilities, in its own
-   session, with the highest OOM score so the OOM killer takes it first, and
-   with its open files and file sizes bounded (rlimits, so that no engine needs
-   ulimits of its own);
+   session, with the highest OOM score so the OOM killer takes it first (and,
+   where the kernel has Landlock, no way to open a file under ``/proc`` for
+   writing, so no way to lower that score), and with its open files and file
+   sizes bounded (rlimits, so that no engine needs ulimits of its own);
 3. relays the program's stdout and stderr to its own stdout in frames
    (kind byte, 4-byte length, payload) that the program cannot forge, since it
    never holds that descriptor;
@@ -312,6 +313,67 @@ def deny_syscalls(built: tuple[object, object]) -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
 
 
+# The Landlock ruleset (an fd) every program is confined by, or -1 where the
+# kernel has none (gVisor, kernels before 5.13).
+FENCE = -1
+# landlock_create_ruleset, landlock_add_rule, landlock_restrict_self: the same
+# numbers on every architecture.
+LANDLOCK_CALLS = (444, 445, 446)
+WRITE_FILE = 1 << 1  # LANDLOCK_ACCESS_FS_WRITE_FILE
+FENCE_FD = 255
+
+
+def build_fence(libc: object) -> int:
+    """A Landlock ruleset allowing files to be opened for writing anywhere but ``/proc``.
+
+    Through ``/proc`` a program could lower its own OOM score (from the 1000 it
+    is given down to the container's 0, the supervisor's own score, which nothing
+    here may go below without CAP_SYS_RESOURCE) and so make the supervisor the OOM
+    killer's first choice. A Python program has nothing else to write there.
+    Landlock needs no privilege (no-new-privileges is set), and a ruleset, once a
+    process is bound by it, holds for it and its children for good.
+    """
+    import ctypes
+
+    create, add, _ = LANDLOCK_CALLS
+    handled = ctypes.c_uint64(WRITE_FILE)
+    call = libc.syscall  # type: ignore[attr-defined]
+    fence = call(create, ctypes.byref(handled), ctypes.sizeof(handled), 0)
+    if fence < 0:
+        return -1
+
+    class Beneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    for name in os.listdir("/"):
+        if name == "proc":
+            continue
+        try:
+            fd = os.open("/" + name, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            rule = Beneath(WRITE_FILE, fd)
+            if call(add, fence, 1, ctypes.byref(rule), 0) != 0:  # LANDLOCK_RULE_PATH_BENEATH
+                os.close(fence)
+                return -1
+        finally:
+            os.close(fd)
+    # Out of the way of the descriptors a child sets up for the program (0 to 3).
+    high = os.dup2(int(fence), FENCE_FD, inheritable=False)
+    os.close(fence)
+    return high
+
+
+def fence_in(libc: object) -> None:
+    """Bind this process by FENCE, for good (nothing where there is no ruleset)."""
+    import ctypes
+
+    if FENCE >= 0 and libc.syscall(LANDLOCK_CALLS[2], FENCE, 0) != 0:  # type: ignore[attr-defined]
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
+
+
 def lay_out_runtime(blob: str) -> bool:
     """Write the runtime's files (``path\\nlength\\ntext``, one after another) under LIB."""
     try:
@@ -440,11 +502,13 @@ def start_child(
                 os.dup2(show_w, DISPLAY_FD)
             # A pipe is made close-on-exec; the program must keep this one.
             os.set_inheritable(DISPLAY_FD, True)
-            os.closerange(DISPLAY_FD + 1, 65536)
             os.setsid()
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
             with open("/proc/self/oom_score_adj", "w") as adj:
                 adj.write("1000")
+            # From here on it cannot write under /proc, so the score stays.
+            fence_in(seccomp[1])
+            os.closerange(DISPLAY_FD + 1, 65536)
             bound_resources(LIMITS)
             os.setgroups([])
             os.setgid(uid)
@@ -979,6 +1043,11 @@ def serve() -> None:
         # Fail closed: without its filter no program runs here.
         os.write(2, b"codedock: cannot build the seccomp filter: " + repr(exc).encode() + b"\n")
         os._exit(EXIT_CANNOT_START)
+    global FENCE
+    try:
+        FENCE = build_fence(seccomp[1])
+    except Exception:
+        FENCE = -1  # no Landlock here: programs run, and may lower their OOM score
     idle = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
     give_up = time.monotonic() + idle
     try:
