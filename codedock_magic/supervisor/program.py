@@ -346,11 +346,11 @@ def build_fence(libc: object) -> int:
         _pack_ = 1
         _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
-    for name in os.listdir("/"):
-        if name == "proc":
-            continue
+    # mq_open reaches its queues through the kernel's own mount of the mqueue
+    # file system, not through /dev: its root needs a rule of its own.
+    for path in [*("/" + name for name in os.listdir("/") if name != "proc"), "/dev/mqueue"]:
         try:
-            fd = os.open("/" + name, os.O_PATH | os.O_CLOEXEC)
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
         except OSError:
             continue
         try:
