@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -70,11 +71,33 @@ def sweep(engine: Engine | None = None, *, dry_run: bool = False) -> list[Orphan
     return orphans
 
 
-def remove_session(engine: Engine | None = None, session: str | None = None) -> int:
-    """Remove every container of ``session`` (this process by default); return how many."""
+def remove_session(
+    engine: Engine | None = None, session: str | None = None, *, settle: float = 0.0
+) -> int:
+    """Remove every container of ``session`` (this process by default); return how many.
+
+    Each goes in a thread of its own, so that one slow removal (a loaded engine
+    tearing a running container down) holds up none of the others. With
+    ``settle``, it keeps listing for ``settle`` seconds, removing whatever
+    appears: a container whose creation the session asked for just before it
+    died can land in the engine after the first listing, and no dead-man's
+    switch ends a container that never started.
+    """
     engine = engine or connect()
     session = session or session_id()
-    containers = engine.list({SESSION: session})
-    for container in containers:
-        engine.remove(container.id)
-    return len(containers)
+    give_up = time.monotonic() + settle
+    removed: set[str] = set()
+    while True:
+        containers = engine.list({SESSION: session})
+        removals = [
+            threading.Thread(target=engine.remove, args=(container.id,), daemon=True)
+            for container in containers
+        ]
+        for removal in removals:
+            removal.start()
+        for removal in removals:
+            removal.join()
+        removed.update(container.id for container in containers)
+        if time.monotonic() >= give_up:
+            return len(removed)
+        time.sleep(0.25)

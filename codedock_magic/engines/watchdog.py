@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["ensure_watchdog", "watchdog_command"]
 
 _lock = threading.Lock()
+# Seconds the watchdog keeps looking for its parent's containers once it is gone:
+# a creation asked for just before the parent died can reach the engine late.
+SETTLE = 5.0
 # One per engine (its name and options, as JSON) this process launches on.
 _processes: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
 _owner = 0
@@ -104,7 +107,7 @@ def _watch(session: str, package_parent: str, engine: str, made_with: str) -> No
         from codedock_magic.engines.cleanup import remove_session
         from codedock_magic.engines.registry import connect
 
-        remove_session(connect(engine, **json.loads(made_with)), session=session)
+        remove_session(connect(engine, **json.loads(made_with)), session=session, settle=SETTLE)
     except Exception:
         pass
 

@@ -25,6 +25,7 @@ from ..local.pool import Pool
 from ..runner import choose_backend, default_asked
 from .cases import Case, load_cases
 from .compare import judge, visible_diff
+from .isolation import merge_runs, sandbox_groups
 
 __all__ = [
     "CaseResult",
@@ -359,7 +360,10 @@ def check(
     asked: Iterable[str] | None = None,
     stop: Stop | None = None,
 ) -> CheckResult:
-    """Run ``code`` against every case, in one fresh container, and judge each.
+    """Run ``code`` against every case, in fresh containers, and judge each.
+
+    Visible cases share a container; each hidden case has one of its own, and
+    the visible cases after it start in a fresh one (see :mod:`.isolation`).
 
     Args:
         code: the submission's Python source.
@@ -395,20 +399,14 @@ def check(
     if own and max(own) > limits.memory:
         limits = limits.replace(memory=max(own))
         asked = {*asked, "memory"}
-    request = RunRequest(
-        code=as_bytes(code, "code"),
-        profile=Profile(image, limits.container),
-        limits=limits.run,
-        asked=frozenset(asked),
-        cases=tuple(
-            CaseInput(
-                stdin=as_bytes(case.stdin, "stdin"),
-                timeout=case.timeout,
-                memory=case.memory if isinstance(case.memory, int) else None,
-            )
-            for case in loaded
-        ),
-    )
+    inputs = [
+        CaseInput(
+            stdin=as_bytes(case.stdin, "stdin"),
+            timeout=case.timeout,
+            memory=case.memory if isinstance(case.memory, int) else None,
+        )
+        for case in loaded
+    ]
     backend = choose_backend(backend, engine=engine, pool=pool)
     judged: dict[int, CaseResult] = {}
 
@@ -417,8 +415,24 @@ def check(
         if on_case is not None:
             on_case(index, judged[index])
 
+    # A hidden case's sandbox is its own (see .isolation).
+    parts: list[tuple[RunResult, bool]] = []
     with signals_as_flag(stop=stop) as flag:
-        result = backend.run(request, listener=Listener(on_case=take), stop=flag)
+        for group in sandbox_groups([case.hidden for case in loaded]):
+            request = RunRequest(
+                code=as_bytes(code, "code"),
+                profile=Profile(image, limits.container),
+                limits=limits.run,
+                asked=frozenset(asked),
+                cases=tuple(inputs[index] for index in group),
+            )
+
+            def take_in_group(index: int, ran: CaseEnding, start: int = group.start) -> None:
+                take(start + index, ran)
+
+            ran_group = backend.run(request, listener=Listener(on_case=take_in_group), stop=flag)
+            parts.append((ran_group, reveal_hidden or not loaded[group.start].hidden))
+    result = merge_runs(parts)
     for index, ran in enumerate(result.cases):
         if index not in judged:
             # Cases that never ended: their verdicts come with the run's end.

@@ -180,7 +180,12 @@ class SupervisedRun:
         sandbox.end(kill=not self.stream_over, wait=True)
 
     def refuse_if_refused(self) -> None:
-        """Raise when the supervisor would not run the request at all."""
+        """Raise when the supervisor would not run the request at all, or itself failed."""
+        if self.end is not None and self.end.how == "failed":
+            raise EngineError(
+                f"the sandbox's supervisor failed ({self.end.detail[:200]}); nothing of this "
+                "is the program's doing. Run it again, and report it if it persists"
+            )
         if self.end is not None and self.end.how == "refused":
             raise EngineError(
                 f"the sandbox's supervisor refused the run ({self.end.detail}); the image "

@@ -12,9 +12,10 @@ as root holding only CAP_SETUID and CAP_SETGID and:
    stdin bytes that follow are relayed to the program as it reads them, never
    held whole;
 2. starts the program as an unprivileged user with no capabilities, in its own
-   session, with the highest OOM score so the OOM killer takes it first, and
-   with its open files and file sizes bounded (rlimits, so that no engine needs
-   ulimits of its own);
+   session, with the highest OOM score so the OOM killer takes it first (and,
+   where the kernel has Landlock, no way to open a file under ``/proc`` for
+   writing, so no way to lower that score), and with its open files and file
+   sizes bounded (rlimits, so that no engine needs ulimits of its own);
 3. relays the program's stdout and stderr to its own stdout in frames
    (kind byte, 4-byte length, payload) that the program cannot forge, since it
    never holds that descriptor;
@@ -35,6 +36,10 @@ could write (the work dir, ``/dev/shm``, ``/dev/mqueue``, System V IPC) is
 removed. The expected outputs never come here.
 
 The program cannot stop any of this: it runs under another uid without CAP_KILL.
+Its processes are killed through a process made before it (:class:`Killer`), so
+that a program holding every pid still ends at its deadline. A failure of the
+supervisor's own ends the request with an ``x`` frame saying ``failed``, never
+with output or a status that would pass for the program's.
 The host's side of the protocol is ``codedock_magic.supervisor.protocol``; the
 constants below are this program's own copy of it.
 """
@@ -49,7 +54,7 @@ import struct
 import sys
 import time
 
-VERSION = 4
+VERSION = 5
 # The host's first byte: the supervisor says it is ready only after it.
 HELLO = b"h"
 READY, OUT, ERR, DISPLAY, FILE, NOTE, CASE, USAGE, END = (
@@ -312,6 +317,67 @@ def deny_syscalls(built: tuple[object, object]) -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
 
 
+# The Landlock ruleset (an fd) every program is confined by, or -1 where the
+# kernel has none (gVisor, kernels before 5.13).
+FENCE = -1
+# landlock_create_ruleset, landlock_add_rule, landlock_restrict_self: the same
+# numbers on every architecture.
+LANDLOCK_CALLS = (444, 445, 446)
+WRITE_FILE = 1 << 1  # LANDLOCK_ACCESS_FS_WRITE_FILE
+FENCE_FD = 255
+
+
+def build_fence(libc: object) -> int:
+    """A Landlock ruleset allowing files to be opened for writing anywhere but ``/proc``.
+
+    Through ``/proc`` a program could lower its own OOM score (from the 1000 it
+    is given down to the container's 0, the supervisor's own score, which nothing
+    here may go below without CAP_SYS_RESOURCE) and so make the supervisor the OOM
+    killer's first choice. A Python program has nothing else to write there.
+    Landlock needs no privilege (no-new-privileges is set), and a ruleset, once a
+    process is bound by it, holds for it and its children for good.
+    """
+    import ctypes
+
+    create, add, _ = LANDLOCK_CALLS
+    handled = ctypes.c_uint64(WRITE_FILE)
+    call = libc.syscall  # type: ignore[attr-defined]
+    fence = call(create, ctypes.byref(handled), ctypes.sizeof(handled), 0)
+    if fence < 0:
+        return -1
+
+    class Beneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    # mq_open reaches its queues through the kernel's own mount of the mqueue
+    # file system, not through /dev: its root needs a rule of its own.
+    for path in [*("/" + name for name in os.listdir("/") if name != "proc"), "/dev/mqueue"]:
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            rule = Beneath(WRITE_FILE, fd)
+            if call(add, fence, 1, ctypes.byref(rule), 0) != 0:  # LANDLOCK_RULE_PATH_BENEATH
+                os.close(fence)
+                return -1
+        finally:
+            os.close(fd)
+    # Out of the way of the descriptors a child sets up for the program (0 to 3).
+    high = os.dup2(int(fence), FENCE_FD, inheritable=False)
+    os.close(fence)
+    return high
+
+
+def fence_in(libc: object) -> None:
+    """Bind this process by FENCE, for good (nothing where there is no ruleset)."""
+    import ctypes
+
+    if FENCE >= 0 and libc.syscall(LANDLOCK_CALLS[2], FENCE, 0) != 0:  # type: ignore[attr-defined]
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
+
+
 def lay_out_runtime(blob: str) -> bool:
     """Write the runtime's files (``path\\nlength\\ntext``, one after another) under LIB."""
     try:
@@ -440,11 +506,13 @@ def start_child(
                 os.dup2(show_w, DISPLAY_FD)
             # A pipe is made close-on-exec; the program must keep this one.
             os.set_inheritable(DISPLAY_FD, True)
-            os.closerange(DISPLAY_FD + 1, 65536)
             os.setsid()
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
             with open("/proc/self/oom_score_adj", "w") as adj:
                 adj.write("1000")
+            # From here on it cannot write under /proc, so the score stays.
+            fence_in(seccomp[1])
+            os.closerange(DISPLAY_FD + 1, 65536)
             bound_resources(LIMITS)
             os.setgroups([])
             os.setgid(uid)
@@ -698,9 +766,19 @@ def run_program(
     return Outcome("exit", os.WEXITSTATUS(status), seconds)
 
 
-def as_uid(uid: int, action: object) -> bool:
-    """Run ``action()`` in a child that has become ``uid``; True when it returned truthy."""
-    pid = os.fork()
+def as_uid(uid: int, action: object, make_room: bool = True) -> bool:
+    """Run ``action()`` in a child that has become ``uid``; True when it returned truthy.
+
+    At the pids limit (the program may hold every slot) the program's processes
+    are killed first when ``make_room``, so that the fork has room.
+    """
+    try:
+        pid = os.fork()
+    except BlockingIOError:
+        if not make_room:
+            raise
+        kill_all(uid)
+        pid = os.fork()
     if pid == 0:
         ok = False
         try:
@@ -740,21 +818,90 @@ def processes_of(uid: int) -> list[int]:
 
 def kill_every_process() -> bool:
     """Signal every process this one may (all of its uid's but itself) with SIGKILL."""
-    os.kill(-1, signal.SIGKILL)
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        return True  # nothing left to signal
     return True
+
+
+# The killer's real and saved uid: neither root's nor any program's.
+KILLER_UID = 65534
+
+
+class Killer:
+    """A process made before the program, that kills every process of its uid on request.
+
+    The supervisor holds no CAP_KILL, and at the pids limit it cannot fork a
+    child of the program's uid to kill as it would at the deadline. This process
+    is made ahead of time with the program's uid as its effective uid only, so
+    ``kill(-1)`` reaches the program's processes and nothing of root's, while its
+    real and saved uid (KILLER_UID) keep the program from signalling or tracing
+    it. It ends when the supervisor does (its request pipe reaches EOF).
+    """
+
+    def __init__(self, uid: int) -> None:
+        self.pid = 0
+        self.ask = self.told = -1
+        ask_r, ask_w = os.pipe()
+        told_r, told_w = os.pipe()
+        owner = KILLER_UID if uid != KILLER_UID else KILLER_UID - 1
+        pid = os.fork()
+        if pid == 0:
+            try:
+                low, high = sorted((ask_r, told_w))
+                os.closerange(0, low)
+                os.closerange(low + 1, high)
+                os.closerange(high + 1, 65536)
+                os.setgroups([])
+                os.setresgid(owner, owner, owner)
+                os.setresuid(owner, uid, owner)
+                while os.read(ask_r, 1):
+                    kill_every_process()
+                    os.write(told_w, b"k")
+            except BaseException:
+                pass
+            os._exit(0)
+        os.close(ask_r)
+        os.close(told_w)
+        self.pid, self.ask, self.told = pid, ask_w, told_r
+
+    def kill(self) -> bool:
+        """Have every process of the uid killed; False when the killer is gone."""
+        if self.pid == 0:
+            return False
+        try:
+            os.write(self.ask, b"k")
+            while True:
+                ready = select.select([self.told], [], [], 5)[0]
+                if not ready:
+                    return False
+                return os.read(self.told, 1) == b"k"
+        except InterruptedError:
+            return self.kill()
+        except OSError:
+            return False
+
+
+KILLER: Killer | None = None
 
 
 def kill_all(uid: int) -> bool:
     """SIGKILL every process of ``uid``, until none is left; False if some will not go.
 
-    The supervisor holds no CAP_KILL, so it kills as that uid does: a child that
-    becomes ``uid`` and signals every process it may (``kill(-1)``). A process
-    forked while that goes on is caught by the next round.
+    The supervisor holds no CAP_KILL, so it kills as that uid does: through the
+    :class:`Killer` made before the program, else a child that becomes ``uid``,
+    each signalling every process it may (``kill(-1)``). A process forked while
+    that goes on is caught by the next round.
     """
     for attempt in range(200):
         # The program's own process, once dead, stays a zombie for its waitpid; the
         # rest are the container init's to reap (this process's, as PID 1).
-        as_uid(uid, kill_every_process)
+        if KILLER is None or not KILLER.kill():
+            try:
+                as_uid(uid, kill_every_process, make_room=False)
+            except OSError:
+                reap_orphans()  # no room to fork: the next round tries again
         reap_orphans()
         if not processes_of(uid):
             return True
@@ -879,12 +1026,32 @@ def run_cases(
 
 
 def main() -> None:
+    """Serve one request; a failure of the supervisor's own ends it with a ``failed`` frame.
+
+    Its traceback must never pass for the program's stderr, nor its exit code
+    for the program's status.
+    """
+    try:
+        serve()
+    except BaseException as exc:
+        try:
+            emit(END, b"failed " + repr(exc).encode("ascii", "replace")[:500])
+        finally:
+            os._exit(EXIT_CANNOT_START)
+
+
+def serve() -> None:
     try:
         seccomp = build_filter()
     except Exception as exc:
         # Fail closed: without its filter no program runs here.
         os.write(2, b"codedock: cannot build the seccomp filter: " + repr(exc).encode() + b"\n")
         os._exit(EXIT_CANNOT_START)
+    global FENCE
+    try:
+        FENCE = build_fence(seccomp[1])
+    except Exception:
+        FENCE = -1  # no Landlock here: programs run, and may lower their OOM score
     idle = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
     give_up = time.monotonic() + idle
     try:
@@ -914,6 +1081,8 @@ def main() -> None:
         emit(END, b"refused cannot write the values under " + RUNTIME.encode())
         os._exit(EXIT_CANNOT_START)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    global KILLER
+    KILLER = Killer(int(header["uid"]))
     # What the supervisor used to set itself up is not the program's.
     since = cpu_ns()
     if header["cases"]:

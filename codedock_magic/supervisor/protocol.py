@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a field or frame changes meaning.
-VERSION = 4
+VERSION = 5
 #: The host's first byte, sent as soon as it listens: the supervisor says it is
 #: ready only after it.
 HELLO = b"h"
@@ -167,7 +167,9 @@ class End:
             signal), ``deadline`` (the supervisor's own deadline passed),
             ``refused`` (it would not run the request; ``detail`` says why) or
             ``unclean`` (between cases, something of the program would not go;
-            ``detail`` says what, and no further case ran).
+            ``detail`` says what, and no further case ran) or ``failed`` (the
+            supervisor itself failed; ``detail`` says how, and nothing of it is
+            the program's).
         number: the exit code or signal, else 0.
         detail: the refusal's reason, else empty.
     """
@@ -184,7 +186,7 @@ def parse_end(payload: bytes) -> End | None:
         return End(word, int(rest))
     if word == "deadline" and not rest:
         return End("deadline")
-    if word in ("refused", "unclean"):
+    if word in ("refused", "unclean", "failed"):
         return End(word, detail=rest[:300])
     return None
 

@@ -195,3 +195,40 @@ def test_many_cases_in_one_container_all_pass(engine: DockerEngine, cases: int) 
         [{"name": str(i), "stdin": f"{i}\n", "expected": f"{2 * i}"} for i in range(cases)],
     )
     assert result.passed == cases
+
+
+# A hidden case writes its input into a cgroup counter of the container (failed
+# forks at the pids limit); the next visible case reads the counter back and prints it.
+CGROUP_SMUGGLER = r"""
+import os, sys, time
+line = sys.stdin.read().strip()
+events = next(p for p in ("/sys/fs/cgroup/pids/pids.events", "/sys/fs/cgroup/pids.events")
+              if os.path.exists(p))
+if line == "tell":
+    print(open(events).read().split()[-1])
+else:
+    failed = 0
+    while failed < int(line):
+        try:
+            if os.fork() == 0:
+                time.sleep(30)
+                os._exit(0)
+        except OSError:
+            failed += 1
+    print("hid", failed)
+"""
+
+
+def test_a_hidden_case_cannot_reach_the_next_visible_case(engine: DockerEngine) -> None:
+    secret = 37
+    cases = [
+        {"name": "warm up", "stdin": "tell", "expected": "0"},
+        {"name": "secret", "stdin": str(secret), "expected": f"hid {secret}", "hidden": True},
+        {"name": "look", "stdin": "tell", "expected": "0"},
+    ]
+    result = check(CGROUP_SMUGGLER, cases, limits=Limits(timeout=10, pids=16))
+    assert result.cases[1].verdict is Verdict.PASSED
+    seen = [(c.name, c.stdout.strip()) for c in result.cases if not c.hidden]
+    assert seen == [("warm up", "0"), ("look", "0")], seen
+    # What a student is shown of the run's usage is not the hidden case's either.
+    assert str(secret) not in result.run.stderr

@@ -241,3 +241,73 @@ def test_the_doctor_finds_every_promise_held_and_says_how_under_gvisor(
         assert "gVisor's /proc/meminfo" in details["the memory limit, with no swap"]
     else:
         assert details["the pids limit"] == "64 (asked 64)"
+
+
+def test_at_its_pids_limit_the_program_still_times_out(engine: DockerEngine) -> None:
+    # Every process slot taken, so that nothing can fork when the deadline comes.
+    code = (
+        "import os, sys, time\n"
+        "for _ in range(100):\n"
+        "    try:\n"
+        "        if os.fork() == 0:\n"
+        "            break\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print('full', flush=True)\n"
+        "while True:\n"
+        "    time.sleep(1)\n"
+    )
+    result = run(code, limits=Limits(pids=16, timeout=2), engine=engine)
+    assert result.status is RunStatus.TIMEOUT, (result.status, result.stderr)
+    assert "full" in result.stdout
+    assert "Traceback" not in result.stderr and "codedock" not in result.stderr
+    # Usage figures still come from the supervisor, which was not disturbed.
+    assert result.peak_memory and result.cpu_seconds is not None
+
+
+OOM_SCORE_LOWERER = r"""
+import os
+try:
+    with open("/proc/self/oom_score_adj", "w") as score:
+        score.write("0")
+except OSError as exc:
+    print("refused", exc.errno, flush=True)
+print("score", open("/proc/self/oom_score_adj").read().strip(), flush=True)
+# Memory the cgroup counts but no process holds (tmpfs files), past the limit: the
+# OOM killer then picks by score, and at equal scores by resident size.
+block = b"x" * 2**20
+for path in ("/dev/shm/fill", "/sandbox/fill"):
+    try:
+        with open(path, "wb") as sink:
+            for _ in range(60):
+                sink.write(block)
+    except OSError:
+        pass
+print("survived", flush=True)
+"""
+
+
+def test_the_program_cannot_make_the_supervisor_the_oom_killers_choice(
+    engine: DockerEngine,
+) -> None:
+    result = run(
+        OOM_SCORE_LOWERER, limits=Limits(memory="96m", workdir="100m", timeout=20), engine=engine
+    )
+    assert result.status is RunStatus.MEMORY_LIMIT, (result.status, result.stderr)
+    # The supervisor lived to report what the container used.
+    assert result.peak_memory is not None and result.cpu_seconds is not None
+    assert "score 1000" in result.stdout, result.stdout
+
+
+def test_the_program_still_writes_wherever_it_could(engine: DockerEngine) -> None:
+    code = (
+        "import os\n"
+        "for path in ('/dev/null', '/sandbox/a', '/dev/shm/b', '/sandbox/out/c'):\n"
+        "    os.makedirs('/sandbox/out', exist_ok=True)\n"
+        "    with open(path, 'w') as sink:\n"
+        "        sink.write('w')\n"
+        "print('|done')\n"
+    )
+    result = run(code, engine=engine)
+    assert (result.status, result.stdout) == (RunStatus.OK, "|done\n"), result.stderr
+    assert result.files == {"c": b"w"}

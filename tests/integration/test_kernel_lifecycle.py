@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -158,3 +160,44 @@ def test_interrupt_ends_a_check_with_the_cases_so_far(
         kernel[1], "print([c.verdict.value for c in graded.cases][-1], graded.passed > 0)"
     )
     assert printed == "killed True\n"
+
+
+@pytest.fixture
+def two_busy_loops() -> Iterator[None]:
+    """Both cores of a small machine kept busy, as a suite running alongside does."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    yield
+    for loop in loops:
+        loop.kill()
+        loop.wait()
+
+
+def test_a_sigkilled_kernel_leaves_no_container_under_load(
+    engine: DockerEngine, two_busy_loops: None
+) -> None:
+    rounds = 20
+    late: list[str] = []
+    for attempt in range(rounds):
+        manager = KernelManager(kernel_name="python3")
+        manager.start_kernel()
+        client = manager.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=120)
+            setup = "get_ipython().config.SandboxMagics.pool_size = 1\n%load_ext codedock_magic"
+            assert client.execute_interactive(setup, timeout=120)["content"]["status"] == "ok"
+            pid = _pid(manager)
+            _idle_pool(engine, client, pid)
+            client.execute(SLEEP_CELL)
+            wait_for_output(client, "up", within=60)
+            # The kill lands at another moment of the pool's refill each round: before
+            # its container is created, while it is created but not started, after.
+            time.sleep(0.1 * (attempt % 4))
+            os.kill(pid, signal.SIGKILL)
+            if not _wait(lambda pid=pid: not _containers(engine, pid), 5.0):
+                late.append(f"round {attempt}: {len(_containers(engine, pid))} left after 5 s")
+        finally:
+            client.stop_channels()
+            if manager.is_alive():
+                manager.shutdown_kernel(now=True)
+    assert late == [], late

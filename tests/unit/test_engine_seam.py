@@ -138,7 +138,7 @@ def test_the_engine_decodes_a_shells_status() -> None:
 
 
 def test_the_supervisor_and_the_host_speak_one_version_and_greeting() -> None:
-    assert program.VERSION == VERSION == 4
+    assert program.VERSION == VERSION == 5
     assert program.HELLO == HELLO
 
 

@@ -357,7 +357,8 @@ class HiddenBackend:
 
     def run(self, request: Any, **kwargs: Any) -> RunResult:
         def ending(index: int) -> CaseEnding:
-            hidden = index == 1
+            # Known by its stdin: a hidden case runs in a sandbox (a request) of its own.
+            hidden = request.cases[index].stdin == b"s"
             return CaseEnding(
                 status=RunStatus.ERROR if hidden else RunStatus.OK,
                 exit_code=97 if hidden else 0,

@@ -28,6 +28,7 @@ from codedock_magic.errors import InvalidValueError
 from codedock_magic.grading.batch import Records
 from codedock_magic.grading.check import not_run, verdict_of
 from codedock_magic.grading.compare import judge, normalise_whitespace, visible_diff
+from codedock_magic.grading.isolation import sandbox_groups
 from codedock_magic.grading.submissions import MAX_CODE, find_submissions
 from codedock_magic.remote.wire import (
     case_from_json,
@@ -343,3 +344,14 @@ def test_a_check_stops_when_told() -> None:
 
     check("", [{"name": "a", "expected": ""}], backend=Watcher(), stop=stop)  # type: ignore[arg-type]
     assert seen == [True]
+
+
+@given(st.lists(st.booleans(), max_size=30))
+def test_a_hidden_case_never_shares_a_sandbox(hidden: list[bool]) -> None:
+    groups = sandbox_groups(hidden)
+    assert [i for group in groups for i in group] == list(range(len(hidden)))
+    for group in groups:
+        # Alone when hidden; and no visible case follows a hidden one in its sandbox.
+        assert len(group) == 1 or not any(hidden[i] for i in group)
+    # Visible cases in a row share one: no more sandboxes than needed.
+    assert len(groups) == sum(1 for i in range(len(hidden)) if i == 0 or hidden[i] or hidden[i - 1])

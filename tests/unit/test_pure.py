@@ -139,6 +139,7 @@ def test_both_copies_of_the_protocol_agree() -> None:
         (b"deadline", End("deadline")),
         (b"refused protocol version 3", End("refused", detail="protocol version 3")),
         (b"unclean files outlived", End("unclean", detail="files outlived")),
+        (b"failed OSError(11)", End("failed", detail="OSError(11)")),
         (b"exit", None),
         (b"exit -1", None),
         (b"bogus 1", None),
