@@ -514,7 +514,8 @@ def decode_event(data: object) -> Received | None:
         if kind is Event.ERROR:
             message = str(data.get("message", "")) or "the service failed the run"
             return Received(kind, error_kind=str(data.get("kind", "")), message=message)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
+        # ArithmeticError: int() of an infinite float (a JSON 1e999) overflows.
         if isinstance(exc, InvalidValueError):
             raise
         raise InvalidValueError(f"{kind} event", str(exc)[:200], "a well-formed event") from None

@@ -153,7 +153,13 @@ def test_each_event_decodes_as_the_service_encoded_it() -> None:
     st.sampled_from(["accepted", "output", "image", "case", "result", "error"]),
     st.dictionaries(
         st.sampled_from(["id", "stream", "text", "mime", "data", "case", "result", "index"]),
-        st.one_of(st.none(), st.integers(), st.text(max_size=20), st.lists(st.integers())),
+        st.one_of(
+            st.none(),
+            st.integers(),
+            st.floats(),
+            st.text(max_size=20),
+            st.lists(st.integers()),
+        ),
     ),
 )
 def test_a_malformed_event_is_an_invalid_value_never_a_crash(
@@ -163,3 +169,11 @@ def test_a_malformed_event_is_an_invalid_value_never_a_crash(
 
     with contextlib.suppress(InvalidValueError):
         wire.decode_event({"event": name, **fields})
+
+
+def test_an_infinite_index_is_an_invalid_value() -> None:
+    from codedock_magic.remote import wire
+
+    # What json.loads makes of 1e999.
+    with pytest.raises(InvalidValueError):
+        wire.decode_event({"event": "case", "index": float("inf"), "case": {}})
