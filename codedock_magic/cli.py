@@ -336,7 +336,7 @@ def _add_grade_parser(commands: Any) -> None:
         help="check every submission in a folder against test cases; write CSV or JSON",
         description="Check every submission in SUBMISSIONS (NAME.py, NAME/main.py, or "
         f"NAME.ipynb with its answer cells tagged {ANSWER_TAG!r}) against the cases in "
-        "FILE, each submission in one fresh container. The results are written after each "
+        "FILE, each submission in fresh containers of its own. The results are written after each "
         "submission; running the same command again skips the ones already graded.",
     )
     parser.add_argument("submissions", type=Path, metavar="SUBMISSIONS", help="the folder")

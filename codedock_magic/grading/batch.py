@@ -1,7 +1,7 @@
 """Grading a whole class: every submission in a folder, checked against one set of cases.
 
 ``codedock grade SUBMISSIONS --cases FILE --out PATH`` (see :func:`grade`) checks
-N submissions at once, each in one fresh container, and writes the results
+N submissions at once, each in fresh containers of its own, and writes the results
 after each one. ``PATH`` ending in ``.csv`` gets a row per student (score,
 maximum, one column per case's verdict); ``.json`` gets each student's full
 :class:`~codedock_magic.grading.check.CheckResult`. A re-run skips the students

@@ -1,7 +1,8 @@
 """Checking a submission against test cases: :func:`check` and what it returns.
 
-All cases of one submission run in one fresh container, each in a fresh process
-with a fresh, empty work dir (see :mod:`codedock_magic.local.caserun`); only their
+The visible cases of one submission share a fresh container, and each hidden case
+has one of its own (see :mod:`.isolation`); each case runs in a fresh process with
+a fresh, empty work dir (see :mod:`codedock_magic.local.caserun`); only their
 inputs go into the sandbox. Each case's output is then judged on the host
 (:mod:`codedock_magic.grading.compare`) into a :class:`Verdict` and points.
 """

@@ -138,7 +138,7 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         {
             "metavar": "NAME",
             "help": "check the code against the test cases in this variable or .json/.yaml "
-            "file, all in one container, a badge per case",
+            "file, in fresh containers (a hidden case in one of its own), a badge per case",
         },
     ),
     (
