@@ -33,6 +33,7 @@ __all__ = [
     "CheckFailedError",
     "CheckResult",
     "OnCaseResult",
+    "Scored",
     "Verdict",
     "check",
     "not_run",
@@ -120,17 +121,10 @@ class CaseResult:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
-class CheckResult:
-    """A submission's verdicts over a set of cases.
-
-    Attributes:
-        cases: each case's result, in the order of the cases.
-        run: the run that served them (its ``cases`` hold the raw ends).
-    """
+class Scored:
+    """What a submission's judged cases add up to: its score, the most it could get, its passes."""
 
     cases: tuple[CaseResult, ...]
-    run: RunResult
 
     @property
     def score(self) -> float:
@@ -146,6 +140,19 @@ class CheckResult:
     def passed(self) -> int:
         """How many cases passed."""
         return sum(case.passed for case in self.cases)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult(Scored):
+    """A submission's verdicts over a set of cases.
+
+    Attributes:
+        cases: each case's result, in the order of the cases.
+        run: the run that served them (its ``cases`` hold the raw ends).
+    """
+
+    cases: tuple[CaseResult, ...]
+    run: RunResult
 
     @property
     def interrupted(self) -> bool:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InvalidValueError
-from .check import CaseResult, CheckResult, Verdict
+from .check import CaseResult, CheckResult, Scored, Verdict
 
 __all__ = [
     "EXPORTS",
@@ -60,7 +60,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, kw_only=True)
-class Graded:
+class Graded(Scored):
     """One student's graded submission, as the exports and the class report need it.
 
     Attributes:
@@ -91,21 +91,6 @@ class Graded:
             duration=result.run.duration,
             peak_memory=result.run.peak_memory,
         )
-
-    @property
-    def score(self) -> float:
-        """The points earned."""
-        return sum(case.points for case in self.cases)
-
-    @property
-    def max_score(self) -> float:
-        """The points there are."""
-        return sum(case.max_points for case in self.cases)
-
-    @property
-    def passed(self) -> int:
-        """How many cases passed."""
-        return sum(case.passed for case in self.cases)
 
 
 def _number(value: Any, default: float = 0.0) -> float:

@@ -115,6 +115,11 @@ def decode_bytes(text: object, name: str) -> bytes:
         raise InvalidValueError(name, text[:40], "base64 text") from None
 
 
+#: What reading a malformed JSON value can raise: a missing key, a wrong type, a
+#: bad number, and int() of an infinite float (a JSON 1e999), which overflows.
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError)
+
+
 def limits_to_json(limits: Limits, fields: Iterable[str] = LIMIT_FIELDS) -> dict[str, Any]:
     """The chosen fields of ``limits`` as JSON numbers (sizes in bytes)."""
     wanted = set(fields)
@@ -329,14 +334,7 @@ def case_from_json(data: Mapping[str, Any]) -> CaseEnding:
             memory=int(data["memory"]),
             note=str(data.get("note", "")),
         )
-    except (
-        KeyError,
-        TypeError,
-        ValueError,
-        AttributeError,
-        ArithmeticError,
-        RecursionError,
-    ) as exc:
+    except MALFORMED as exc:
         raise InvalidValueError("case", str(exc)[:80], "a case's end from the service") from None
 
 
@@ -387,14 +385,7 @@ def result_from_json(data: Mapping[str, Any]) -> RunResult:
             returned=bool(data.get("returned", False)),
             notes=tuple(str(note) for note in data.get("notes") or ()),
         )
-    except (
-        KeyError,
-        TypeError,
-        ValueError,
-        AttributeError,
-        ArithmeticError,
-        RecursionError,
-    ) as exc:
+    except MALFORMED as exc:
         if isinstance(exc, InvalidValueError):
             raise
         raise InvalidValueError("result", str(exc)[:80], "a run result from the service") from None
@@ -514,8 +505,7 @@ def decode_event(data: object) -> Received | None:
         if kind is Event.ERROR:
             message = str(data.get("message", "")) or "the service failed the run"
             return Received(kind, error_kind=str(data.get("kind", "")), message=message)
-    except (KeyError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
-        # ArithmeticError: int() of an infinite float (a JSON 1e999) overflows.
+    except MALFORMED as exc:
         if isinstance(exc, InvalidValueError):
             raise
         raise InvalidValueError(f"{kind} event", str(exc)[:200], "a well-formed event") from None
