@@ -26,7 +26,8 @@ DEFAULTS["pool_size"] = 0
 
 @pytest.fixture(scope="module")
 def shell() -> InteractiveShell:
-    ip = start_ipython()
+    # One IPython per test process: another module of the suite may have started it.
+    ip = start_ipython() or InteractiveShell.instance()
     assert ip is not None
     ip.config.SandboxMagics.pool_size = 0
     ip.run_line_magic("load_ext", "codedock_magic")
