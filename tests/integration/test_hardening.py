@@ -261,8 +261,10 @@ def test_at_its_pids_limit_the_program_still_times_out(engine: DockerEngine) -> 
     assert result.status is RunStatus.TIMEOUT, (result.status, result.stderr)
     assert "full" in result.stdout
     assert "Traceback" not in result.stderr and "codedock" not in result.stderr
-    # Usage figures still come from the supervisor, which was not disturbed.
-    assert result.peak_memory and result.cpu_seconds is not None
+    # Usage figures still come from the supervisor, which was not disturbed
+    # (gVisor shows the program no cgroup files: it has none to report).
+    assert result.cpu_seconds is not None
+    assert result.peak_memory or under_gvisor(engine)
 
 
 OOM_SCORE_LOWERER = r"""
@@ -294,6 +296,12 @@ def test_the_program_cannot_make_the_supervisor_the_oom_killers_choice(
         OOM_SCORE_LOWERER, limits=Limits(memory="96m", workdir="100m", timeout=20), engine=engine
     )
     assert result.status is RunStatus.MEMORY_LIMIT, (result.status, result.stderr)
+    if under_gvisor(engine):
+        # The score the program sees is gVisor's own; the host's OOM killer sees
+        # only gVisor's processes, whose scores nothing inside can reach. Usage
+        # is not measured there (no cgroup files), and the status stays honest.
+        assert "score" in result.stdout, result.stdout
+        return
     # The supervisor lived to report what the container used.
     assert result.peak_memory is not None and result.cpu_seconds is not None
     assert "score 1000" in result.stdout, result.stdout

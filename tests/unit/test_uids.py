@@ -87,7 +87,7 @@ def test_engine_options_come_from_the_environment_when_no_setting_gives_any(
     engine = connect("docker")
     assert isinstance(engine, DockerEngine) and engine.gvisor and len(engine.uids) == 100
     # gVisor's threads count in the container's pids; the program keeps its own bound.
-    assert engine.host_pids(64) == 64 + 8 * 64 and DockerEngine().host_pids(64) == 64
+    assert engine.host_pids(64) == 64 + 16 * 64 and DockerEngine().host_pids(64) == 64
     for broken in ("[1, 2]", "runtime=runsc", "{"):
         monkeypatch.setenv(ENGINE_OPTIONS_ENV, broken)
         with pytest.raises(InvalidValueError, match=ENGINE_OPTIONS_ENV):
