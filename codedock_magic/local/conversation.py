@@ -254,6 +254,14 @@ class RunConversation:
             # The engine's account (it decodes its own exit codes), when the
             # supervisor could not say.
             exit_code, signal = watch.exit_code, watch.signal
+            if exit_code is not None and not (talk.timed_out or talk.interrupted):
+                # Only the supervisor knows the program's exit code: this one is
+                # the sandbox's (a runtime that crashed, such as gVisor short of
+                # host pids, or a supervisor that could not start).
+                self.display.budget.add(
+                    f"the sandbox ended with exit code {exit_code} and no report from its "
+                    "supervisor: the code is the sandbox's, not necessarily the program's"
+                )
         elif talk.stream_over and not (talk.timed_out or talk.interrupted):
             raise EngineError(
                 "the sandbox ended with no report from its supervisor or the engine; was the "

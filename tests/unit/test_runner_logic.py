@@ -150,6 +150,8 @@ def test_a_stop_before_any_container_starts_nothing() -> None:
 def test_without_an_end_frame_the_engines_exit_code_counts() -> None:
     result = run("x", engine=FakeEngine(answer(exit_code=3)))
     assert (result.status, result.exit_code) == (RunStatus.ERROR, 3)
+    # And the result says whose code it is.
+    assert any("no report from its supervisor" in note for note in result.notes), result.notes
     killed = run("x", engine=FakeEngine(answer(exit_code=137)))
     assert (killed.status, killed.signal) == (RunStatus.SIGNALED, 9)
 
