@@ -4,11 +4,15 @@
 
 Every row is measured in the same process and run, so the ratios hold on a noisy
 machine even when the milliseconds do not. It reports; it never fails on a number.
+The last rows are what a kernel holds while idle, from real kernels: after
+``%load_ext`` and one cell, its resident growth, its watchdog and its pooled
+containers, in local mode and with a sandbox service (``codedock serve``).
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import io
 import os
@@ -23,6 +27,7 @@ from typing import Any
 
 import docker
 
+import codedock_magic
 from codedock_magic import DEFAULT_IMAGE, Limits, run
 from codedock_magic.engines.watchdog import watchdog_command
 from codedock_magic.local.pool import Pool
@@ -92,6 +97,136 @@ def idle_rss_mib(command: list[str]) -> float:
     return kib / 1024
 
 
+# Resident memory of the kernel itself, read where it lives, after a collection.
+KERNEL_RSS = """
+import gc
+
+def _rss_kib():
+    gc.collect()
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+_before = _rss_kib()
+"""
+# After the cell: the kernel's growth, and the ids of its pooled containers once
+# they wait (none in service mode, where the kernel keeps no pool).
+KERNEL_AFTER = """
+import time
+_magics = get_ipython().magics_manager.registry["SandboxMagics"]
+_pool = _magics._pool
+if _pool is not None:
+    _pool.wait_ready(timeout=60)
+    time.sleep(1)
+print(_rss_kib() - _before, *([s.id for s in _pool._ready] if _pool is not None else []))
+"""
+
+
+def kernel_execute(client: Any, code: str) -> str:
+    """Run ``code`` in the kernel; what it printed (a failure stops the benchmark)."""
+    shown: list[str] = []
+
+    def hook(message: dict[str, Any]) -> None:
+        if message["msg_type"] == "stream":
+            shown.append(message["content"]["text"])
+
+    reply = client.execute_interactive(code, timeout=120, output_hook=hook)
+    if reply["content"]["status"] != "ok":
+        raise SystemExit(f"the kernel failed on {code[:40]!r}: {reply['content']}")
+    return "".join(shown)
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def watchdogs_of(pid: int) -> list[int]:
+    """The watchdog processes ``pid`` started (its children running the watchdog's source)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                args = cmdline.read().split(b"\0")
+            if parent == pid and len(args) > 3 and b"The watchdog:" in args[3]:
+                found.append(int(entry))
+    return found
+
+
+def container_mib(client: docker.DockerClient, container: str) -> float:
+    """The engine's figure for a container's memory, page cache excluded."""
+    memory = client.api.stats(container, stream=False)["memory_stats"]
+    return float(memory.get("usage", 0) - memory.get("stats", {}).get("cache", 0)) / 1024**2
+
+
+def kernel_idle_cost(
+    client: docker.DockerClient, service_url: str = ""
+) -> tuple[float, float, list[float]]:
+    """What one kernel holds after ``%load_ext`` and one cell, with the pool refilled.
+
+    Its resident growth from before the extension, its watchdog's resident memory
+    (0 when it has none) and each of its pooled containers', all in MiB.
+    """
+    from jupyter_client.manager import KernelManager
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEDOCK_SERVICE")}
+    if service_url:
+        env |= {"CODEDOCK_SERVICE_URL": service_url, "CODEDOCK_SERVICE_TOKEN": "tok-0"}
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env)
+    kernel = manager.client()
+    kernel.start_channels()
+    try:
+        kernel.wait_for_ready(timeout=60)
+        kernel_execute(kernel, KERNEL_RSS)
+        kernel_execute(kernel, "%load_ext codedock_magic")
+        kernel_execute(kernel, "%%sandbox\nprint(1)")
+        growth, *pooled = kernel_execute(kernel, KERNEL_AFTER).split()
+        pid = int(manager.provisioner.process.pid)  # type: ignore[union-attr]
+        watchdog = sum(rss_mib(found) for found in watchdogs_of(pid))
+        containers = [container_mib(client, container) for container in pooled]
+        return int(growth) / 1024, watchdog, containers
+    finally:
+        kernel.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def idle_costs(client: docker.DockerClient, kernels: int) -> list[tuple[str, list[float]]]:
+    """Each part of a kernel's idle cost, over ``kernels`` kernels of each mode."""
+    import tempfile
+    from pathlib import Path
+
+    from service_bench import start_service
+
+    # Bytecode, as pip writes it when it installs the wheel: a kernel compiling the
+    # sources would spend memory a user's kernel never does.
+    compileall.compile_dir(Path(codedock_magic.__file__).parent, quiet=1)
+    local = [kernel_idle_cost(client) for _ in range(kernels)]
+    with tempfile.TemporaryDirectory() as folder:
+        process, url = start_service(Path(folder), pool_size=1)
+        try:
+            remote = [kernel_idle_cost(client, url)[0] for _ in range(kernels)]
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    size = min(len(containers) for _, _, containers in local)
+    parts = [
+        ("a kernel's growth after one cell, service mode (target: at most 5 MiB)", remote),
+        ("a kernel's growth after one cell, local mode", [k for k, _, _ in local]),
+        ("its watchdog, local mode", [w for _, w, _ in local]),
+    ]
+    parts += [
+        (f"its pooled container {i + 1} of {size}, local mode", [c[i] for _, _, c in local])
+        for i in range(size)
+    ]
+    totals = [k + w + sum(c[:size]) for k, w, c in local]
+    parts.append(("a kernel's idle cost in all, local mode (target: at most 33.5 MiB)", totals))
+    return parts
+
+
 def magic_shell(pool_size: int) -> Any:
     from IPython.core.interactiveshell import InteractiveShell
 
@@ -104,6 +239,9 @@ def magic_shell(pool_size: int) -> Any:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="runs per row (median taken)")
+    parser.add_argument(
+        "--kernels", type=int, default=3, help="kernels per mode for the idle cost (median taken)"
+    )
     args = parser.parse_args()
     runs = args.runs
     client = docker.from_env(version="auto")
@@ -179,6 +317,11 @@ def main() -> int:
     watchdog = idle_rss_mib(watchdog_command("bench-" + os.urandom(4).hex()))
     row("memory of the per-kernel watchdog (target: at most 15 MiB)", watchdog, "MiB")
 
+    spans: dict[str, str] = {}
+    for name, values in idle_costs(client, args.kernels):
+        row(name, statistics.median(values), "MiB")
+        spans[name] = f"{len(values)} kernels: {min(values):.1f} to {max(values):.1f} MiB"
+
     base = next(ms for name, ms, _ in rows if name == "docker-py containers.run")
     base_rate = baseline_rate
     bare_mib = next(v for name, v, _ in rows if name.startswith("memory of a bare python"))
@@ -199,6 +342,8 @@ def main() -> int:
             ratio = f"{value / base_rate:.2f}x"
         elif name.startswith("memory of the per-kernel watchdog"):
             ratio = f"{value / bare_mib:.2f}x bare python"
+        elif name in spans:
+            ratio = spans[name]
         else:
             ratio = ""
         print(f"| {name} | {value:.1f} {unit} | {ratio} |")

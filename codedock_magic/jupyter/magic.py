@@ -98,7 +98,8 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
     def __init__(self, shell: Any = None, engine: Engine | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._engine = engine
-        self.pool = Pool(engine, size=0)
+        # Made for a local engine only: a kernel whose cells go to a service keeps none.
+        self._pool: Pool | None = None
         #: What runs the cells: the sandbox service when one is set, else a local
         #: backend over this kernel's engine and pool.
         self.backend: Backend = self._make_backend()
@@ -115,9 +116,21 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
             # Made when cells first run here, from the settings: a kernel whose cells go
             # to a service holds none. The pool serves on that engine.
             self._engine = self.connect_engine()
-            self.pool.close()
-            self.pool = Pool(self._engine, size=0)
+            self.close_pool()
         return choose_backend(engine=self._engine, pool=self.pool)
+
+    @property
+    def pool(self) -> Pool:
+        """The warm pool on this kernel's engine, made when first asked for."""
+        if self._pool is None:
+            self._pool = Pool(self._engine, size=0)
+        return self._pool
+
+    def close_pool(self) -> None:
+        """Remove the pool's idle containers and forget it (a kernel on a service has none)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     @property
     def remote(self) -> ServiceBackend | None:
@@ -142,8 +155,8 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
     @observe(*LIMIT, *(f"max_{name}" for name in LIMIT), "image", "pool_size", "pool_idle")
     @observe("allowed_images")
     def _on_config_change(self, change: Any) -> None:
-        # Config given at construction arrives before the pool exists.
-        if hasattr(self, "pool"):
+        # Config given at construction arrives before the backend is chosen.
+        if hasattr(self, "backend"):
             self._configure_pool()
 
     def _configure_pool(self) -> None:
@@ -151,7 +164,8 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
         if self.remote is not None or (
             self.allowed_images and self.image not in self.allowed_images
         ):
-            self.pool.configure(size=0)
+            if self._pool is not None:
+                self._pool.configure(size=0)
             return
         limits, _ = self.limit_settings()
         profile = Profile(self.image, limits.container)
@@ -347,7 +361,7 @@ def _quiet_sweep(engine: Engine | None) -> None:
 
 def _quiet_cleanup(magics: SandboxMagics) -> None:
     with contextlib.suppress(Exception):
-        magics.pool.close()
+        magics.close_pool()
     if magics.remote is not None:
         return  # the kernel holds no engine; its closed connections end its runs
     with contextlib.suppress(Exception):
@@ -381,7 +395,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics = _loaded.pop(id(ipython), None)
     if magics is None:
         return
-    magics.pool.close()
+    magics.close_pool()
     for kind in ("cell", "line"):
         for name in list(magics.magics[kind]):
             ipython.magics_manager.magics[kind].pop(name, None)

@@ -19,10 +19,9 @@ import json
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
-
-import requests
 
 from ..core.errors import (
     CodedockError,
@@ -35,6 +34,8 @@ from ..core.errors import (
 from ..core.limits import Limits
 from ..core.request import Listener, RunRequest
 from ..core.result import CaseEnding, RunResult, RunStatus, cases_not_run
+from . import transport
+from .transport import ConnectFailed, Response, TimedOut
 from .wire import Event, Received, decode_event, request_to_json
 
 __all__ = ["SERVICE_TOKEN_ENV", "SERVICE_URL_ENV", "ServiceBackend", "service_from_env"]
@@ -52,6 +53,8 @@ CANCEL_WAIT = 5.0
 CONNECT_TIMEOUT = 5.0
 # How often the waiting loop looks at the stop flag.
 POLL = 0.05
+# Seconds to wait, after a run's result, for the service to end its stream.
+END_WAIT = 1.0
 
 
 def service_from_env(environ: Mapping[str, str] | None = None) -> ServiceBackend | None:
@@ -81,20 +84,32 @@ class ServiceBackend:
             raise InvalidValueError("service_url", url, "an http:// or https:// URL")
         self.url = url.rstrip("/")
         self.token = token if token is not None else _token_from_env(os.environ)
-        self._session = requests.Session()
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", (CONNECT_TIMEOUT, 30.0))
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        read_timeout: float | None = 30.0,
+        stream: bool = False,
+    ) -> Response:
         try:
-            response = self._session.request(
-                method, self.url + path, headers=self._headers(), **kwargs
+            response = transport.request(
+                method,
+                self.url + path,
+                headers=self._headers(),
+                json_body=body,
+                connect_timeout=CONNECT_TIMEOUT,
+                read_timeout=read_timeout,
+                stream=stream,
             )
-        except requests.ConnectionError as exc:
+        except ConnectFailed as exc:
             raise ServiceUnavailableError(self.url, _reason(exc)) from None
-        except requests.Timeout:
+        except TimedOut:
             raise ServiceUnavailableError(self.url, "it did not answer in time") from None
         if response.status_code >= 400:
             _raise_for(self.url, response)
@@ -121,9 +136,7 @@ class ServiceBackend:
         body = request_to_json(request)
         if stop is not None and stop.is_set():
             return _interrupted(request, "", "", 0.0)
-        response = self._request(
-            "POST", "/api/runs", json=body, stream=True, timeout=(CONNECT_TIMEOUT, None)
-        )
+        response = self._request("POST", "/api/runs", body=body, stream=True, read_timeout=None)
         events: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue()
         reader = threading.Thread(
             target=_read_events, args=(response, events), name="codedock-service", daemon=True
@@ -174,6 +187,7 @@ class ServiceBackend:
                     ended.append(received.case)
                     listener.case(len(ended) - 1, ended[-1])
                 elif kind is Event.RESULT and received.result is not None:
+                    _until_the_end(events)
                     return received.result
                 elif kind is Event.ERROR:
                     raise _error_from_event(received)
@@ -189,14 +203,18 @@ class ServiceBackend:
         if not run_id:
             return
         # Should the cancel fail, closing the stream stops the run all the same.
-        with contextlib.suppress(requests.RequestException):
-            self._session.delete(
-                f"{self.url}/api/runs/{run_id}", headers=self._headers(), timeout=CANCEL_WAIT
+        with contextlib.suppress(ConnectFailed, TimedOut):
+            transport.request(
+                "DELETE",
+                f"{self.url}/api/runs/{run_id}",
+                headers=self._headers(),
+                connect_timeout=CANCEL_WAIT,
+                read_timeout=CANCEL_WAIT,
             )
 
 
 def _read_events(
-    response: requests.Response, events: queue.Queue[dict[str, Any] | BaseException | None]
+    response: Response, events: queue.Queue[dict[str, Any] | BaseException | None]
 ) -> None:
     try:
         for line in _lines(response):
@@ -207,8 +225,18 @@ def _read_events(
     events.put(None)
 
 
-def _lines(response: requests.Response) -> Iterator[bytes]:
-    for line in response.iter_lines(chunk_size=None):
+def _until_the_end(events: queue.Queue[dict[str, Any] | BaseException | None]) -> None:
+    # The service frees the run's slot before it ends the stream: waiting for that
+    # end means the next cell finds the slot free, rather than queue behind its own
+    # finished run. Anything after the result is not ours to read.
+    deadline = time.monotonic() + END_WAIT
+    with contextlib.suppress(queue.Empty):
+        while isinstance(events.get(timeout=max(deadline - time.monotonic(), 0.0)), dict):
+            pass
+
+
+def _lines(response: Response) -> Iterator[bytes]:
+    for line in response.iter_lines():
         if line:
             yield line
 
@@ -221,14 +249,14 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _message(response: requests.Response) -> str:
+def _message(response: Response) -> str:
     try:
         return str(response.json().get("message", response.reason))
     except ValueError:
         return response.reason or f"HTTP {response.status_code}"
 
 
-def _raise_for(url: str, response: requests.Response) -> None:
+def _raise_for(url: str, response: Response) -> None:
     message = _message(response)
     if response.status_code in (401, 403):
         raise ServiceAuthError(url, response.status_code, message)

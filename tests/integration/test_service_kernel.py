@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import compileall
 import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from queue import Empty
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 import requests
 from jupyter_client.manager import KernelManager
 
+import codedock_magic
 from codedock_magic import DockerEngine
 
 from .kernelhelp import execute, wait_for_output
@@ -35,7 +38,7 @@ def service(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> I
     started.stop()
 
 
-def _start(service: Service, token: str) -> tuple[KernelManager, Any]:
+def _start(service: Service, token: str, load: bool = True) -> tuple[KernelManager, Any]:
     env = {
         **os.environ,
         "CODEDOCK_SERVICE_URL": service.url,
@@ -48,8 +51,9 @@ def _start(service: Service, token: str) -> tuple[KernelManager, Any]:
     client = manager.client()
     client.start_channels()
     client.wait_for_ready(timeout=60)
-    reply = client.execute_interactive("%load_ext codedock_magic", timeout=60)
-    assert reply["content"]["status"] == "ok"
+    if load:
+        reply = client.execute_interactive("%load_ext codedock_magic", timeout=60)
+        assert reply["content"]["status"] == "ok"
     return manager, client
 
 
@@ -240,3 +244,63 @@ def test_sandbox_doctor_checks_the_services_sandboxes(
     # The service's default memory, not the kernel's.
     assert "128m (asked 128m)" in shown
     assert "all 13 promises hold" in shown, shown
+
+
+_RSS = """
+import gc
+
+def _rss_kib():
+    gc.collect()
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+"""
+
+
+def _children(pid: int) -> list[str]:
+    """The command lines of ``pid``'s child processes."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            if parent == pid:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    found.append(cmdline.read().replace(b"\0", b" ").decode(errors="replace"))
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    return found
+
+
+def test_a_kernel_in_service_mode_holds_only_the_client(service: Service) -> None:
+    # What a kernel pays for the extension: no engine client, no watchdog, no pool,
+    # and at most 5 MiB more resident memory after a cell than before the extension.
+    # Bytecode, as pip writes it when it installs the wheel: compiling the sources in
+    # the kernel would cost memory a user's kernel never spends.
+    compileall.compile_dir(Path(codedock_magic.__file__).parent, quiet=1)
+    manager, client = _start(service, "tok-alice", load=False)
+    try:
+        content, shown = execute(client, _RSS + "_before = _rss_kib()")
+        assert content["status"] == "ok", shown
+        content, shown = execute(client, "%load_ext codedock_magic")
+        assert content["status"] == "ok", shown
+        content, shown = execute(client, "%%sandbox\nprint('from the service')")
+        assert content["status"] == "ok" and "from the service" in shown, shown
+        probe = (
+            "import sys\n"
+            "_pools = [o for o in gc.get_objects() if type(o).__qualname__ == 'Pool'\n"
+            "          and type(o).__module__ == 'codedock_magic.local.pool']\n"
+            "print('docker' in sys.modules, len(_pools), _rss_kib() - _before)"
+        )
+        content, shown = execute(client, probe)
+        assert content["status"] == "ok", shown
+        docker_loaded, pools, growth_kib = shown.split()
+        pid = int(manager.provisioner.process.pid)  # type: ignore[union-attr]
+        watchdogs = [c for c in _children(pid) if "watchdog" in c or "codedock" in c]
+        grew = int(growth_kib) / 1024
+        seen = (docker_loaded, pools, watchdogs, grew <= 5)
+        assert seen == ("False", "0", [], True), f"the kernel grew by {grew:.1f} MiB: {seen}"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
