@@ -24,14 +24,29 @@ CLIP = 200
 
 
 def clip(value: object, limit: int = CLIP) -> str:
-    """``value`` as one line of at most ``limit`` characters of its own, its control
-    characters and non-ASCII escaped, so that it can forge no line of a log."""
+    """``value`` as one line of at most ``limit`` characters of its own (escapes
+    included), its control characters and non-ASCII escaped, so that it can forge
+    no line of a log and never grow a message past its bound."""
     text = _text_of(value)
-    cut = text[:limit].encode("ascii", "backslashreplace").decode("ascii")
-    shown = "".join(ch if " " <= ch <= "~" else f"\\x{ord(ch):02x}" for ch in cut)
-    if len(text) > limit:
-        shown += f"... ({len(text) - limit} more characters)"
-    return shown
+    shown: list[str] = []
+    used = 0
+    for kept, ch in enumerate(text):
+        # A backslash is doubled, so that a string can pass for no escape of ours.
+        piece = ch if " " <= ch <= "~" and ch != "\\" else _escaped(ch)
+        if used + len(piece) > limit:
+            return "".join(shown) + f"... ({len(text) - kept} more characters)"
+        shown.append(piece)
+        used += len(piece)
+    return "".join(shown)
+
+
+def _escaped(ch: str) -> str:
+    code = ord(ch)
+    if ch == "\\":
+        return "\\\\"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _text_of(value: object) -> str:

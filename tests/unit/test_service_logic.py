@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codedock_magic import (
     CaseEnding,
@@ -32,6 +34,7 @@ from codedock_magic import (
 )
 from codedock_magic.remote.wire import Event
 from codedock_magic.service.app import SandboxService
+from codedock_magic.service.audit import clip
 
 from .fakes import FakeContainer, FakeEngine, program
 
@@ -166,3 +169,14 @@ def test_a_malformed_run_is_a_400_naming_the_field(service: Service) -> None:
     )
     assert response.status_code == 400
     assert "unknown field 'colour'" in response.json()["message"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=800), limit=st.integers(min_value=1, max_value=300))
+def test_a_clipped_string_stays_within_its_bound_escapes_included(text: str, limit: int) -> None:
+    shown = clip(text, limit)
+    kept, _, rest = shown.partition("... (")
+    assert len(kept) <= limit
+    assert all(" " <= ch <= "~" for ch in shown), shown
+    if not rest:
+        assert kept.encode().decode("unicode_escape") == text
