@@ -31,22 +31,14 @@ def clip(value: object, limit: int = CLIP) -> str:
     shown: list[str] = []
     used = 0
     for kept, ch in enumerate(text):
-        # A backslash is doubled, so that a string can pass for no escape of ours.
-        piece = ch if " " <= ch <= "~" and ch != "\\" else _escaped(ch)
+        # unicode_escape doubles a backslash too, so that a string can pass for no
+        # escape of ours.
+        piece = ch if " " <= ch <= "~" and ch != "\\" else ch.encode("unicode_escape").decode()
         if used + len(piece) > limit:
             return "".join(shown) + f"... ({len(text) - kept} more characters)"
         shown.append(piece)
         used += len(piece)
     return "".join(shown)
-
-
-def _escaped(ch: str) -> str:
-    code = ord(ch)
-    if ch == "\\":
-        return "\\\\"
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _text_of(value: object) -> str:
