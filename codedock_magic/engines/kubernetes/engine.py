@@ -277,6 +277,11 @@ class KubernetesEngine:
             ) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise EngineUnavailableError(self.address, _short(exc)) from exc
+        except ValueError as exc:
+            # The client validates each reply against its model.
+            raise EngineError(
+                f"the Kubernetes API server's reply to {action} did not parse: {_short(exc)}"
+            ) from exc
 
     def ping(self) -> None:
         """Raise :class:`EngineUnavailableError` unless the API server answers."""
