@@ -165,15 +165,22 @@ class KubernetesEngine:
         self._kubeconfig = kubeconfig
         self._context = context
         self._namespace = namespace
-        self._pod_options: dict[str, Any] = {
-            "runtime_class": runtime_class or None,
-            "image_pull_policy": image_pull_policy,
-            "node_selector": dict(node_selector or {}),
-            "tolerations": [dict(t) for t in tolerations],
-            "seccomp_profile": seccomp_profile,
-        }
         # Checked now, so that a bad option fails where it is given.
-        PodOptions(namespace=namespace or "default", **self._pod_options)
+        checked = PodOptions(
+            namespace=namespace or "default",
+            runtime_class=runtime_class or None,
+            image_pull_policy=image_pull_policy,
+            node_selector=node_selector or {},
+            tolerations=tolerations,
+            seccomp_profile=seccomp_profile,
+        )
+        self._pod_options: dict[str, Any] = {
+            "runtime_class": checked.runtime_class,
+            "image_pull_policy": checked.image_pull_policy,
+            "node_selector": dict(checked.node_selector),
+            "tolerations": [dict(t) for t in checked.tolerations],
+            "seccomp_profile": checked.seccomp_profile,
+        }
         self.start_deadline = float(start_deadline)
         self.timeout = float(timeout)
         #: What it was made with: a watchdog makes it again from these.
@@ -332,13 +339,21 @@ class KubernetesEngine:
             if fate is not None:
                 fate.close()
             raise
+        deleted = threading.Event()
+
+        def delete_once() -> None:
+            # Killing and removing are both the one delete: asked for once.
+            if not deleted.is_set():
+                deleted.set()
+                self.remove(name)
+
         return Sandbox(
             name,
             channel,
             fate,
             spec.profile,
-            kill=lambda: self.remove(name),
-            remove=lambda: self.remove(name),
+            kill=delete_once,
+            remove=delete_once,
             # Nothing removes a Pod but a delete: it is asked for at once.
             removal_wait=0.0,
         )
