@@ -4,8 +4,8 @@ The API server and the test kubelet are :mod:`kubeemu`'s, on 127.0.0.1: each Pod
 the engine creates runs as a container on the local Docker engine, translated
 from its spec, and its status comes back through the watch. The test kubelet is
 not a real kubelet (see :mod:`kubeemu`). Tests against a real cluster are at the
-end, marked ``kubernetes_cluster``: they run when ``CODEDOCK_TEST_KUBECONFIG``
-names a cluster's kubeconfig, and skip here with the reason.
+end, marked ``kubernetes_cluster``: they run when ``KUBECONFIG`` (or
+``CODEDOCK_TEST_KUBECONFIG``) names a cluster's kubeconfig, and skip here with the reason.
 """
 
 from __future__ import annotations
@@ -273,6 +273,9 @@ def test_the_service_runs_on_pods_and_keeps_its_ceilings(
             "print(int(input()) * 2)", [{"stdin": "2", "expected": "4\n"}], backend=alice
         )
         assert [case.verdict for case in judged.cases] == [Verdict.PASSED]
+        code = "import os\nos.makedirs('out')\nopen('out/a.txt', 'w').write(open('in.txt').read())"
+        moved = run(code, files={"in.txt": "x"}, backend=alice)
+        assert moved.ok and moved.files == {"a.txt": b"x"}, moved.stderr
         with pytest.raises(CodedockError):
             run("print(1)", limits=Limits(memory="64g"), backend=alice)
     finally:
@@ -301,14 +304,14 @@ def test_a_restarted_service_sweeps_its_orphaned_pods(
 
 # --- a real cluster ------------------------------------------------------------------
 
-REAL = os.environ.get("CODEDOCK_TEST_KUBECONFIG", "")
+REAL = os.environ.get("CODEDOCK_TEST_KUBECONFIG") or os.environ.get("KUBECONFIG", "")
 
 
 @pytest.mark.kubernetes_cluster
 @pytest.mark.skipif(
     not REAL,
-    reason="no real cluster here: set CODEDOCK_TEST_KUBECONFIG to a kind, k3s or cloud "
-    "cluster's kubeconfig whose nodes hold the sandbox image",
+    reason="no real cluster here: set KUBECONFIG (or CODEDOCK_TEST_KUBECONFIG) to a kind, k3s "
+    "or cloud cluster's kubeconfig whose nodes hold the sandbox image",
 )
 def test_on_a_real_cluster_a_run_is_a_pod_and_leaves_none() -> None:
     real = KubernetesEngine(kubeconfig=REAL, start_deadline=120)

@@ -469,7 +469,10 @@ class PodWatch(Watch):
     def start(self, resource_version: str) -> None:
         """Start following the Pod in a daemon thread."""
         threading.Thread(
-            target=self._pump, args=(resource_version,), name=f"codedock-watch-{self.name}"
+            target=self._pump,
+            args=(resource_version,),
+            name=f"codedock-watch-{self.name}",
+            daemon=True,
         ).start()
 
     def _pump(self, resource_version: str) -> None:
