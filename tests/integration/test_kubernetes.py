@@ -132,6 +132,23 @@ def test_keyboard_interrupt_stops_the_run_and_deletes_the_pod(
     assert _gone(emulator, 5), emulator.pods()
 
 
+def test_the_program_cannot_write_into_its_supervisors_stream(kube: KubernetesEngine) -> None:
+    # In a Pod the program shares its supervisor's uid: a forger would write frames
+    # straight into the supervisor's stdout, the host's stream.
+    attack = """
+import os
+for target in ("/proc/1/fd/1", "/proc/1/fd/0", "/proc/1/mem"):
+    try:
+        os.close(os.open(target, os.O_WRONLY))
+        print("opened", target)
+    except OSError as exc:
+        print("refused", target, type(exc).__name__)
+"""
+    result = run(attack, engine=kube, limits=LIMITS)
+    assert result.ok, result.stderr
+    assert "opened" not in result.stdout, result.stdout
+
+
 def test_usage_is_reported_as_on_docker(kube: KubernetesEngine) -> None:
     hog = "hog = bytearray(50 * 1024 * 1024)\nfor i in range(0, len(hog), 4096):\n    hog[i] = 1"
     idle = run("pass", engine=kube, limits=LIMITS)
