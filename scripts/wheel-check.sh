@@ -49,6 +49,8 @@ wanted = {
         "scripts/engine.sh",
         "scripts/wheel-check.sh",
         "images/pybuntu/build.sh",
+        "images/service/build.sh",
+        "images/service/Dockerfile",
         "codedock_magic/data/images/pybuntu/Dockerfile",
         "codedock_magic/data/jupyterhub_config.py",
         "jupyter-config/ipython_kernel_config.json",

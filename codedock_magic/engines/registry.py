@@ -46,7 +46,11 @@ ENGINE_OPTIONS_ENV = "CODEDOCK_ENGINE_OPTIONS"
 DEFAULT_ENGINE = "docker"
 
 # The package's own, also when it runs from a checkout without metadata.
-_BUILT_IN = {"docker": "codedock_magic.engines.docker:DockerEngine"}
+_BUILT_IN = {
+    "docker": "codedock_magic.engines.docker:DockerEngine",
+    # Loads only with the codedock-magic[kubernetes] extra.
+    "kubernetes": "codedock_magic.engines.kubernetes.engine:KubernetesEngine",
+}
 
 _cache: dict[tuple[str, str], Engine] = {}
 _lock = threading.Lock()

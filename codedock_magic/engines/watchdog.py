@@ -10,9 +10,10 @@ parent dies, then removes every container of the parent's session from the engin
 that made them: its argv names that engine and the options it was made with.
 
 It lives as long as its parent, one per kernel, so it must stay small: it is run
-as this file's source (``python -I -c``), as the supervisor is, and imports only
-``os``, ``sys`` and ``threading`` until the parent is gone; only then does it
-import the package (and with it the engine client) to do the removal.
+as this file's source (``python -I -c``), as the supervisor is, and for Docker
+imports only ``os``, ``sys`` and ``threading`` until the parent is gone; only then
+does it import the package (and with it the engine client) to do the removal.
+Another engine's client (kubernetes') is loaded up front: it takes seconds.
 """
 
 from __future__ import annotations
@@ -94,20 +95,36 @@ def _forget_after_fork() -> None:
     _processes.clear()
 
 
+def _connect(package_parent: str, engine: str, made_with: str) -> Any:
+    sys.path.insert(0, package_parent)
+    import json
+
+    from codedock_magic.engines.registry import connect
+
+    return connect(engine, **json.loads(made_with))
+
+
 def _watch(session: str, package_parent: str, engine: str, made_with: str) -> None:
+    made = None
+    if engine != "docker":
+        # Another engine's client may take seconds to import (kubernetes' takes
+        # about 4 s of CPU): it is loaded while the parent lives, so that the
+        # parent's sandboxes still go within seconds of its death.
+        try:
+            made = _connect(package_parent, engine, made_with)
+        except Exception:
+            made = None
     try:
         while os.read(0, 4096):
             pass
     except OSError:
         pass
-    sys.path.insert(0, package_parent)
     try:
-        import json
-
+        if made is None:
+            made = _connect(package_parent, engine, made_with)
         from codedock_magic.engines.cleanup import remove_session
-        from codedock_magic.engines.registry import connect
 
-        remove_session(connect(engine, **json.loads(made_with)), session=session, settle=SETTLE)
+        remove_session(made, session=session, settle=SETTLE)
     except Exception:
         pass
 

@@ -514,9 +514,7 @@ def start_child(
             fence_in(seccomp[1])
             os.closerange(DISPLAY_FD + 1, 65536)
             bound_resources(LIMITS)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
+            become(uid)
             # After the drop: installing a filter needs no privilege under
             # no-new-privileges, and the program cannot remove it.
             deny_syscalls(seccomp)
@@ -782,9 +780,7 @@ def as_uid(uid: int, action: object, make_room: bool = True) -> bool:
     if pid == 0:
         ok = False
         try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
+            become(uid)
             ok = bool(action())  # type: ignore[operator]
         except BaseException:
             pass
@@ -797,11 +793,25 @@ def as_uid(uid: int, action: object, make_room: bool = True) -> bool:
             continue
 
 
+def become(uid: int) -> None:
+    """Drop from root to ``uid`` for good; nothing to drop when already ``uid``.
+
+    A Pod runs the supervisor as the sandbox user itself (``runAsNonRoot``), with
+    no capability to change it.
+    """
+    if os.getuid() == uid and os.geteuid() == uid and os.getgid() == uid:
+        return
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
 def processes_of(uid: int) -> list[int]:
-    """The live (not zombie) processes running as ``uid``."""
+    """The live (not zombie) processes running as ``uid``, but the supervisor's own."""
     found = []
+    ours = {os.getpid(), KILLER.pid if KILLER is not None else 0}
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if not name.isdigit() or int(name) in ours:
             continue
         try:
             with open(f"/proc/{name}/status", "rb") as handle:
@@ -853,9 +863,10 @@ class Killer:
                 os.closerange(0, low)
                 os.closerange(low + 1, high)
                 os.closerange(high + 1, 65536)
-                os.setgroups([])
-                os.setresgid(owner, owner, owner)
-                os.setresuid(owner, uid, owner)
+                if os.getuid() == 0:
+                    os.setgroups([])
+                    os.setresgid(owner, owner, owner)
+                    os.setresuid(owner, uid, owner)
                 while os.read(ask_r, 1):
                     kill_every_process()
                     os.write(told_w, b"k")

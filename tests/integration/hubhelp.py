@@ -61,21 +61,35 @@ def missing() -> str:
     return ""
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         return int(probe.getsockname()[1])
 
 
-class Hub:
-    """A JupyterHub process, its proxy, and the codedock service it manages."""
+#: Where a service apart from the hub listens: loopback too (all of 127.0.0.0/8 is),
+#: but not the hub's address.
+APART_HOST = "127.0.0.2"
 
-    def __init__(self, folder: Path, service_settings: dict[str, Any]) -> None:
+
+class Hub:
+    """A JupyterHub process, its proxy, and the codedock service.
+
+    The hub manages the service, or, with ``apart``, the service runs as a process
+    of its own on :data:`APART_HOST` and the hub knows it only by its URL.
+    """
+
+    def __init__(
+        self, folder: Path, service_settings: dict[str, Any], *, apart: bool = False
+    ) -> None:
         self.folder = folder
+        self.apart = apart
         self.port, self.hub_port, self.proxy_port = free_port(), free_port(), free_port()
-        self.service_port = free_port()
+        self.service_host = APART_HOST if apart else "127.0.0.1"
+        self.service_port = free_port(self.service_host)
+        self.service_token = uuid.uuid4().hex
         self.url = f"http://127.0.0.1:{self.port}"
-        self.service_url = f"http://127.0.0.1:{self.service_port}"
+        self.service_url = f"http://{self.service_host}:{self.service_port}"
         self.audit = folder / "audit.log"
         settings = {
             "audit_log": str(self.audit),
@@ -125,13 +139,16 @@ load_subconfig({str(FRAGMENT)!r})
 """
         )
         self.process: subprocess.Popen[bytes] | None = None
+        self.service: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Hub:
-        env = {
-            **os.environ,
-            "CODEDOCK_SERVICE_PORT": str(self.service_port),
-            "CODEDOCK_SERVICE_CONFIG": str(self.service_config),
-        }
+        env = {name: value for name, value in os.environ.items() if name != "CODEDOCK_SERVICE_URL"}
+        if self.apart:
+            env["CODEDOCK_SERVICE_URL"] = self.service_url
+            env["CODEDOCK_SERVICE_TOKEN"] = self.service_token
+        else:
+            env["CODEDOCK_SERVICE_PORT"] = str(self.service_port)
+            env["CODEDOCK_SERVICE_CONFIG"] = str(self.service_config)
         hub = Path(sys.executable).with_name("jupyterhub")
         self.log = (self.folder / "hub.log").open("ab")
         self.process = subprocess.Popen(
@@ -144,9 +161,38 @@ load_subconfig({str(FRAGMENT)!r})
         )
         if not wait_for(self._answers, 90, step=0.25):
             raise AssertionError("the hub did not start:\n" + self.output())
+        if self.apart:
+            self._start_apart()
         if not wait_for(self._service_answers, 30, step=0.25):
             raise AssertionError("the codedock service did not start:\n" + self.output())
         return self
+
+    def _start_apart(self) -> None:
+        # As an admin starts it on another machine: told where the hub's API is, its
+        # own token, and its name (which makes it ask for its own access scope).
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+        env = {
+            **inherited,
+            "JUPYTERHUB_API_URL": f"http://127.0.0.1:{self.hub_port}/hub/api",
+            "JUPYTERHUB_API_TOKEN": self.service_token,
+            "JUPYTERHUB_SERVICE_NAME": "codedock",
+        }
+        self.service = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "codedock_magic",
+                "serve",
+                f"--ip={self.service_host}",
+                f"--port={self.service_port}",
+                f"--config={self.service_config}",
+            ],
+            cwd=self.folder,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def _answers(self) -> bool:
         assert self.process is not None
@@ -205,6 +251,13 @@ load_subconfig({str(FRAGMENT)!r})
         if self.process is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
+        if self.service is not None and self.service.poll() is None:
+            # SIGTERM first: the service removes its pool's containers on the way out.
+            self.service.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.service.wait(timeout=30)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.service.pid, signal.SIGKILL)
         for user in USERS:
             subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
         self.log.close()

@@ -5,8 +5,8 @@
 checks a Pod for every hardening field (what a test kubelet refuses without). It
 is pure: it imports no Kubernetes client, so it works without the
 ``codedock-magic[kubernetes]`` extra. Only the engine module that talks to an API
-server imports the ``kubernetes`` client (the import contracts in pyproject.toml
-say so); no engine named ``kubernetes`` is registered yet.
+server, :mod:`.engine` (the engine registered as ``kubernetes``), imports the
+``kubernetes`` client (the import contracts in pyproject.toml say so).
 """
 
 from __future__ import annotations
