@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AssignmentError",
     "CaseError",
     "CheckerError",
     "CodedockError",
@@ -94,6 +95,16 @@ class CaseError(InvalidValueError):
         self.name, self.value, self.expected = field, value, expected
         self._init_args = (case, field, value, expected)
         self.args = (f"case {case}: {field} {value!r} is not {expected}",)
+
+
+class AssignmentError(InvalidValueError):
+    """An assignment's file is malformed: the message names the setting, the file and the fix."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        CodedockError.__init__(self)
+        self.name, self.value, self.expected = where, "", problem
+        self._init_args = (where, problem)
+        self.args = (f"{where}: {problem}",)
 
 
 class CheckerError(CodedockError):

@@ -153,6 +153,13 @@ class CheckResult(Scored):
 
     cases: tuple[CaseResult, ...]
     run: RunResult
+    #: For a check of an assignment the service holds: its name, the attempts
+    #: left (``None``: no limit), when the next is allowed (ISO 8601, ``None``:
+    #: now), and whether this one was late.
+    assignment: str = ""
+    attempts_left: int | None = None
+    next_at: str | None = None
+    late: bool = False
 
     @property
     def interrupted(self) -> bool:
@@ -165,11 +172,19 @@ class CheckResult(Scored):
         return self.passed == len(self.cases)
 
     def summary(self) -> str:
-        """``7/9 passed · 12/15 points``."""
-        return (
+        """``7/9 passed · 12/15 points`` (of an assignment: ``· 2 attempts left``, ...)."""
+        line = (
             f"{self.passed}/{len(self.cases)} passed · "
             f"{_points(self.score)}/{_points(self.max_score)} points"
         )
+        if self.assignment:
+            if self.late:
+                line += " · late"
+            if self.attempts_left is not None:
+                line += f" · {self.attempts_left} attempt{'s' * (self.attempts_left != 1)} left"
+            if self.next_at is not None:
+                line += f" · next attempt at {self.next_at}"
+        return line
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as JSON values: score, max_score, passed, and each case."""
@@ -356,8 +371,9 @@ def not_run(
 
 def check(
     code: str | bytes,
-    cases: object,
+    cases: object = None,
     *,
+    assignment: str | None = None,
     limits: Limits | None = None,
     image: str = DEFAULT_IMAGE,
     on_case: OnCaseResult | None = None,
@@ -391,6 +407,10 @@ def check(
         stop: once set, the check ends; for a caller that runs checks in threads,
             where Ctrl+C cannot reach them.
 
+    With ``assignment`` instead of ``cases``, the sandbox service (``backend``, or
+    ``$CODEDOCK_SERVICE_URL``) checks the code against that assignment's cases,
+    which never leave it (see :mod:`.held`); the result holds what this user may see.
+
     Ctrl+C, or ``stop``, ends the check: the cases not yet run get verdict
     ``killed``, with detail ``interrupted``.
 
@@ -399,6 +419,10 @@ def check(
         CheckerError: a checker raised on a case's output.
         EngineError: the engine failed; no container is left behind.
     """
+    if assignment is not None:
+        from .held import check_assignment
+
+        return check_assignment(code, assignment, backend=backend, on_case=on_case)
     loaded = load_cases(cases)
     if asked is None:
         asked = default_asked(limits, image)

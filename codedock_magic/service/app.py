@@ -51,8 +51,10 @@ from ..core.profile import Profile
 from ..core.version import __version__
 from ..engines import Engine, connect
 from ..engines.cleanup import sweep
+from ..grading.assignments import load_assignments
 from ..local.backend import LocalBackend
 from ..local.pool import Pool
+from .assignments import assignment_handlers
 from .audit import AuditLog
 from .auth import TokenChecker
 from .boundary import ConnectionCaps, Door, DoorServer, access_log, clip_tornado_log
@@ -209,6 +211,17 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         1.0, help="Refused runs a second a user may cost in the long run (audited in full)."
     ).tag(config=True)
     refusal_burst = Int(30, help="Refused runs a user may cost at once.").tag(config=True)
+    assignments_dir = Unicode(
+        "",
+        help="A folder of assignments, one folder each, named for it, with cases.yaml "
+        "(or .json) and optionally assignment.yaml (or .json); read at start ('': none).",
+    ).tag(config=True)
+    user_groups = Dict(
+        key_trait=Unicode(),
+        value_trait=List(Unicode()),
+        help="Groups of each api_tokens user, e.g. {'ada': ['teachers']} (hub users have "
+        "their hub groups).",
+    ).tag(config=True)
 
     @default("log_level")
     def _default_log_level(self) -> int:
@@ -258,6 +271,7 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
                 self.refusals_per_second,
                 "above 0, with a burst of 1 or more",
             )
+        self.assignments = load_assignments(self.assignments_dir) if self.assignments_dir else {}
         self.sandbox_engine  # noqa: B018 (an unknown engine is a bad setting, said now)
 
     def _door(self) -> Door:
@@ -312,13 +326,18 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         self.scheduler = FairScheduler(self.max_concurrent)
         self.audit = AuditLog(self.audit_log)
         self.metrics = Metrics(lambda: float(self.pool.ready))
-        self.tokens = TokenChecker(self.api_tokens, _hub_auth())
+        self.tokens = TokenChecker(self.api_tokens, _hub_auth(), self.user_groups)
         self.refusals = RefusalLimiter(self.refusals_per_second, self.refusal_burst)
         self.unread = UnreadLedger(self.unread_cap)
         self.connections = ConnectionCaps(self.door)
         state: ServiceState = self
         return web.Application(
-            handlers(), codedock_service=state, serve_traceback=False, log_function=access_log
+            [*handlers(), *assignment_handlers()],
+            codedock_service=state,
+            codedock_assignments=getattr(self, "assignments", {}),
+            codedock_attempts_under_way=set(),
+            serve_traceback=False,
+            log_function=access_log,
         )
 
     async def serve(self, ready: threading.Event | None = None) -> None:
