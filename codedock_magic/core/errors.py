@@ -15,6 +15,7 @@ and what to do next::
     │   ├── ServiceAuthError                   it did not accept our token
     │   └── ServiceRefusedError                it refused the run (a ceiling, a quota, a value)
     ├── CheckerError                           a teacher's checker function raised
+    ├── GradebookError                         the gradebook's database failed us
     ├── RunFailedError                         %%sandbox: the cell's program did not end ok
     └── CheckFailedError                       %%sandbox --cases: not every case passed
 
@@ -40,6 +41,7 @@ __all__ = [
     "CodedockError",
     "EngineError",
     "EngineUnavailableError",
+    "GradebookError",
     "ImageBuildError",
     "ImageNotFoundError",
     "InvalidValueError",
@@ -209,4 +211,12 @@ class ServiceRefusedError(ServiceError):
     def __init__(self, message: str, status: int = 400) -> None:
         self.status = status
         self._init_args = (message, status)
+        super().__init__(message)
+
+
+class GradebookError(CodedockError):
+    """The gradebook's database refused, or holds what we cannot read."""
+
+    def __init__(self, message: str) -> None:
+        self._init_args = (message,)
         super().__init__(message)

@@ -51,6 +51,7 @@ from ..core.profile import Profile
 from ..core.version import __version__
 from ..engines import Engine, connect
 from ..engines.cleanup import sweep
+from ..gradebook import Gradebook
 from ..grading.assignments import load_assignments
 from ..local.backend import LocalBackend
 from ..local.pool import Pool
@@ -166,6 +167,11 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
     audit_log = Unicode("", help="A file that gets one JSON line per run ('': none).").tag(
         config=True
     )
+    db_url = Unicode(
+        "sqlite:///codedock-gradebook.sqlite",
+        help="The gradebook's database, as a SQLAlchemy URL (SQLite by default, in the "
+        "folder the service starts in; postgresql://user@host/name works too).",
+    ).tag(config=True)
     api_tokens = Dict(
         key_trait=Unicode(),
         value_trait=Unicode(),
@@ -325,6 +331,7 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         self.executor = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="codedock-run")
         self.scheduler = FairScheduler(self.max_concurrent)
         self.audit = AuditLog(self.audit_log)
+        self.gradebook = Gradebook(self.db_url)
         self.metrics = Metrics(lambda: float(self.pool.ready))
         self.tokens = TokenChecker(self.api_tokens, _hub_auth(), self.user_groups)
         self.refusals = RefusalLimiter(self.refusals_per_second, self.refusal_burst)
@@ -380,6 +387,8 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         with contextlib.suppress(Exception):
             self.executor.shutdown(wait=True, cancel_futures=True)
         self.audit.close()
+        with contextlib.suppress(Exception):
+            self.gradebook.close()
 
     def start(self) -> None:
         """Serve until SIGTERM or SIGINT."""
