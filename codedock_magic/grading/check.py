@@ -26,6 +26,7 @@ from ..local.pool import Pool
 from ..runner import choose_backend, default_asked
 from .cases import Case, load_cases
 from .compare import judge, visible_diff
+from .held import ask
 from .isolation import merge_runs, sandbox_groups
 
 __all__ = [
@@ -95,6 +96,25 @@ class CaseResult:
     def passed(self) -> bool:
         """Whether the verdict is ``passed``."""
         return self.verdict is Verdict.PASSED
+
+    @classmethod
+    def from_dict(cls, item: dict[str, Any]) -> CaseResult:
+        """A case's result from :meth:`to_dict`'s JSON values (a withheld one stays withheld)."""
+        withheld = bool(item.get("withheld"))
+        kept = {} if withheld else item
+        return cls(
+            name=str(item["name"]),
+            verdict=Verdict(item["verdict"]),
+            points=float(item["points"]),
+            max_points=float(item["max_points"]),
+            stdout=str(kept.get("stdout", "")),
+            stderr=str(kept.get("stderr", "")),
+            duration=float(kept.get("duration", 0.0)),
+            diff=str(kept.get("diff", "")),
+            hidden=bool(item.get("hidden")),
+            detail=str(kept.get("detail", "")),
+            withheld=withheld,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The case's result as JSON values (of a withheld case, its name, verdict and points)."""
@@ -369,6 +389,41 @@ def not_run(
     return CheckResult(cases=results, run=run)
 
 
+def _held_check(
+    code: str | bytes, assignment: str, backend: Backend | None, on_case: OnCaseResult | None
+) -> CheckResult:
+    """The check of an assignment the service holds, as the service answered it."""
+    answer = ask(code, assignment, backend)
+    try:
+        cases = tuple(CaseResult.from_dict(item) for item in answer["cases"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CodedockError(
+            f"the sandbox service sent a malformed check ({exc}); tell your administrator"
+        ) from None
+    if on_case is not None:
+        for index, case in enumerate(cases):
+            on_case(index, case)
+    run = RunResult(
+        status=RunStatus.OK,
+        exit_code=None,
+        signal=None,
+        stdout="",
+        stderr="",
+        duration=0.0,
+        truncated=False,
+        limits=Limits(),
+        image="",
+    )
+    return CheckResult(
+        cases=cases,
+        run=run,
+        assignment=assignment,
+        attempts_left=answer.get("attempts_left"),
+        next_at=answer.get("next_at"),
+        late=bool(answer.get("late")),
+    )
+
+
 def check(
     code: str | bytes,
     cases: object = None,
@@ -420,9 +475,7 @@ def check(
         EngineError: the engine failed; no container is left behind.
     """
     if assignment is not None:
-        from .held import check_assignment
-
-        return check_assignment(code, assignment, backend=backend, on_case=on_case)
+        return _held_check(code, assignment, backend, on_case)
     loaded = load_cases(cases)
     if asked is None:
         asked = default_asked(limits, image)

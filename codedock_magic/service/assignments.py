@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timezone
-from typing import Any
 
 from ..core.errors import CheckerError, CodedockError
 from ..core.interrupts import Stop
@@ -134,14 +133,22 @@ class CheckHandler(_Held):
     ) -> None:
         standing = await self.standing(caller.name, assignment, now)
         if standing.attempts_left == 0 or standing.next_at is not None:
-            why = (
-                "no attempts left"
-                if standing.attempts_left == 0
-                else f"the cooldown is {assignment.cooldown:g} s"
-            )
-            message = f"{assignment.name}: {why}; the next attempt is allowed at " + (
-                _when(standing.next_at) if standing.next_at else "no time: the limit is reached"
-            )
+            if standing.attempts_left == 0 and standing.next_at is None:
+                message = (
+                    f"{assignment.name}: no attempts left (the limit is "
+                    f"{assignment.max_attempts}); no further attempt is allowed"
+                )
+            else:
+                why = (
+                    f"no attempts left (the limit is {assignment.max_attempts} in "
+                    f"{assignment.window:g} s)"
+                    if standing.attempts_left == 0
+                    else f"the cooldown is {assignment.cooldown:g} s"
+                )
+                message = (
+                    f"{assignment.name}: {why}; the next attempt is allowed at "
+                    f"{_when(standing.next_at)}"
+                )
             self.service.metrics.refused.labels("attempts").inc()
             self.fail(429, message)
         revealed = assignment.reveals_to(caller.groups)
