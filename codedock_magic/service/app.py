@@ -68,7 +68,7 @@ from .starts import TurnTakingStarts
 from .state import LiveRun, ServiceState
 from .unread import UnreadLedger
 
-__all__ = ["DEFAULT_CONFIG", "SandboxService", "main"]
+__all__ = ["DEFAULT_CONFIG", "SandboxService", "db_url_from_config", "main"]
 
 #: Read when no ``--config`` is given and the file exists.
 DEFAULT_CONFIG = "/etc/codedock/codedock_service_config.py"
@@ -399,6 +399,23 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         with contextlib.suppress(asyncio.CancelledError):
             loop.run_until_complete(task)
         loop.close()
+
+
+def db_url_from_config(path: str = "") -> str:
+    """The gradebook's URL as ``codedock serve --config PATH`` would read it (no engine needed).
+
+    Without ``path``, the default config file when it exists, as the service does.
+    """
+    app = SandboxService()
+    path = path or (DEFAULT_CONFIG if Path(path or DEFAULT_CONFIG).exists() else "")
+    if path:
+        if not Path(path).is_file():
+            raise InvalidValueError("--config", path, "a config file that exists")
+        folder, name = os.path.split(os.path.abspath(path))
+        loaded = PyFileConfigLoader(name, path=folder, log=app.log).load_config()
+        app._check_known(loaded)
+        app.update_config(loaded)
+    return str(app.db_url)
 
 
 def _hub_auth() -> Any:
