@@ -5,7 +5,8 @@ and what to do next::
 
     CodedockError
     ├── InvalidValueError (also a ValueError)  a limit, option or setting is malformed
-    │   └── CaseError                          a test case is malformed (names case and field)
+    │   ├── CaseError                          a test case is malformed (names case and field)
+    │   └── AssignmentError                    an assignment's file is malformed (names the file)
     ├── EngineError                            the container engine failed us
     │   ├── EngineUnavailableError             no engine answered
     │   ├── ImageNotFoundError                 the sandbox image is not built

@@ -159,6 +159,16 @@ def test_a_student_sees_visible_diffs_hidden_verdicts_and_attempts_left(
     assert content["status"] == "ok", shown
     assert "2/2 passed · 3/3 points" in shown and f"{left - 1} attempts left" in shown
 
+    # From Python too, as a grading cell would.
+    content, shown = execute(
+        alice,
+        "from codedock_magic import check\n"
+        f"r = check({SUM!r}, assignment='hw')\n"
+        "print(r.summary(), r.cases[1].withheld, r.cases[1].stdout == '')",
+        120,
+    )
+    assert f"2/2 passed · 3/3 points · {left - 2} attempts left True True" in shown, shown
+
     content, shown = execute(alice, "%sandbox_assignments")
     assert "hw: open" in shown and "later: not open yet" in shown, shown
     assert "slow-down: open" in shown and "attempts: no limit" in shown
