@@ -123,7 +123,9 @@ def _grade(args: argparse.Namespace) -> int:
         bars[0].update(done)
 
     form, record = _grade_record(args.format, args.out)
-    fresh, history, checkers = _regrade(args.cases, record, fresh=args.fresh)
+    # Beside what was asked for: an export's folder holds nothing but its students.
+    folder = args.out.with_name(args.out.name + ".history")
+    fresh, history, checkers = _regrade(args.cases, record, folder, fresh=args.fresh)
     against = history.run(args.compare) if args.compare is not None else None
     try:
         report = grade(
@@ -164,7 +166,7 @@ def _grade(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _regrade(cases: Path, record: Path, *, fresh: bool) -> tuple[bool, Any, str]:
+def _regrade(cases: Path, record: Path, folder: Path, *, fresh: bool) -> tuple[bool, Any, str]:
     """Whether to grade everyone again, the record's history, and the checkers' digest.
 
     Results already in ``record`` are kept in its history first, and everyone is
@@ -175,7 +177,7 @@ def _regrade(cases: Path, record: Path, *, fresh: bool) -> tuple[bool, Any, str]
     from .grading.records import cases_digest
 
     loaded = load_cases(cases)
-    history = History(record)
+    history = History(record, folder)
     checkers = checkers_digest(loaded)
     if not record.exists():
         return fresh, history, checkers

@@ -119,11 +119,11 @@ def read_results(path: Path) -> tuple[dict[str, Standing], str]:
 
 
 class History:
-    """The runs kept beside ``results`` (in ``RESULTS.history/``)."""
+    """The runs kept beside ``results`` (in ``RESULTS.history/``, or ``folder``)."""
 
-    def __init__(self, results: Path) -> None:
+    def __init__(self, results: Path, folder: Path | None = None) -> None:
         self.results = results
-        self.folder = results.with_name(results.name + ".history")
+        self.folder = folder or results.with_name(results.name + ".history")
 
     def runs(self) -> list[Run]:
         """Every run, oldest first."""

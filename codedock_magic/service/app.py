@@ -319,6 +319,8 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
 
     def make_app(self) -> web.Application:
         """The tornado application, with everything a handler needs."""
+        # First: a database that cannot be opened stops the service before it holds anything.
+        self.gradebook = Gradebook(self.db_url)
         tier = self.policy.tier()
         self.pool = Pool(
             self.sandbox_engine,
@@ -331,7 +333,6 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         self.executor = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="codedock-run")
         self.scheduler = FairScheduler(self.max_concurrent)
         self.audit = AuditLog(self.audit_log)
-        self.gradebook = Gradebook(self.db_url)
         self.metrics = Metrics(lambda: float(self.pool.ready))
         self.tokens = TokenChecker(self.api_tokens, _hub_auth(), self.user_groups)
         self.refusals = RefusalLimiter(self.refusals_per_second, self.refusal_burst)
@@ -442,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         service.start()
+    except CodedockError as exc:  # the gradebook's database did not open
+        print(f"codedock serve: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"codedock serve: cannot listen on {service.ip}:{service.port}: {exc}", file=sys.stderr

@@ -83,3 +83,22 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(GradebookError, match="could not open the gradebook") as caught:
         Gradebook(f"sqlite:///{tmp_path / 'no' / 'such' / 'folder' / 'book.sqlite'}")
     assert "\n" not in str(caught.value)
+
+
+def test_the_service_opens_its_gradebook_first_and_names_db_url(tmp_path: Path) -> None:
+    from codedock_magic.service.app import SandboxService
+
+    from .fakes import FakeEngine
+
+    url = f"sqlite:///{tmp_path / 'service.sqlite'}"
+    app = SandboxService(engine=FakeEngine(), pool_size=0, db_url=url)
+    app.initialize([])
+    app.make_app()
+    try:
+        assert app.gradebook.attempts("alice", "hw1") == []
+    finally:
+        app.shutdown()
+    broken = SandboxService(engine=FakeEngine(), pool_size=0, db_url="sqlite:///" + "/no/such/x")
+    broken.initialize([])
+    with pytest.raises(GradebookError, match="db_url"):
+        broken.make_app()
