@@ -123,6 +123,10 @@ def _grade(args: argparse.Namespace) -> int:
         bars[0].update(done)
 
     form, record = _grade_record(args.format, args.out)
+    # Beside what was asked for: an export's folder holds nothing but its students.
+    folder = args.out.with_name(args.out.name + ".history")
+    fresh, history, checkers = _regrade(args.cases, record, folder, fresh=args.fresh)
+    against = history.run(args.compare) if args.compare is not None else None
     try:
         report = grade(
             args.submissions,
@@ -132,12 +136,13 @@ def _grade(args: argparse.Namespace) -> int:
             limits=limits,
             image=args.image,
             tag=args.tag,
-            fresh=args.fresh,
+            fresh=fresh,
             progress=None if args.quiet else progress,
         )
     finally:
         for bar in bars:
             bar.close()
+    _keep_run(history, checkers, against)
     where = f"results in {record}"
     if form in EXPORTS:
         from .grading.formats import read_record, write_export
@@ -159,6 +164,114 @@ def _grade(args: argparse.Namespace) -> int:
         print("interrupted: run the same command again to grade the rest", file=sys.stderr)
         return 130
     return 1 if report.failed else 0
+
+
+def _regrade(cases: Path, record: Path, folder: Path, *, fresh: bool) -> tuple[bool, Any, str]:
+    """Whether to grade everyone again, the record's history, and the checkers' digest.
+
+    Results already in ``record`` are kept in its history first, and everyone is
+    graded again when the cases or a checker changed since.
+    """
+    from .gradebook.history import History, checkers_digest, read_results
+    from .grading.cases import load_cases
+    from .grading.records import cases_digest
+
+    loaded = load_cases(cases)
+    history = History(record, folder)
+    checkers = checkers_digest(loaded)
+    if not record.exists():
+        return fresh, history, checkers
+    runs = history.runs() or [history.keep(None)[0]]
+    _, digest = read_results(record)
+    why = []
+    if digest and digest != cases_digest(loaded):
+        why.append("the cases changed")
+    if runs[-1].checkers_sha256 not in (None, checkers):
+        why.append("a checker changed")
+    if why and not fresh:
+        print(
+            f"{' and '.join(why)} since run {runs[-1].id}: grading everyone again "
+            f"(run {runs[-1].id} is kept in {history.folder})",
+            file=sys.stderr,
+        )
+    return fresh or bool(why), history, checkers
+
+
+def _keep_run(history: Any, checkers: str, against: Any) -> None:
+    from .gradebook.history import describe
+
+    if not history.results.exists():
+        return
+    run, changes = history.keep(checkers, against=against)
+    base = against.id if against is not None else run.id - 1
+    if base < 1:
+        print(f"run {run.id} kept in {history.folder}")
+        return
+    print(f"run {run.id} kept in {history.folder}; against run {base}: {len(changes)} changed")
+    for change in changes:
+        print(f"  {_printable(describe(change))}")
+
+
+def _gradebook(args: argparse.Namespace) -> int:
+    from .gradebook.history import History, compare, describe
+
+    if args.action == "history":
+        history = History(args.results)
+        runs = history.runs()
+        if args.compare:
+            old = history.run(args.compare[0])
+            new = history.run(args.compare[1]) if len(args.compare) > 1 else runs[-1]
+            changes = compare(old, new)
+            print(f"run {old.id} -> run {new.id}: {len(changes)} changed")
+            for change in changes:
+                print(f"  {_printable(describe(change))}")
+            return 0
+        for run in runs:
+            checkers = (run.checkers_sha256 or "unknown")[:12]
+            print(
+                f"run {run.id}  {run.at}  {len(run.students)} student(s)  cases "
+                f"{run.cases_sha256[:12]}  checkers {checkers}  {len(run.changes)} changed"
+            )
+        if not runs:
+            print(f"no runs kept in {history.folder}")
+        return 0
+    from .gradebook import Gradebook
+    from .gradebook.export import export
+    from .service.app import db_url_from_config
+
+    url = args.db_url or db_url_from_config(args.config or "")
+    with Gradebook(url) as book:
+        attempts = book.all_attempts(args.assignment)
+    form = args.format or (args.out.suffix.lstrip(".").lower() or "csv")
+    written = export(form, attempts, args.out, assignment=args.assignment, policy=args.policy)
+    students = len({a.user for a in attempts})
+    print(f"{args.policy} attempt of {students} student(s); {form} in {args.out} ({len(written)})")
+    return 0
+
+
+def _add_gradebook_parser(commands: Any) -> None:
+    from .gradebook.export import POLICIES
+
+    parser = commands.add_parser(
+        "gradebook",
+        help="export the service's gradebook; list and compare codedock grade's runs",
+        description="export: the best (or last) attempt per student at an assignment, from "
+        "the database of the service's db_url. history: the runs of codedock grade kept "
+        "beside a results file, and what changed between two of them.",
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    out = actions.add_parser("export", help="the attempt standing for each student")
+    out.add_argument("--assignment", required=True, metavar="NAME")
+    out.add_argument("--format", choices=FORMATS, help="csv, json or an export (from --out)")
+    out.add_argument("--out", type=Path, required=True, metavar="PATH")
+    out.add_argument("--config", metavar="FILE", help="the service's config (as codedock serve)")
+    out.add_argument("--db-url", metavar="URL", help="the database itself, instead of --config")
+    out.add_argument("--policy", choices=POLICIES, default="best", help="best (default) or last")
+    history = actions.add_parser("history", help="the runs kept beside a results file")
+    history.add_argument("results", type=Path, metavar="RESULTS")
+    history.add_argument(
+        "--compare", type=int, nargs="+", metavar="RUN", help="run A against B (default: the last)"
+    )
 
 
 def _grade_record(form: str | None, out: Path) -> tuple[str, Path]:
@@ -373,6 +486,9 @@ def _add_grade_parser(commands: Any) -> None:
         "--fresh", action="store_true", help="grade everyone again, whatever --out holds"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--compare", type=int, metavar="RUN", help="show changes against this kept run"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -407,6 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_help=False,
     )
     _add_grade_parser(commands)
+    _add_gradebook_parser(commands)
     _add_similarity_parsers(commands)
     _add_image_parser(commands)
     doctor_parser = commands.add_parser(
@@ -448,6 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo(args.image)
         if args.command == "grade":
             return _grade(args)
+        if args.command == "gradebook":
+            return _gradebook(args)
         if args.command == "similarity":
             return _similarity(args)
         if args.command == "report":

@@ -110,6 +110,53 @@ setup_hub() {
     done
 }
 
+# The gradebook's tests against a real PostgreSQL server: Debian's postgresql, a
+# cluster of our own under $pg_dir (outside $hub_dir, which is made world-readable,
+# and a data folder must not be) listening on 127.0.0.1 only, a role that may
+# create databases (each test makes its own) and its URL in $pg_dir/url (0600).
+pg_dir=${CODEDOCK_PG_DIR:-/opt/codedock-postgres}
+pg_port=${CODEDOCK_PG_PORT:-55432}
+
+setup_postgres() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "dev.sh: the PostgreSQL tests need root (a cluster run as postgres); they will skip" >&2
+        return 0
+    fi
+    local bin
+    bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -1)
+    if [ -z "$bin" ]; then
+        echo "installing Debian's postgresql for the gradebook tests"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq postgresql >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }
+        bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin | sort -V | tail -1)
+    fi
+    local data="$pg_dir/data" run="$pg_dir/run" pg=(runuser -u postgres --)
+    mkdir -p "$pg_dir" "$data" "$run"
+    chmod 755 "$pg_dir"
+    chown postgres: "$data" "$run"
+    chmod 700 "$data"
+    if [ ! -f "$data/PG_VERSION" ]; then
+        "${pg[@]}" "$bin/initdb" -D "$data" -U postgres --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+    fi
+    if ! "${pg[@]}" "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        "${pg[@]}" "$bin/pg_ctl" -D "$data" -l "$run/server.log" -w \
+            -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $run" start >/dev/null
+    fi
+    if [ ! -s "$pg_dir/url" ]; then
+        local password verb=CREATE
+        password=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+        local psql=("${pg[@]}" "$bin/psql" -h "$run" -p "$pg_port" -q -v ON_ERROR_STOP=1 -d postgres)
+        if [ "$("${psql[@]}" -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'codedock'")" = 1 ]; then
+            verb=ALTER
+        fi
+        "${psql[@]}" -c "$verb ROLE codedock LOGIN CREATEDB PASSWORD '$password'"
+        if [ "$("${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = 'codedock_test'")" != 1 ]; then
+            "${psql[@]}" -c "CREATE DATABASE codedock_test OWNER codedock"
+        fi
+        (umask 077 && echo "postgresql://codedock:$password@127.0.0.1:$pg_port/codedock_test" >"$pg_dir/url")
+    fi
+}
+
 gvisor_tier() {
     if ! docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
         if [ "${CI:-}" = true ]; then
@@ -142,6 +189,7 @@ case "${1:-}" in
         setup
         setup_browser
         setup_hub
+        setup_postgres
         shift
         "$venv/bin/ruff" check .
         "$venv/bin/ruff" format --check .

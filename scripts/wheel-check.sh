@@ -40,6 +40,8 @@ wanted = {
         "codedock_magic/data/images/pybuntu/codedock_mplcache.py",
         "codedock_magic/data/jupyterhub_config.py",
         "codedock_magic/supervisor/program.py",
+        "codedock_magic/gradebook/migrations/env.py",
+        "codedock_magic/gradebook/migrations/versions/r0001_attempts.py",
         "codedock_magic/py.typed",
     ]),
     sdist: (in_sdist, [

@@ -5,7 +5,8 @@ and what to do next::
 
     CodedockError
     ├── InvalidValueError (also a ValueError)  a limit, option or setting is malformed
-    │   └── CaseError                          a test case is malformed (names case and field)
+    │   ├── CaseError                          a test case is malformed (names case and field)
+    │   └── AssignmentError                    an assignment's file is malformed (names the file)
     ├── EngineError                            the container engine failed us
     │   ├── EngineUnavailableError             no engine answered
     │   ├── ImageNotFoundError                 the sandbox image is not built
@@ -15,6 +16,7 @@ and what to do next::
     │   ├── ServiceAuthError                   it did not accept our token
     │   └── ServiceRefusedError                it refused the run (a ceiling, a quota, a value)
     ├── CheckerError                           a teacher's checker function raised
+    ├── GradebookError                         the gradebook's database failed us
     ├── RunFailedError                         %%sandbox: the cell's program did not end ok
     └── CheckFailedError                       %%sandbox --cases: not every case passed
 
@@ -34,11 +36,13 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AssignmentError",
     "CaseError",
     "CheckerError",
     "CodedockError",
     "EngineError",
     "EngineUnavailableError",
+    "GradebookError",
     "ImageBuildError",
     "ImageNotFoundError",
     "InvalidValueError",
@@ -94,6 +98,16 @@ class CaseError(InvalidValueError):
         self.name, self.value, self.expected = field, value, expected
         self._init_args = (case, field, value, expected)
         self.args = (f"case {case}: {field} {value!r} is not {expected}",)
+
+
+class AssignmentError(InvalidValueError):
+    """An assignment's file is malformed: the message names the setting, the file and the fix."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        CodedockError.__init__(self)
+        self.name, self.value, self.expected = where, "", problem
+        self._init_args = (where, problem)
+        self.args = (f"{where}: {problem}",)
 
 
 class CheckerError(CodedockError):
@@ -198,4 +212,12 @@ class ServiceRefusedError(ServiceError):
     def __init__(self, message: str, status: int = 400) -> None:
         self.status = status
         self._init_args = (message, status)
+        super().__init__(message)
+
+
+class GradebookError(CodedockError):
+    """The gradebook's database refused, or holds what we cannot read."""
+
+    def __init__(self, message: str) -> None:
+        self._init_args = (message,)
         super().__init__(message)

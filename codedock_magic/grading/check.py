@@ -26,6 +26,7 @@ from ..local.pool import Pool
 from ..runner import choose_backend, default_asked
 from .cases import Case, load_cases
 from .compare import judge, visible_diff
+from .held import ask
 from .isolation import merge_runs, sandbox_groups
 
 __all__ = [
@@ -96,6 +97,25 @@ class CaseResult:
         """Whether the verdict is ``passed``."""
         return self.verdict is Verdict.PASSED
 
+    @classmethod
+    def from_dict(cls, item: dict[str, Any]) -> CaseResult:
+        """A case's result from :meth:`to_dict`'s JSON values (a withheld one stays withheld)."""
+        withheld = bool(item.get("withheld"))
+        kept = {} if withheld else item
+        return cls(
+            name=str(item["name"]),
+            verdict=Verdict(item["verdict"]),
+            points=float(item["points"]),
+            max_points=float(item["max_points"]),
+            stdout=str(kept.get("stdout", "")),
+            stderr=str(kept.get("stderr", "")),
+            duration=float(kept.get("duration", 0.0)),
+            diff=str(kept.get("diff", "")),
+            hidden=bool(item.get("hidden")),
+            detail=str(kept.get("detail", "")),
+            withheld=withheld,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The case's result as JSON values (of a withheld case, its name, verdict and points)."""
         if self.withheld:
@@ -153,6 +173,13 @@ class CheckResult(Scored):
 
     cases: tuple[CaseResult, ...]
     run: RunResult
+    #: For a check of an assignment the service holds: its name, the attempts
+    #: left (``None``: no limit), when the next is allowed (ISO 8601, ``None``:
+    #: now), and whether this one was late.
+    assignment: str = ""
+    attempts_left: int | None = None
+    next_at: str | None = None
+    late: bool = False
 
     @property
     def interrupted(self) -> bool:
@@ -165,11 +192,19 @@ class CheckResult(Scored):
         return self.passed == len(self.cases)
 
     def summary(self) -> str:
-        """``7/9 passed · 12/15 points``."""
-        return (
+        """``7/9 passed · 12/15 points`` (of an assignment: ``· 2 attempts left``, ...)."""
+        line = (
             f"{self.passed}/{len(self.cases)} passed · "
             f"{_points(self.score)}/{_points(self.max_score)} points"
         )
+        if self.assignment:
+            if self.late:
+                line += " · late"
+            if self.attempts_left is not None:
+                line += f" · {self.attempts_left} attempt{'s' * (self.attempts_left != 1)} left"
+            if self.next_at is not None:
+                line += f" · next attempt at {self.next_at}"
+        return line
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as JSON values: score, max_score, passed, and each case."""
@@ -354,10 +389,46 @@ def not_run(
     return CheckResult(cases=results, run=run)
 
 
+def _held_check(
+    code: str | bytes, assignment: str, backend: Backend | None, on_case: OnCaseResult | None
+) -> CheckResult:
+    """The check of an assignment the service holds, as the service answered it."""
+    answer = ask(code, assignment, backend)
+    try:
+        cases = tuple(CaseResult.from_dict(item) for item in answer["cases"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CodedockError(
+            f"the sandbox service sent a malformed check ({exc}); tell your administrator"
+        ) from None
+    if on_case is not None:
+        for index, case in enumerate(cases):
+            on_case(index, case)
+    run = RunResult(
+        status=RunStatus.OK,
+        exit_code=None,
+        signal=None,
+        stdout="",
+        stderr="",
+        duration=0.0,
+        truncated=False,
+        limits=Limits(),
+        image="",
+    )
+    return CheckResult(
+        cases=cases,
+        run=run,
+        assignment=assignment,
+        attempts_left=answer.get("attempts_left"),
+        next_at=answer.get("next_at"),
+        late=bool(answer.get("late")),
+    )
+
+
 def check(
     code: str | bytes,
-    cases: object,
+    cases: object = None,
     *,
+    assignment: str | None = None,
     limits: Limits | None = None,
     image: str = DEFAULT_IMAGE,
     on_case: OnCaseResult | None = None,
@@ -391,6 +462,10 @@ def check(
         stop: once set, the check ends; for a caller that runs checks in threads,
             where Ctrl+C cannot reach them.
 
+    With ``assignment`` instead of ``cases``, the sandbox service (``backend``, or
+    ``$CODEDOCK_SERVICE_URL``) checks the code against that assignment's cases,
+    which never leave it (see :mod:`.held`); the result holds what this user may see.
+
     Ctrl+C, or ``stop``, ends the check: the cases not yet run get verdict
     ``killed``, with detail ``interrupted``.
 
@@ -399,6 +474,8 @@ def check(
         CheckerError: a checker raised on a case's output.
         EngineError: the engine failed; no container is left behind.
     """
+    if assignment is not None:
+        return _held_check(code, assignment, backend, on_case)
     loaded = load_cases(cases)
     if asked is None:
         asked = default_asked(limits, image)

@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any, Protocol, TextIO
 
+from ..core.errors import ServiceRefusedError
 from ..core.limits import Limits
 from ..grading.check import CaseResult, CheckResult
 from .checkrender import case_html, case_text, check_html, check_text
@@ -118,6 +119,9 @@ class CheckWidgetView:
         """Replace the live view with a static line saying the check did not finish."""
         if self._handle is not None:
             text = f"{MARKER} check did not finish: {type(error).__name__}"
+            if isinstance(error, ServiceRefusedError):
+                # The service's one line: for an assignment, when the next attempt is allowed.
+                text = f"{MARKER} refused: {error}"
             self._handle.update(
                 {"text/plain": text, "text/html": f"<pre>{html.escape(text)}</pre>"}, raw=True
             )

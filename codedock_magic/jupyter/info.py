@@ -9,7 +9,7 @@ from ..core.limits import LIMIT, LIMIT_FIELDS, format_size
 from ..remote.client import ServiceBackend
 from .settings import limit_settings_lines
 
-__all__ = ["local", "service"]
+__all__ = ["assignment_lines", "local", "service"]
 
 
 def _view(widgets: bool, raise_error: bool) -> str:
@@ -74,3 +74,30 @@ def service(backend: ServiceBackend, widgets: bool, raise_error: bool) -> None:
         f"{format_size(int(info.get('max_stdin_bytes', 0)))}"
     )
     print(_view(widgets, raise_error))
+    try:
+        listed = backend.assignments().get("assignments", [])
+    except CodedockError as exc:
+        print(f"assignments: PROBLEM: {exc}")
+        return
+    for line in assignment_lines(listed):
+        print(line)
+
+
+def assignment_lines(listed: list[dict[str, Any]]) -> list[str]:
+    """One line per assignment: its name, state, due time, attempts left, next attempt."""
+    if not listed:
+        return ["assignments: none"]
+    lines = ["assignments:"]
+    for entry in listed:
+        parts = [str(entry.get("state"))]
+        if entry.get("due"):
+            parts.append(f"due {entry['due']}")
+        parts.append(f"{entry.get('cases')} cases ({entry.get('hidden')} hidden)")
+        left = entry.get("attempts_left")
+        parts.append("attempts: no limit" if left is None else f"{left} attempts left")
+        if entry.get("next_at"):
+            parts.append(f"next attempt at {entry['next_at']}")
+        if entry.get("revealed"):
+            parts.append("hidden cases shown to you")
+        lines.append(f"  {entry.get('name')}: " + " · ".join(parts))
+    return lines

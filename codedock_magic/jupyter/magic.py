@@ -25,7 +25,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, observe, validate
 
-from ..core.errors import CheckerError, InvalidValueError, ServiceRefusedError
+from ..core.errors import CheckerError, CodedockError, InvalidValueError, ServiceRefusedError
 from ..core.limits import LIMIT, Limits, parse_size
 from ..core.profile import DEFAULT_IMAGE, Profile
 from ..core.request import Backend
@@ -198,7 +198,7 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
         """
         options = parse_options(self.sandbox.parser, line)
         limits, image = self._limits(options)
-        if options.cases is not None:
+        if options.cases is not None or options.assignment is not None:
             self._check(options, cell, limits, image)
             return
         namespace = self._namespace()
@@ -239,22 +239,37 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
 
     def _check(self, options: CellOptions, cell: str, limits: Limits, image: str) -> None:
         options.refuse_with_cases()
-        cases = inputs.cases(self._namespace(), options.cases or "")
         view = CheckTextView() if self._plain(options) else CheckWidgetView()
-        view.start(limits if self.remote is None else None, image, len(cases))
-        result = self._show(
-            view,
-            "%%sandbox --cases",
-            lambda: check(
-                cell,
-                cases,
-                limits=limits,
-                image=image,
-                on_case=view.on_case,
-                backend=self.backend,
-                asked=self._asked(options),
-            ),
-        )
+        if options.assignment is not None:
+            if self.remote is None:
+                raise UsageError(
+                    f"%%sandbox --assignment {options.assignment}: assignments are held by the "
+                    "sandbox service, and this kernel has none; set CODEDOCK_SERVICE_URL (a "
+                    "JupyterHub with codedock sets it) or SandboxMagics.service_url"
+                )
+            view.start(None, image, 0)
+            name = options.assignment
+            result = self._show(
+                view,
+                "%%sandbox --assignment",
+                lambda: check(cell, assignment=name, on_case=view.on_case, backend=self.remote),
+            )
+        else:
+            cases = inputs.cases(self._namespace(), options.cases or "")
+            view.start(limits if self.remote is None else None, image, len(cases))
+            result = self._show(
+                view,
+                "%%sandbox --cases",
+                lambda: check(
+                    cell,
+                    cases,
+                    limits=limits,
+                    image=image,
+                    on_case=view.on_case,
+                    backend=self.backend,
+                    asked=self._asked(options),
+                ),
+            )
         self._store_result(options, result)
         if not result.all_passed and self._raises(options):
             raise CheckFailedError(result)
@@ -343,6 +358,21 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
                 image=image, limits=limits, engine=self.sandbox_engine, backend=self.backend
             )
         print(report(findings))
+
+    @line_magic
+    def sandbox_assignments(self, line: str = "") -> None:
+        """List the assignments the sandbox service holds for you, with their states
+        (not open yet, open, due, closed), your attempts left and when the next is allowed."""
+        if self.remote is None:
+            raise UsageError(
+                "%sandbox_assignments: assignments are held by the sandbox service, and this "
+                "kernel has none; set CODEDOCK_SERVICE_URL or SandboxMagics.service_url"
+            )
+        try:
+            listed = self.remote.assignments().get("assignments", [])
+        except CodedockError as exc:
+            raise UsageError(f"%sandbox_assignments: {exc}") from None
+        print("\n".join(info.assignment_lines(listed)))
 
     @line_magic
     def sandbox_info(self, line: str = "") -> None:

@@ -37,6 +37,7 @@ class CellOptions:
         files: ``NAME=SOURCE`` specs of files put into the work dir.
         out, err, result: the variables that keep stdout, stderr and the result.
         cases: the variable or file that holds test cases.
+        assignment: the assignment, held by the sandbox service, to check against.
         no_raise_error: do not raise when the run does not end ok.
         no_widgets: plain text output even in Jupyter.
     """
@@ -52,6 +53,7 @@ class CellOptions:
     err: str | None = None
     result: str | None = None
     cases: str | None = None
+    assignment: str | None = None
     no_raise_error: bool = False
     no_widgets: bool = False
 
@@ -61,7 +63,10 @@ class CellOptions:
         return set(self.limits) | ({"image"} if self.image else set())
 
     def refuse_with_cases(self) -> None:
-        """Refuse the options that make no sense with ``--cases``."""
+        """Refuse the options that make no sense with ``--cases`` (or ``--assignment``)."""
+        flag = "--assignment" if self.assignment is not None else "--cases"
+        if self.assignment is not None and self.cases is not None:
+            raise UsageError("--assignment does not go with --cases: the service holds its cases")
         for option, given in (
             ("--stdin", self.stdin),
             ("--stdin-file", self.stdin_file),
@@ -73,7 +78,7 @@ class CellOptions:
         ):
             if given is not None:
                 raise UsageError(
-                    f"{option} does not go with --cases: a case brings its own stdin and "
+                    f"{option} does not go with {flag}: a case brings its own stdin and "
                     "nothing else, and --result keeps every case's output"
                 )
 
@@ -139,6 +144,14 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
             "metavar": "NAME",
             "help": "check the code against the test cases in this variable or .json/.yaml "
             "file, in fresh containers (a hidden case in one of its own), a badge per case",
+        },
+    ),
+    (
+        ("--assignment",),
+        {
+            "metavar": "NAME",
+            "help": "check the code against an assignment the sandbox service holds: you see "
+            "the visible cases' diffs, the hidden cases' verdicts, your attempts left",
         },
     ),
     (

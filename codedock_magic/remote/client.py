@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from ..core.errors import (
     CodedockError,
@@ -118,6 +119,23 @@ class ServiceBackend:
     def info(self) -> dict[str, Any]:
         """What the service says of itself and of us: user, groups, defaults, ceilings."""
         data: dict[str, Any] = self._request("GET", "/api/info").json()
+        return data
+
+    def assignments(self) -> dict[str, Any]:
+        """The assignments the service holds that we can see, with their states and our attempts."""
+        data: dict[str, Any] = self._request("GET", "/api/assignments").json()
+        return data
+
+    def check_assignment(self, name: str, code: str) -> dict[str, Any]:
+        """Have the service check ``code`` against assignment ``name``; what we may see of it.
+
+        Waits for the whole check (the hidden cases' verdicts come after a fixed
+        time). An interrupt closes the connection, which ends the check there.
+        """
+        path = f"/api/assignments/{quote(name, safe='')}/check"
+        data: dict[str, Any] = self._request(
+            "POST", path, body={"code": code}, read_timeout=None
+        ).json()
         return data
 
     def run(

@@ -51,8 +51,11 @@ from ..core.profile import Profile
 from ..core.version import __version__
 from ..engines import Engine, connect
 from ..engines.cleanup import sweep
+from ..gradebook import Gradebook
+from ..grading.assignments import load_assignments
 from ..local.backend import LocalBackend
 from ..local.pool import Pool
+from .assignments import assignment_handlers
 from .audit import AuditLog
 from .auth import TokenChecker
 from .boundary import ConnectionCaps, Door, DoorServer, access_log, clip_tornado_log
@@ -65,7 +68,7 @@ from .starts import TurnTakingStarts
 from .state import LiveRun, ServiceState
 from .unread import UnreadLedger
 
-__all__ = ["DEFAULT_CONFIG", "SandboxService", "main"]
+__all__ = ["DEFAULT_CONFIG", "SandboxService", "db_url_from_config", "main"]
 
 #: Read when no ``--config`` is given and the file exists.
 DEFAULT_CONFIG = "/etc/codedock/codedock_service_config.py"
@@ -164,6 +167,11 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
     audit_log = Unicode("", help="A file that gets one JSON line per run ('': none).").tag(
         config=True
     )
+    db_url = Unicode(
+        "sqlite:///codedock-gradebook.sqlite",
+        help="The gradebook's database, as a SQLAlchemy URL (SQLite by default, in the "
+        "folder the service starts in; postgresql://user@host/name works too).",
+    ).tag(config=True)
     api_tokens = Dict(
         key_trait=Unicode(),
         value_trait=Unicode(),
@@ -209,6 +217,17 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         1.0, help="Refused runs a second a user may cost in the long run (audited in full)."
     ).tag(config=True)
     refusal_burst = Int(30, help="Refused runs a user may cost at once.").tag(config=True)
+    assignments_dir = Unicode(
+        "",
+        help="A folder of assignments, one folder each, named for it, with cases.yaml "
+        "(or .json) and optionally assignment.yaml (or .json); read at start ('': none).",
+    ).tag(config=True)
+    user_groups = Dict(
+        key_trait=Unicode(),
+        value_trait=List(Unicode()),
+        help="Groups of each api_tokens user, e.g. {'ada': ['teachers']} (hub users have "
+        "their hub groups).",
+    ).tag(config=True)
 
     @default("log_level")
     def _default_log_level(self) -> int:
@@ -258,6 +277,7 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
                 self.refusals_per_second,
                 "above 0, with a burst of 1 or more",
             )
+        self.assignments = load_assignments(self.assignments_dir) if self.assignments_dir else {}
         self.sandbox_engine  # noqa: B018 (an unknown engine is a bad setting, said now)
 
     def _door(self) -> Door:
@@ -299,6 +319,8 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
 
     def make_app(self) -> web.Application:
         """The tornado application, with everything a handler needs."""
+        # First: a database that cannot be opened stops the service before it holds anything.
+        self.gradebook = Gradebook(self.db_url)
         tier = self.policy.tier()
         self.pool = Pool(
             self.sandbox_engine,
@@ -312,13 +334,18 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         self.scheduler = FairScheduler(self.max_concurrent)
         self.audit = AuditLog(self.audit_log)
         self.metrics = Metrics(lambda: float(self.pool.ready))
-        self.tokens = TokenChecker(self.api_tokens, _hub_auth())
+        self.tokens = TokenChecker(self.api_tokens, _hub_auth(), self.user_groups)
         self.refusals = RefusalLimiter(self.refusals_per_second, self.refusal_burst)
         self.unread = UnreadLedger(self.unread_cap)
         self.connections = ConnectionCaps(self.door)
         state: ServiceState = self
         return web.Application(
-            handlers(), codedock_service=state, serve_traceback=False, log_function=access_log
+            [*handlers(), *assignment_handlers()],
+            codedock_service=state,
+            codedock_assignments=getattr(self, "assignments", {}),
+            codedock_attempts_under_way=set(),
+            serve_traceback=False,
+            log_function=access_log,
         )
 
     async def serve(self, ready: threading.Event | None = None) -> None:
@@ -361,6 +388,8 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         with contextlib.suppress(Exception):
             self.executor.shutdown(wait=True, cancel_futures=True)
         self.audit.close()
+        with contextlib.suppress(Exception):
+            self.gradebook.close()
 
     def start(self) -> None:
         """Serve until SIGTERM or SIGINT."""
@@ -371,6 +400,23 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         with contextlib.suppress(asyncio.CancelledError):
             loop.run_until_complete(task)
         loop.close()
+
+
+def db_url_from_config(path: str = "") -> str:
+    """The gradebook's URL as ``codedock serve --config PATH`` would read it (no engine needed).
+
+    Without ``path``, the default config file when it exists, as the service does.
+    """
+    app = SandboxService()
+    path = path or (DEFAULT_CONFIG if Path(path or DEFAULT_CONFIG).exists() else "")
+    if path:
+        if not Path(path).is_file():
+            raise InvalidValueError("--config", path, "a config file that exists")
+        folder, name = os.path.split(os.path.abspath(path))
+        loaded = PyFileConfigLoader(name, path=folder, log=app.log).load_config()
+        app._check_known(loaded)
+        app.update_config(loaded)
+    return str(app.db_url)
 
 
 def _hub_auth() -> Any:
@@ -397,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         service.start()
+    except CodedockError as exc:  # the gradebook's database did not open
+        print(f"codedock serve: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"codedock serve: cannot listen on {service.ip}:{service.port}: {exc}", file=sys.stderr

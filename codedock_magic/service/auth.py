@@ -24,7 +24,7 @@ class Caller:
 
     Attributes:
         name: the user name runs are counted and logged under.
-        groups: the hub's groups of the user (none for a static token).
+        groups: the hub's groups of the user (for a static token, its ``user_groups``).
         scopes: the token's scopes on the hub (none for a static token).
     """
 
@@ -48,11 +48,18 @@ class TokenChecker:
         api_tokens: static tokens, each mapped to a user name.
         hub_auth: a :class:`~jupyterhub.services.auth.HubAuth`, when a hub manages
             this service.
+        user_groups: the groups of each static token's user.
     """
 
-    def __init__(self, api_tokens: Mapping[str, str], hub_auth: Any = None) -> None:
+    def __init__(
+        self,
+        api_tokens: Mapping[str, str],
+        hub_auth: Any = None,
+        user_groups: Mapping[str, Any] | None = None,
+    ) -> None:
         self.api_tokens = dict(api_tokens)
         self.hub_auth = hub_auth
+        self.user_groups = {user: tuple(groups) for user, groups in (user_groups or {}).items()}
 
     async def caller(self, token: str) -> Caller:
         """The caller a token belongs to.
@@ -64,7 +71,7 @@ class TokenChecker:
             raise AuthError(401, "no token was sent; send 'Authorization: Bearer TOKEN'")
         for known, user in self.api_tokens.items():
             if hmac.compare_digest(known.encode(), token.encode()):
-                return Caller(user)
+                return Caller(user, self.user_groups.get(user, ()))
         if self.hub_auth is None:
             raise AuthError(401, "the token is not one of the service's api_tokens")
         model = await self.hub_auth.user_for_token(token, use_cache=True, sync=False)

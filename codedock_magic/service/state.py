@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..core.interrupts import Stop
+from ..gradebook import Gradebook
 from ..local.backend import LocalBackend
 from .audit import AuditLog
 from .auth import TokenChecker
@@ -74,6 +75,9 @@ class ServiceState(Protocol):
 
     @property
     def metrics(self) -> Metrics: ...
+
+    @property
+    def gradebook(self) -> Gradebook: ...
 
     @property
     def tokens(self) -> TokenChecker: ...

@@ -29,6 +29,7 @@ class Service:
             "port": 0,
             "api_tokens": TOKENS,
             "audit_log": str(self.audit),
+            "db_url": f"sqlite:///{folder / 'gradebook.sqlite'}",
             "metrics_token": "tok-metrics",
             "pool_size": 1,
             **settings,

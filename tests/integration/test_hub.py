@@ -24,6 +24,11 @@ from .hubhelp import ADMIN_TOKEN, METRICS_TOKEN, Hub, RemoteKernel, missing
 from .servicehelp import auth, wait_for
 
 SERVICE_SCOPE = "access:services!service=codedock"
+# An assignment the service holds; its hidden case's input and output must stay there.
+HELD_CASES = [
+    {"name": "small", "stdin": "1 2\n", "expected": "3\n"},
+    {"name": "secret", "stdin": "70707 1\n", "expected": "70708\n", "hidden": True},
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +40,10 @@ def hub(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Itera
         pytest.skip(reason)
     folder = tmp_path_factory.mktemp("hub")
     folder.chmod(0o755)
+    held = folder / "assignments" / "hw"
+    held.mkdir(parents=True)
+    (held / "cases.json").write_text(json.dumps({"cases": HELD_CASES}))
+    (held / "assignment.json").write_text(json.dumps({"reveal_to": ["teachers"]}))
     running = Hub(
         folder,
         {
@@ -46,6 +55,8 @@ def hub(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Itera
             # Every container is then a cell's, which keeps the counting exact.
             "pool_size": 0,
             "group_settings": {"teachers": {"max_memory": "1g"}},
+            "assignments_dir": str(folder / "assignments"),
+            "db_url": f"sqlite:///{folder / 'gradebook.sqlite'}",
         },
     ).start()
     try:
@@ -216,6 +227,26 @@ def test_a_hub_group_gets_its_own_ceilings(hub: Hub) -> None:
             hub.service_url + "/api/runs", json=body, headers=auth(token), timeout=30
         )
         assert answer.status_code == status, answer.text
+
+
+def test_a_hub_group_sees_a_held_assignments_hidden_cases_and_a_student_does_not(
+    hub: Hub, kernel: RemoteKernel
+) -> None:
+    content, shown = kernel.execute(
+        "%%sandbox --assignment hw --no-raise-error --result held\nprint(input())"
+    )
+    assert content["status"] == "ok", shown
+    assert "0/2 passed" in shown and "70707" not in shown and "70708" not in shown
+    content, shown = kernel.execute("print(held.cases[1].withheld, repr(held.cases[1].stdout))")
+    assert "True ''" in shown, shown
+    teacher = hub.token("cdk-teach", [SERVICE_SCOPE])
+    answer = requests.post(
+        hub.service_url + "/api/assignments/hw/check",
+        json={"code": "print(input())"},
+        headers=auth(teacher),
+        timeout=60,
+    ).json()
+    assert answer["revealed"] is True and answer["cases"][1]["stdout"] == "70707 1\n"
 
 
 def test_a_sigkilled_users_kernel_leaves_no_container_after_5s(

@@ -192,6 +192,11 @@ def test_teaching_notebook(engine: DockerEngine, tmp_path: Path) -> None:
         ("%%sandbox --cases grading/cases.yaml --no-raise-error", ["1/8 passed · 1/10 points"]),
         ("%%sandbox --cases grading/cases.yaml --no-raise-error", ["7/8 passed · 8/10 points"]),
         ("%%sandbox --cases count_cases --no-raise-error", ["0/2 passed · 2/4 points"]),
+        (
+            "%%sandbox --assignment sum --no-raise-error",
+            ["0/3 passed · 0/4 points · 4 attempts left"],
+        ),
+        ("%%sandbox --assignment sum", ["3/3 passed · 4/4 points · 3 attempts left"]),
     ]
     text = {
         i: "".join(o.get("text", "") for o in cell.get("outputs", []))
@@ -203,6 +208,10 @@ def test_teaching_notebook(engine: DockerEngine, tmp_path: Path) -> None:
     for line in ("bob    1/10", "cy     8/10  passed | timeout | passed", "kit    0/10"):
         assert line in printed
     assert "8/8 passed · 10/10 points\nfound nothing" in printed
+    # The service's hidden case: its verdict alone, never its input or expected output.
+    assert "  sum: open · 3 cases (1 hidden) · 3 attempts left" in printed
+    saved = json.dumps([cell.outputs for cell in notebook.cells if "--assignment" in cell.source])
+    assert "550" not in saved and "10 20 30" not in saved and "many numbers" in saved
 
 
 CHECK_CELL = (

@@ -99,6 +99,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
             pool_size=0,
             api_tokens={"tok-alice": "alice", "tok-bob": "bob"},
             audit_log=str(tmp_path / "audit.log"),
+            db_url=f"sqlite:///{tmp_path / 'gradebook.sqlite'}",
             **settings,
         )
         app.initialize([])

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
@@ -69,7 +70,7 @@ class Service:
 
 
 @pytest.fixture
-def service() -> Iterator[Service]:
+def service(tmp_path: Path) -> Iterator[Service]:
     engine = FakeEngine(_supervisor)
     app = SandboxService(
         engine=engine,
@@ -77,6 +78,7 @@ def service() -> Iterator[Service]:
         port=0,
         pool_size=0,
         api_tokens={"tok-alice": "alice"},
+        db_url=f"sqlite:///{tmp_path / 'gradebook.sqlite'}",
     )
     app.initialize([])
     ready = threading.Event()

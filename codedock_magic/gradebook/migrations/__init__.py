@@ -1,0 +1,1 @@
+"""The gradebook's Alembic migrations, run by :class:`~codedock_magic.gradebook.Gradebook`."""
