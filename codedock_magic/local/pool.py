@@ -31,6 +31,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Iterator
 
 from ..core.errors import CodedockError, InvalidValueError
 from ..core.profile import Profile
@@ -38,7 +39,7 @@ from ..engines import Engine, connect
 from .sandbox import ReadyWait, Sandbox, start_sandbox
 from .sizing import Sizer
 
-__all__ = ["Pool"]
+__all__ = ["Pool", "Pools"]
 
 # The supervisor outlives the host's own idle limit by this much, so the host never
 # hands out a container that is about to end itself.
@@ -378,6 +379,59 @@ class Pool:
             for sandbox in old:
                 with contextlib.suppress(Exception):
                     sandbox.end()
+
+
+class Pools:
+    """Several pools, one per profile (a service warms more than one image); used as one.
+
+    A run takes a container from the first pool that serves its profile.
+    """
+
+    def __init__(self, pools: list[Pool] | None = None) -> None:
+        self._pools: list[Pool] = list(pools or ())
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[Pool]:
+        with self._lock:
+            return iter(list(self._pools))
+
+    @property
+    def engine(self) -> Engine:
+        """The engine of the first pool."""
+        return next(iter(self)).engine
+
+    def add(self, pool: Pool) -> Pool:
+        """Serve from ``pool`` too; returns it."""
+        with self._lock:
+            self._pools.append(pool)
+        return pool
+
+    def find(self, profile: Profile) -> Pool | None:
+        """The pool of ``profile``, if there is one."""
+        return next((pool for pool in self if pool.profile == profile), None)
+
+    def checkout(self, profile: Profile, timeout: float) -> Sandbox | None:
+        """A ready sandbox from the pool that serves ``profile``, or None."""
+        for pool in self:
+            if pool.serves(profile, timeout):
+                return pool.checkout(profile, timeout)
+        return None
+
+    @property
+    def ready(self) -> int:
+        """Containers waiting, in all pools."""
+        return sum(pool.ready for pool in self)
+
+    def start(self) -> Pools:
+        """Start filling every pool; returns the set."""
+        for pool in self:
+            pool.start()
+        return self
+
+    def close(self) -> None:
+        """Close every pool."""
+        for pool in self:
+            pool.close()
 
 
 _pools: weakref.WeakSet[Pool] = weakref.WeakSet()
