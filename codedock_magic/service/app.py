@@ -161,10 +161,10 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         config=True
     )
     pool_max = Int(
-        16,
+        0,
         help="The most containers each pool keeps started while runs come in bursts; it grows "
         "by one for each run that found it empty in the last 30 s, and is back to its size "
-        "after 60 s without a run (below its size: its size).",
+        "after 60 s without a run (0, or below its size: a fixed pool).",
     ).tag(config=True)
     pool_sizes = Dict(
         key_trait=Unicode(),
