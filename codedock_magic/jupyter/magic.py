@@ -47,6 +47,10 @@ __all__ = ["SandboxMagics", "load_ipython_extension", "unload_ipython_extension"
 NO_WIDGETS_ENV = "CODEDOCK_NO_WIDGETS"
 
 
+# The pool settings, each of which resizes the pool when it changes.
+_POOL = ("pool_size", "pool_max", "pool_idle")
+
+
 @magics_class
 class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc]
     """Run a cell's code in a fresh, locked-down container (``%%sandbox``).
@@ -158,9 +162,7 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
         if self.remote is None:
             self.pool.start()
 
-    @observe(*LIMIT, *(f"max_{name}" for name in LIMIT), "image")
-    @observe("pool_size", "pool_max", "pool_idle")
-    @observe("allowed_images")
+    @observe(*LIMIT, *(f"max_{name}" for name in LIMIT), "image", "allowed_images", *_POOL)
     def _on_config_change(self, change: Any) -> None:
         # Config given at construction arrives before the backend is chosen.
         if hasattr(self, "backend"):
