@@ -209,9 +209,11 @@ class ServiceRefusedError(ServiceError):
     The message is the service's own, one line naming what to change.
     """
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, retry_after: float | None = None) -> None:
         self.status = status
-        self._init_args = (message, status)
+        #: Seconds the service asked to wait before trying again (its ``Retry-After``).
+        self.retry_after = retry_after
+        self._init_args = (message, status, retry_after)
         super().__init__(message)
 
 

@@ -26,7 +26,10 @@ def local(magics: Any) -> None:
     print("ceilings:  " + ", ".join(ceilings))
     print(_view(magics.widgets, magics.raise_error))
     pool = magics.pool
-    warm = f"{pool.ready} of {pool.size} ready, idle {pool.idle:g}s, hits {pool.hits}"
+    warm = (
+        f"{pool.ready} ready, keeps {pool.size} (up to {pool.max_size} in a burst, now "
+        f"{pool.target}), idle {pool.idle:g}s, hits {pool.hits}"
+    )
     problem = f"; PROBLEM refilling: {pool.last_error}" if pool.last_error else ""
     print(f"pool:      {warm}, cold starts {pool.misses}{problem}")
     try:

@@ -47,6 +47,10 @@ __all__ = ["SandboxMagics", "load_ipython_extension", "unload_ipython_extension"
 NO_WIDGETS_ENV = "CODEDOCK_NO_WIDGETS"
 
 
+# The pool settings, each of which resizes the pool when it changes.
+_POOL = ("pool_size", "pool_max", "pool_idle")
+
+
 @magics_class
 class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc]
     """Run a cell's code in a fresh, locked-down container (``%%sandbox``).
@@ -73,6 +77,12 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
         help="Containers started ahead of time for the default image and limits, so a cell "
         "does not wait for one (0: none). Each still serves a single run.",
     ).tag(config=True)
+    pool_max = Int(
+        0,
+        help="The most containers the pool keeps started while cells come in bursts; it "
+        "grows by one for each cell that found it empty in the last 30 s, and is back to "
+        "pool_size after 60 s without a cell (0, or below pool_size: a fixed pool of pool_size).",
+    ).tag(config=True)
     pool_idle = Float(
         300.0, help="Seconds an unused pooled container is kept before it is replaced."
     ).tag(config=True)
@@ -88,7 +98,7 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
             raise TraitError(str(exc)) from None
         return str(proposal["value"])
 
-    @validate("pool_size", "pool_idle")
+    @validate("pool_size", "pool_max", "pool_idle")
     def _check_pool(self, proposal: Any) -> Any:
         name, value = proposal["trait"].name, proposal["value"]
         if value < 0 or (name == "pool_idle" and value == 0):
@@ -152,8 +162,7 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
         if self.remote is None:
             self.pool.start()
 
-    @observe(*LIMIT, *(f"max_{name}" for name in LIMIT), "image", "pool_size", "pool_idle")
-    @observe("allowed_images")
+    @observe(*LIMIT, *(f"max_{name}" for name in LIMIT), "image", "allowed_images", *_POOL)
     def _on_config_change(self, change: Any) -> None:
         # Config given at construction arrives before the backend is chosen.
         if hasattr(self, "backend"):
@@ -165,11 +174,15 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
             self.allowed_images and self.image not in self.allowed_images
         ):
             if self._pool is not None:
-                self._pool.configure(size=0)
+                self._pool.configure(size=0, max_size=0)
             return
         limits, _ = self.limit_settings()
         profile = Profile(self.image, limits.container)
-        self.pool.configure(size=self.pool_size, profile=profile, idle=self.pool_idle)
+        # pool_size 0 still turns the pool off; a pool_max below it means a fixed pool.
+        ceiling = max(self.pool_size, self.pool_max) if self.pool_size else 0
+        self.pool.configure(
+            size=self.pool_size, max_size=ceiling, profile=profile, idle=self.pool_idle
+        )
 
     @property
     def sandbox_engine(self) -> Engine:

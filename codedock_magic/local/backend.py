@@ -22,7 +22,7 @@ from ..core.result import RunResult
 from ..engines import Engine, connect
 from .caserun import CasesConversation
 from .conversation import RunConversation
-from .pool import Pool
+from .pool import Pool, Pools
 from .sandbox import Sandbox, start_sandbox
 
 __all__ = [
@@ -98,7 +98,7 @@ class LocalBackend:
         self,
         engine: Engine | None = None,
         *,
-        pool: Pool | None = None,
+        pool: Pool | Pools | None = None,
         gate: StartGate | None = None,
     ) -> None:
         self._engine = engine

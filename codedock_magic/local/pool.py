@@ -12,9 +12,15 @@ container limits) equals its own; a run's own limits (timeout, output cap) trave
 with its code, so any fits (up to ``max_run`` seconds). Other runs start a
 container of their own, as without a pool. Idle containers are covered by the
 same dead-man's switch (the host holds their attach channel), end themselves
-after ``idle`` seconds, and are refilled by one background thread that never
-blocks a run: engine trouble there only means the next run starts cold and
-reports the error itself.
+after ``idle`` seconds, and are refilled by background threads that never block
+a run: engine trouble there only means the next run starts cold and reports the
+error itself.
+
+The pool follows the load (:mod:`.sizing`): it keeps ``size`` ready, grows by one
+for each run that found it empty in the last ``burst_window`` seconds, up to
+``max_size``, and ends what it grew once no run has come for ``shrink_after``
+seconds. Up to four containers start at once, as the engine starts them in
+parallel about as fast as one by one.
 """
 
 from __future__ import annotations
@@ -25,13 +31,15 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Iterator
 
 from ..core.errors import CodedockError, InvalidValueError
 from ..core.profile import Profile
 from ..engines import Engine, connect
 from .sandbox import ReadyWait, Sandbox, start_sandbox
+from .sizing import Sizer
 
-__all__ = ["Pool"]
+__all__ = ["Pool", "Pools"]
 
 # The supervisor outlives the host's own idle limit by this much, so the host never
 # hands out a container that is about to end itself.
@@ -41,18 +49,24 @@ _RETRY = 5.0
 # supervisor is still setting itself up takes that one rather than start cold; it
 # waits this long for the fill thread to hand it over.
 _HANDOVER_WAIT = 0.5
+# Containers started at once while the pool fills; the engine gains little from more.
+_FILLERS = 4
 
 
 class Pool:
-    """Keeps ``size`` sandboxes of one profile (image and container limits) warm.
+    """Keeps ``size`` to ``max_size`` sandboxes of one profile (image and container limits) warm.
 
     Args:
         engine: where to start them (by default the one ``$CODEDOCK_ENGINE`` names, Docker).
-        size: how many to keep ready; 0 keeps none.
+        size: how many to keep ready when idle; 0 keeps none.
         profile: what they are made of.
         idle: seconds an unused one is kept before it is replaced.
         max_run: the longest timeout a pooled container may serve (its label's
             expiry allows for it).
+        max_size: the most kept ready under a burst (default: ``size``, a fixed pool);
+            0 turns the pool off.
+        burst_window: seconds a run that found the pool empty counts towards growth.
+        shrink_after: seconds without a run before the pool is back to ``size``.
 
     Call :meth:`start` to begin filling, :meth:`close` to remove the idle ones.
     """
@@ -65,13 +79,19 @@ class Pool:
         profile: Profile | None = None,
         idle: float = 300.0,
         max_run: float = 3600.0,
+        max_size: int | None = None,
+        burst_window: float = 30.0,
+        shrink_after: float = 60.0,
     ) -> None:
-        if size < 0:
-            raise InvalidValueError("pool size", size, "a whole number of 0 or more")
         if idle <= 0:
             raise InvalidValueError("pool idle", idle, "a positive number of seconds")
+        self._sizer = Sizer(
+            size,
+            size if max_size is None else max_size,
+            window=burst_window,
+            shrink_after=shrink_after,
+        )
         self._engine = engine
-        self.size = size
         self.profile = profile or Profile()
         self.idle = idle
         self.max_run = max_run
@@ -83,12 +103,13 @@ class Pool:
         self._wake = threading.Condition()
         self._closed = False
         self._started = False
-        # The fill thread holds a started container whose supervisor is not ready
-        # yet; runs waiting for it; the one handed over.
-        self._readying = False
+        # Containers being started; of those, the ones whose supervisor is being
+        # waited for; runs waiting for one; the one handed over.
+        self._starting = 0
+        self._readying = 0
         self._wanted = 0
         self._handed: Sandbox | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         _pools.add(self)
 
     @property
@@ -98,6 +119,22 @@ class Pool:
             self._engine = connect()
         return self._engine
 
+    @property
+    def size(self) -> int:
+        """How many are kept ready when idle (the floor)."""
+        return self._sizer.floor
+
+    @property
+    def max_size(self) -> int:
+        """The most kept ready under a burst (the ceiling)."""
+        return self._sizer.ceiling
+
+    @property
+    def target(self) -> int:
+        """How many the pool means to keep ready now: ``size``, more under a burst."""
+        with self._wake:
+            return self._sizer.target(time.monotonic())
+
     def serves(self, profile: Profile, timeout: float = 0.0) -> bool:
         """Whether a run of ``profile`` lasting up to ``timeout`` s can use this pool."""
         return profile == self.profile and timeout <= self.max_run
@@ -106,18 +143,21 @@ class Pool:
         """Begin filling in the background (idempotent); returns the pool."""
         with self._wake:
             self._started = True
-            if self._thread is None and not self._closed:
-                self._thread = threading.Thread(
-                    target=self._fill, name="codedock-pool", daemon=True
-                )
-                self._thread.start()
+            self._spawn_locked()
         return self
+
+    def _spawn_locked(self) -> None:
+        want = min(_FILLERS, max(1, self.max_size))
+        while self._started and not self._closed and len(self._threads) < want:
+            thread = threading.Thread(target=self._fill, name="codedock-pool", daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
     def checkout(self, profile: Profile, timeout: float) -> Sandbox | None:
         """A ready sandbox for a run of ``profile`` and ``timeout``, or None (start one cold)."""
-        if self.size == 0 or not self.serves(profile, timeout):
+        if self.max_size == 0 or not self.serves(profile, timeout):
             return None
-        if self._started and self._thread is None:
+        if self._started and not self._threads:
             self.start()
         stale: list[Sandbox] = []
         found = None
@@ -134,6 +174,7 @@ class Pool:
                 self.misses += 1
             else:
                 self.hits += 1
+            self._sizer.run(time.monotonic(), found=found is not None)
             self._wake.notify_all()
         for sandbox in stale:
             sandbox.end()
@@ -145,13 +186,18 @@ class Pool:
         size: int | None = None,
         profile: Profile | None = None,
         idle: float | None = None,
+        max_size: int | None = None,
     ) -> None:
-        """Change what the pool keeps; containers that no longer fit are discarded."""
+        """Change what the pool keeps; containers that no longer fit are discarded.
+
+        ``size`` alone, on a fixed pool, moves both bounds, as it did before pools grew.
+        """
         with self._wake:
-            if size is not None:
-                if size < 0:
-                    raise InvalidValueError("pool size", size, "a whole number of 0 or more")
-                self.size = size
+            if size is not None or max_size is not None:
+                fixed = self._sizer.floor == self._sizer.ceiling
+                ceiling = max_size if max_size is not None else (size if fixed else None)
+                self._sizer.resize(size, ceiling)
+                self._spawn_locked()
             if idle is not None:
                 if idle <= 0:
                     raise InvalidValueError("pool idle", idle, "a positive number of seconds")
@@ -159,7 +205,8 @@ class Pool:
             self.profile = profile if profile is not None else self.profile
             keep = [s for s in self._ready if self.serves(s.profile)]
             drop = [s for s in self._ready if s not in keep]
-            while len(keep) > self.size:
+            target = self._sizer.target(time.monotonic())
+            while len(keep) > target:
                 drop.append(keep.pop())
             self._ready = deque(keep)
             self._wake.notify_all()
@@ -219,7 +266,7 @@ class Pool:
         """
         waiting = ReadyWait(sandbox)
         with self._wake:
-            self._readying = True
+            self._readying += 1
         ready = False
 
         # Hand over only into an empty slot: a run that was handed one may not have
@@ -239,53 +286,74 @@ class Pool:
         finally:
             if not ready:
                 with self._wake:
-                    self._readying = False
+                    self._readying -= 1
                     self._wake.notify_all()
 
     def _fill(self) -> None:
         while True:
             with self._wake:
-                while not self._closed and len(self._ready) >= self.size:
-                    self._wake.wait(self.idle / 4)
+                while not self._closed and self._enough_locked():
+                    self._wake.wait(min(self.idle, self._sizer.shrink_after) / 4)
                     self._expire_locked()
                 if self._closed:
                     return
                 profile = self.profile
-            sandbox = None
+                self._starting += 1
             try:
-                sandbox = start_sandbox(
-                    self.engine,  # may raise when no engine answers: retried below
-                    profile,
-                    idle=self.idle + _IDLE_MARGIN,
-                    longest_run=self.max_run,
-                )
-                if self._ready_or_handed_over(sandbox):
-                    self.last_error = None
-                    continue
-            except CodedockError as exc:
-                # The engine is down or the image gone: runs start cold and say so.
-                self.last_error = exc
-                if sandbox is not None:
-                    sandbox.end(kill=True)
+                self._fill_one(profile)
+            finally:
                 with self._wake:
-                    self._wake.wait(_RETRY)
-                continue
-            except Exception as exc:
-                self.last_error = CodedockError(f"refilling the pool failed: {exc!r}")
-                if sandbox is not None:
-                    sandbox.end(kill=True)
-                with self._wake:
-                    self._wake.wait(_RETRY)
-                continue
-            self.last_error = None
-            with self._wake:
-                self._readying = False
-                fits = not self._closed and self.serves(profile) and (len(self._ready) < self.size)
-                if fits:
-                    self._ready.append(sandbox)
-                self._wake.notify_all()
-            if not fits:
+                    self._starting -= 1
+                    self._wake.notify_all()
+
+    def _enough_locked(self) -> bool:
+        """Whether the ready and starting containers cover the target; ends the excess."""
+        target = self._sizer.target(time.monotonic())
+        excess = []
+        while len(self._ready) > target:
+            excess.append(self._ready.pop())
+        for sandbox in excess:
+            with contextlib.suppress(Exception):
                 sandbox.end()
+        return len(self._ready) + self._starting >= target
+
+    def _fill_one(self, profile: Profile) -> None:
+        sandbox = None
+        try:
+            sandbox = start_sandbox(
+                self.engine,  # may raise when no engine answers: retried below
+                profile,
+                idle=self.idle + _IDLE_MARGIN,
+                longest_run=self.max_run,
+            )
+            if self._ready_or_handed_over(sandbox):
+                self.last_error = None
+                return
+        except CodedockError as exc:
+            # The engine is down or the image gone: runs start cold and say so.
+            self.last_error = exc
+            if sandbox is not None:
+                sandbox.end(kill=True)
+            with self._wake:
+                self._wake.wait(_RETRY)
+            return
+        except Exception as exc:
+            self.last_error = CodedockError(f"refilling the pool failed: {exc!r}")
+            if sandbox is not None:
+                sandbox.end(kill=True)
+            with self._wake:
+                self._wake.wait(_RETRY)
+            return
+        self.last_error = None
+        with self._wake:
+            self._readying -= 1
+            target = self._sizer.target(time.monotonic())
+            fits = not self._closed and self.serves(profile) and len(self._ready) < target
+            if fits:
+                self._ready.append(sandbox)
+            self._wake.notify_all()
+        if not fits:
+            sandbox.end()
 
     def _reset_after_fork(self) -> None:
         # The child inherits the parent's ready containers, whose channels are the
@@ -296,8 +364,9 @@ class Pool:
         # fills nothing).
         self._wake = threading.Condition()
         self._ready = deque()
-        self._thread = None
-        self._readying = False
+        self._threads = []
+        self._starting = 0
+        self._readying = 0
         self._wanted = 0
         self._handed = None
         self.hits = self.misses = 0
@@ -310,6 +379,59 @@ class Pool:
             for sandbox in old:
                 with contextlib.suppress(Exception):
                     sandbox.end()
+
+
+class Pools:
+    """Several pools, one per profile (a service warms more than one image); used as one.
+
+    A run takes a container from the first pool that serves its profile.
+    """
+
+    def __init__(self, pools: list[Pool] | None = None) -> None:
+        self._pools: list[Pool] = list(pools or ())
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[Pool]:
+        with self._lock:
+            return iter(list(self._pools))
+
+    @property
+    def engine(self) -> Engine:
+        """The engine of the first pool."""
+        return next(iter(self)).engine
+
+    def add(self, pool: Pool) -> Pool:
+        """Serve from ``pool`` too; returns it."""
+        with self._lock:
+            self._pools.append(pool)
+        return pool
+
+    def find(self, profile: Profile) -> Pool | None:
+        """The pool of ``profile``, if there is one."""
+        return next((pool for pool in self if pool.profile == profile), None)
+
+    def checkout(self, profile: Profile, timeout: float) -> Sandbox | None:
+        """A ready sandbox from the pool that serves ``profile``, or None."""
+        for pool in self:
+            if pool.serves(profile, timeout):
+                return pool.checkout(profile, timeout)
+        return None
+
+    @property
+    def ready(self) -> int:
+        """Containers waiting, in all pools."""
+        return sum(pool.ready for pool in self)
+
+    def start(self) -> Pools:
+        """Start filling every pool; returns the set."""
+        for pool in self:
+            pool.start()
+        return self
+
+    def close(self) -> None:
+        """Close every pool."""
+        for pool in self:
+            pool.close()
 
 
 _pools: weakref.WeakSet[Pool] = weakref.WeakSet()

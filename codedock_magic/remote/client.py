@@ -280,7 +280,17 @@ def _raise_for(url: str, response: Response) -> None:
         raise ServiceAuthError(url, response.status_code, message)
     if response.status_code >= 500:
         raise ServiceUnavailableError(url, f"HTTP {response.status_code}: {message}")
-    raise ServiceRefusedError(message, response.status_code)
+    retry_after = _retry_after(response) if response.status_code == 429 else None
+    if retry_after is not None:
+        at = time.strftime("%H:%M:%S", time.localtime(time.time() + retry_after))
+        message = f"{message}; the service is busy: try again in {retry_after:g} s (at {at})"
+    raise ServiceRefusedError(message, response.status_code, retry_after)
+
+
+def _retry_after(response: Response) -> float | None:
+    """The seconds a 429's ``Retry-After`` asks for (HTTP also allows a date: then None)."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    return float(min(int(value), 86400)) if value.isdigit() else None
 
 
 def _error_from_event(event: Received) -> CodedockError:

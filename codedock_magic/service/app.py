@@ -54,10 +54,10 @@ from ..engines.cleanup import sweep
 from ..gradebook import Gradebook
 from ..grading.assignments import load_assignments
 from ..local.backend import LocalBackend
-from ..local.pool import Pool
+from ..local.pool import Pool, Pools
 from .assignments import assignment_handlers
 from .audit import AuditLog
-from .auth import TokenChecker
+from .auth import Caller, TokenChecker
 from .boundary import ConnectionCaps, Door, DoorServer, access_log, clip_tornado_log
 from .handlers import handlers
 from .metrics import Metrics
@@ -76,6 +76,8 @@ DEFAULT_CONFIG = "/etc/codedock/codedock_service_config.py"
 #: Seconds the hub's answer about a token is kept: a revoked token stops working
 #: within them.
 TOKEN_CACHE_SECONDS = 4
+#: The most containers an admin may ask one pool to keep ready.
+WARM_MAX = 64
 
 
 def _limit_trait(limit: Limit, value: Any, help: str) -> TraitType[Any, Any]:
@@ -161,6 +163,25 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
     pool_size = Int(2, help="Containers kept started for runs with the default limits.").tag(
         config=True
     )
+    pool_max = Int(
+        0,
+        help="The most containers each pool keeps started while runs come in bursts; it grows "
+        "by one for each run that found it empty in the last 30 s, and is back to its size "
+        "after 60 s without a run (0, or below its size: a fixed pool).",
+    ).tag(config=True)
+    pool_sizes = Dict(
+        key_trait=Unicode(),
+        value_trait=Int(),
+        help="More warm pools, by image, for runs with the default limits, e.g. "
+        "{'codedock/pybuntu-sci:latest': 8} before a class; admins change them with "
+        "POST /api/warm.",
+    ).tag(config=True)
+    admin_users = List(Unicode(), help="Users who may warm the pools (POST /api/warm).").tag(
+        config=True
+    )
+    admin_groups = List(
+        Unicode(), help="Hub groups whose members may warm the pools (POST /api/warm)."
+    ).tag(config=True)
     pool_idle = Float(300.0, help="Seconds a pooled container waits before it is replaced.").tag(
         config=True
     )
@@ -239,6 +260,7 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         self.runs: dict[str, LiveRun] = {}
         self.server: httpserver.HTTPServer | None = None
         self.bound_port = 0
+        self._serving = False
 
     # -- configuration ---------------------------------------------------------------
 
@@ -269,6 +291,10 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
             )
         if self.pool_size < 0:
             raise InvalidValueError("SandboxService.pool_size", self.pool_size, "0 or more")
+        if self.pool_max < 0:
+            raise InvalidValueError("SandboxService.pool_max", self.pool_max, "0 or more")
+        for image, size in self.pool_sizes.items():
+            self.check_warm(image, size, f"SandboxService.pool_sizes[{image!r}]")
         self.door = self._door()
         self.unread_cap = parse_size(self.max_unread_bytes, "SandboxService.max_unread_bytes")
         if self.refusals_per_second <= 0 or self.refusal_burst < 1:
@@ -305,6 +331,49 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
                     f"SandboxService.{name}", value, "set: there is no such setting (a typo?)"
                 )
 
+    def check_warm(self, image: str, size: Any, name: str = "size") -> int:
+        """``size`` if it is a pool size for ``image`` the policy allows; else raise.
+
+        Raises:
+            InvalidValueError: not a whole number from 0 to :data:`WARM_MAX`, or an
+                image runs may not use.
+        """
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= WARM_MAX:
+            raise InvalidValueError(name, size, f"a whole number from 0 to {WARM_MAX}")
+        images = self.policy.tier().images
+        if not isinstance(image, str) or not image or (images and image not in images):
+            raise InvalidValueError(
+                "image", image, f"one of allowed_images {list(images)}" if images else "an image"
+            )
+        return size
+
+    def is_admin(self, caller: Caller) -> bool:
+        """Whether ``caller`` may warm the pools."""
+        return caller.name in self.admin_users or bool(set(caller.groups) & set(self.admin_groups))
+
+    def warm(self, image: str, size: int) -> Pool:
+        """Keep ``size`` containers of ``image`` ready (with the default limits) from now on."""
+        tier = self.policy.tier()
+        profile = Profile(image, tier.defaults.container)
+        # 0 turns a pool off, as pool_size = 0 does; pool_max below the size fixes it.
+        ceiling = max(size, self.pool_max) if size else 0
+        pool = self.pools.find(profile)
+        if pool is not None:
+            pool.configure(size=size, max_size=ceiling)
+            return pool
+        pool = self.pools.add(
+            Pool(
+                self.sandbox_engine,
+                size=size,
+                max_size=ceiling,
+                profile=profile,
+                idle=self.pool_idle,
+            )
+        )
+        if self._serving:
+            pool.start()
+        return pool
+
     def _settings(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in SETTINGS}
 
@@ -322,18 +391,16 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         # First: a database that cannot be opened stops the service before it holds anything.
         self.gradebook = Gradebook(self.db_url)
         tier = self.policy.tier()
-        self.pool = Pool(
-            self.sandbox_engine,
-            size=self.pool_size,
-            profile=Profile(tier.default_image, tier.defaults.container),
-            idle=self.pool_idle,
-        )
-        self.backend = LocalBackend(self.sandbox_engine, pool=self.pool)
+        self.pools = Pools()
+        self.pool = self.warm(tier.default_image, self.pool_size)
+        for image, size in self.pool_sizes.items():
+            self.warm(image, size)
+        self.backend = LocalBackend(self.sandbox_engine, pool=self.pools)
         self.cold_starts = TurnTakingStarts(self.sandbox_engine)
         self.executor = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="codedock-run")
         self.scheduler = FairScheduler(self.max_concurrent)
         self.audit = AuditLog(self.audit_log)
-        self.metrics = Metrics(lambda: float(self.pool.ready))
+        self.metrics = Metrics(lambda: float(self.pools.ready))
         self.tokens = TokenChecker(self.api_tokens, _hub_auth(), self.user_groups)
         self.refusals = RefusalLimiter(self.refusals_per_second, self.refusal_burst)
         self.unread = UnreadLedger(self.unread_cap)
@@ -360,7 +427,8 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         # The hub waits for the URL to answer, so listen first: containers a former
         # run of this service left go in the background.
         threading.Thread(target=self._sweep, name="codedock-sweep", daemon=True).start()
-        self.pool.start()
+        self._serving = True
+        self.pools.start()
         if ready is not None:
             ready.set()
         try:
@@ -384,7 +452,7 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
         for run in list(self.runs.values()):
             run.stop.set()
         with contextlib.suppress(Exception):
-            self.pool.close()
+            self.pools.close()
         with contextlib.suppress(Exception):
             self.executor.shutdown(wait=True, cancel_futures=True)
         self.audit.close()

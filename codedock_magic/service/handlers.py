@@ -7,6 +7,7 @@
 ``GET  /api/runs``          the caller's runs under way
 ``GET  /api/runs/ID``       one of them
 ``DELETE /api/runs/ID``     cancel one of them
+``POST /api/warm``          an admin: keep ``size`` containers of ``image`` ready
 ``GET  /metrics``           Prometheus; ``metrics_token``, or a hub token with
                             ``read:metrics``
 ==========================  ======================================================
@@ -19,6 +20,7 @@ and last ``result`` or ``error``. The run lives as long as the response: when th
 client's connection closes, the run is stopped.
 
 Every error is JSON, ``{"message": ...}``, one line that says what to change,
+and a 429 says in ``Retry-After`` how many seconds to wait before trying again;
 and every malformed request gets a 4xx, never a 500. Every handler reads its
 body as a stream, so a request's token is checked from its headers before any
 byte of its body is kept (:mod:`.boundary`); only ``POST /api/runs`` of a caller
@@ -101,6 +103,8 @@ class BaseHandler(web.RequestHandler):
     needs_caller = True
     _caller: Caller | None = None
     _body: bytearray | None = None
+    #: Seconds a 429 asks the client to wait, sent as ``Retry-After``.
+    _retry_after: int | None = None
     _claimed = False
 
     @property
@@ -150,6 +154,8 @@ class BaseHandler(web.RequestHandler):
         if exc_info is not None and isinstance(exc_info[1], web.HTTPError):
             message = exc_info[1].log_message or message
         self.set_header("Content-Type", "application/json")
+        if status_code == 429 and self._retry_after is not None:
+            self.set_header("Retry-After", str(self._retry_after))
         self.finish(json.dumps({"message": message}))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
@@ -166,7 +172,14 @@ class BaseHandler(web.RequestHandler):
     def fail(self, status: int, message: str) -> NoReturn:
         """End the request with ``status`` and ``message``, as one short line."""
         line = clip(message, _MESSAGE)
+        if status == 429 and self._retry_after is None:
+            self._retry_after = 1
         raise web.HTTPError(status, line.replace("%", "%%"))
+
+    def busy(self, retry_after: float, message: str) -> NoReturn:
+        """A 429: ``message``, and try again in ``retry_after`` seconds (1 to 3600)."""
+        self._retry_after = min(3600, max(1, math.ceil(retry_after)))
+        self.fail(429, message)
 
     def token(self) -> str:
         """The bearer token of the request, or ``""``."""
@@ -280,6 +293,33 @@ class MetricsHandler(BaseHandler):
         self.finish(generate_latest(self.service.metrics.registry))
 
 
+class WarmHandler(BaseHandler):
+    """An admin warms the service before a class: ``{"image": ..., "size": N}``."""
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if not self.service.is_admin(self.the_caller):
+            self.fail(
+                403,
+                f"{self.the_caller.name} may not warm the pools; an admin may "
+                "(SandboxService.admin_users or admin_groups)",
+            )
+        self.keep_body(4096)
+
+    async def post(self) -> None:
+        body = self.body_json()
+        image = body.get("image", self.service.policy.tier().default_image)
+        try:
+            size = self.service.check_warm(image, body.get("size"))
+        except InvalidValueError as exc:
+            self.fail(400, str(exc))
+        pool = self.service.warm(image, size)
+        _log.info("%s warmed %s to %d", clip(self.the_caller.name), clip(image), size)
+        self.finish(
+            {"image": image, "size": pool.size, "max_size": pool.max_size, "ready": pool.ready}
+        )
+
+
 class RunHandler(BaseHandler):
     """One of the caller's runs: look at it, or cancel it."""
 
@@ -330,6 +370,7 @@ class RunsHandler(BaseHandler):
         if wait > 0:
             service.refusals.suppress(caller.name)
             service.metrics.refused.labels("rate").inc()
+            self._retry_after = max(1, math.ceil(wait))
             self._refusal = (
                 429,
                 f"too many refused runs of {caller.name}: the service answers the next "
@@ -564,7 +605,19 @@ class RunsHandler(BaseHandler):
             )
         except QueueFullError as exc:
             self._refused(caller, body, code=request.code, reason="queue")
-            self.fail(429, str(exc))
+            self.busy(self._slot_frees_in(caller.name), str(exc))
+
+    def _slot_frees_in(self, user: str) -> float:
+        """Seconds until a slot of ``user`` frees: when their soonest run times out.
+
+        The service ends each run at its timeout, so a run sent again then finds
+        room (unless more came meanwhile). With none of theirs running, any run's.
+        """
+        now = time.monotonic()
+        running = [r for r in self.service.runs.values() if r.deadline is not None]
+        own = [r for r in running if r.user == user] or running
+        deadlines = [r.deadline - now for r in own if r.deadline is not None]
+        return min(deadlines) if deadlines else 1.0
 
     async def _stream(
         self,
@@ -639,6 +692,7 @@ class RunsHandler(BaseHandler):
             result = conversation.not_started()
             return result_event(result), result, ""
         run.state = "running"
+        run.deadline = time.monotonic() + conversation.longest
         self._event(running_event())
         # The warm pool serves one run per user at a time: a user's further
         # runs at once start cold, and in turn, so that one user's flood can
@@ -742,5 +796,6 @@ def handlers() -> list[tuple[str, type[web.RequestHandler]]]:
         (r"/api/info", InfoHandler),
         (r"/api/runs", RunsHandler),
         (r"/api/runs/([0-9a-f]{1,64})", RunHandler),
+        (r"/api/warm", WarmHandler),
         (r"/metrics", MetricsHandler),
     ]

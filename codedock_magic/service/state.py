@@ -15,8 +15,9 @@ from typing import Any, Protocol
 from ..core.interrupts import Stop
 from ..gradebook import Gradebook
 from ..local.backend import LocalBackend
+from ..local.pool import Pool
 from .audit import AuditLog
-from .auth import TokenChecker
+from .auth import Caller, TokenChecker
 from .boundary import ConnectionCaps
 from .metrics import Metrics
 from .policy import Policy
@@ -40,6 +41,8 @@ class LiveRun:
     stop: Stop = field(default_factory=Stop)
     #: While it waits for a slot: the scheduler's future, which a cancel takes away.
     waiting: asyncio.Future[None] | None = None
+    #: Once it runs: when (monotonic) its timeout ends it.
+    deadline: float | None = None
 
     def describe(self) -> dict[str, Any]:
         """The run as ``GET /api/runs`` shows it."""
@@ -93,3 +96,15 @@ class ServiceState(Protocol):
 
     @property
     def connections(self) -> ConnectionCaps: ...
+
+    def is_admin(self, caller: Caller) -> bool:
+        """Whether ``caller`` may warm the pools."""
+        ...
+
+    def check_warm(self, image: str, size: Any, name: str = "size") -> int:
+        """``size`` if it is a pool size the policy allows for ``image``; else raise."""
+        ...
+
+    def warm(self, image: str, size: int) -> Pool:
+        """Keep ``size`` containers of ``image`` ready from now on."""
+        ...

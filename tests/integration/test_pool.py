@@ -9,6 +9,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -180,3 +181,37 @@ def test_idle_pool_containers_die_with_a_sigkilled_host(engine: DockerEngine) ->
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert wait_until_gone(engine, session, within=5.0) == []
+
+
+def test_a_burst_grows_the_pool_to_its_ceiling_and_idle_shrinks_it(engine: DockerEngine) -> None:
+    # Counts the pool and the engine report, never timings: the machine may be loaded.
+    elastic = Pool(engine, size=1, max_size=4, shrink_after=10.0).start()
+    try:
+        assert elastic.wait_ready(timeout=60), elastic.last_error
+        assert elastic.target == 1
+        with ThreadPoolExecutor(6) as burst:
+            results = list(burst.map(lambda _: run("print('burst')", pool=elastic), range(6)))
+        assert all(result.ok for result in results)
+        assert elastic.misses >= 3, (elastic.hits, elastic.misses)
+        assert elastic.target == 4
+        # While runs keep coming the grown size holds, and the pool fills to it.
+        seen = 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and seen < 4:
+            assert run("print('steady')", pool=elastic).ok
+            for _ in range(20):
+                seen = max(seen, elastic.ready)
+                if seen >= 4:
+                    break
+                time.sleep(0.1)
+        assert seen == 4, f"the pool never held 4 ({elastic.last_error})"
+        assert elastic.target == 4
+        # No run for shrink_after seconds: back to its size, on the engine too.
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and (elastic.ready > 1 or len(_idle_ids(engine)) > 1):
+            time.sleep(0.5)
+        assert elastic.target == 1
+        assert elastic.ready == 1
+        assert len(_idle_ids(engine)) == 1
+    finally:
+        elastic.close()

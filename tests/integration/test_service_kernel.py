@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import compileall
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -304,3 +305,45 @@ def test_a_kernel_in_service_mode_holds_only_the_client(service: Service) -> Non
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def test_a_saturated_service_says_when_to_try_again_in_one_line(
+    kernel: tuple[KernelManager, Any], service: Service
+) -> None:
+    _, client = kernel
+    # alice's one slot and her two places in the queue are taken by runs of hers
+    # from elsewhere, each asking for a 15 s timeout.
+    body = {
+        "code": "aW1wb3J0IHRpbWU7IHRpbWUuc2xlZXAoMzAp",  # sleep(30)
+        "stdin": "",
+        "limits": {"timeout": 15},
+    }
+    held = []
+    try:
+        for expected in (b"running", b"queued", b"queued"):
+            response = requests.post(
+                service.url + "/api/runs",
+                json=body,
+                headers=auth("tok-alice"),
+                stream=True,
+                timeout=30,
+            )
+            # The reader too: dropping it would close its connection, and its run.
+            lines = response.iter_lines()
+            held.append((response, lines))
+            assert b"accepted" in next(lines) and expected in next(lines)
+        refused = requests.post(
+            service.url + "/api/runs", json=body, headers=auth("tok-alice"), timeout=30
+        )
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= 15
+        content, _ = execute(client, "%%sandbox --no-widgets\nprint('one too many')")
+        assert content["ename"] == "UsageError"
+        assert "max_queued_per_user" in content["evalue"]
+        assert re.search(r"try again in (\d+) s \(at \d\d:\d\d:\d\d\)", content["evalue"])
+        assert int(re.findall(r"try again in (\d+) s", content["evalue"])[0]) <= 15
+        assert "\n" not in content["evalue"]
+    finally:
+        for response, _ in held:
+            response.close()
+    assert wait_for(lambda: _runs(service, "tok-alice") == [], within=30)
