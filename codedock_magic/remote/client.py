@@ -283,7 +283,7 @@ def _raise_for(url: str, response: Response) -> None:
     retry_after = _retry_after(response) if response.status_code == 429 else None
     if retry_after is not None:
         at = time.strftime("%H:%M:%S", time.localtime(time.time() + retry_after))
-        message = f"{message}; the service is busy: try again in {retry_after:g} s (at {at})"
+        message = f"{message}; try again in {retry_after:g} s (at {at})"
     raise ServiceRefusedError(message, response.status_code, retry_after)
 
 

@@ -150,7 +150,10 @@ class CheckHandler(_Held):
                     f"{_when(standing.next_at)}"
                 )
             self.service.metrics.refused.labels("attempts").inc()
-            self.fail(429, message)
+            if standing.next_at is None:
+                # Never again: no wait would help, so no Retry-After to promise one.
+                self.fail(403, message)
+            self.busy((standing.next_at - now).total_seconds(), message)
         revealed = assignment.reveals_to(caller.groups)
         slot = await self._slot(caller)
         try:

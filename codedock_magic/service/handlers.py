@@ -177,8 +177,8 @@ class BaseHandler(web.RequestHandler):
         raise web.HTTPError(status, line.replace("%", "%%"))
 
     def busy(self, retry_after: float, message: str) -> NoReturn:
-        """A 429: ``message``, and try again in ``retry_after`` seconds (1 to 3600)."""
-        self._retry_after = min(3600, max(1, math.ceil(retry_after)))
+        """A 429: ``message``, and try again in ``retry_after`` seconds (1 to 86400)."""
+        self._retry_after = min(86400, max(1, math.ceil(retry_after)))
         self.fail(429, message)
 
     def token(self) -> str:
