@@ -29,7 +29,9 @@ RUN echo "import codedock_mplcache" > /usr/lib/python3/dist-packages/codedock-mp
 
 # The supervisor and its runtime, when codedock image build bakes them in (the
 # folder is empty otherwise): root's, read-only to the sandbox, compiled here by
-# this python3 into bytecode that Python checks against the source.
+# this python3 into bytecode that Python checks against the source. As root,
+# whatever user the base ends with.
+USER 0:0
 COPY codedock/ /opt/codedock/
 RUN python3 -m compileall -q --invalidation-mode checked-hash /opt/codedock \
  && chmod -R u=rwX,go=rX /opt/codedock
