@@ -378,8 +378,9 @@ def _add_similarity_parsers(commands: Any) -> None:
 
 def _image(args: argparse.Namespace) -> int:
     from .engines.docker_images import IMAGES, STANDARD, ImageBuilder
+    from .supervisor import SUPERVISOR_HASH, baked_files
 
-    builder = ImageBuilder()
+    builder = ImageBuilder(baked=(baked_files(), SUPERVISOR_HASH))
     if args.action == "build":
         builder.build(STANDARD, force=args.force, offline=args.offline, base=args.base)
         if args.sci:

@@ -92,12 +92,16 @@ class SandboxSpec:
         lifetime: the most seconds the sandbox may live; the engine marks it with
             its owner and expiry so that a sweep can remove it after that (None:
             only ``labels``, for a caller that made them itself).
+        baked: ``(digest, command)``: the command to run instead when the image
+            carries the supervisor whose digest is ``digest``. An engine that
+            cannot tell runs ``command``.
     """
 
     profile: Profile
     command: Sequence[str]
     labels: Mapping[str, str] = field(default_factory=dict)
     lifetime: float | None = None
+    baked: tuple[str, Sequence[str]] | None = None
 
 
 @dataclass(frozen=True)

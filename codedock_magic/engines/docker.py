@@ -14,6 +14,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -42,7 +43,14 @@ from .labels import MANAGED, make_labels
 from .uids import DEFAULT_UID_RANGE, UID_LABEL, UidRange, uid_name
 from .watchdog import ensure_watchdog
 
-__all__ = ["DockerChannel", "DockerEngine"]
+__all__ = ["SUPERVISOR_LABEL", "DockerChannel", "DockerEngine"]
+
+#: The label of an image that carries the supervisor: its digest.
+SUPERVISOR_LABEL = "io.codedock.supervisor"
+# How long an image's supervisor label is trusted without asking again. A run
+# that meets an image rebuilt in between with another supervisor fails closed
+# (the baked command checks the files), and the next create asks again.
+_LABEL_TTL = 5.0
 
 _RECV = 256 * 1024
 # Docker multiplexes stdout and stderr on one socket: stream byte, 3 zero bytes,
@@ -175,6 +183,7 @@ class DockerEngine:
         self._api: docker.APIClient | None = None
         self._pid = 0
         self._api_lock = threading.Lock()
+        self._carried: dict[str, tuple[float, str]] = {}
 
     def _connect(self) -> docker.APIClient:
         try:
@@ -225,6 +234,30 @@ class DockerEngine:
             return False
         return True
 
+    def carried_supervisor(self, image: str) -> str:
+        """The digest of the supervisor ``image`` carries, ``""`` when none (or no image).
+
+        Asked of the engine at most once every few seconds per image name.
+        """
+        now = time.monotonic()
+        known = self._carried.get(image)
+        if known is not None and now - known[0] < _LABEL_TTL:
+            return known[1]
+        try:
+            details = self._call("inspect an image", self.api.inspect_image, image)
+        except docker.errors.ImageNotFound:
+            return ""
+        labels = (details.get("Config") or {}).get("Labels") or {}
+        digest = str(labels.get(SUPERVISOR_LABEL) or "")
+        self._carried[image] = (now, digest)
+        return digest
+
+    def command_for(self, spec: SandboxSpec) -> list[str]:
+        """The baked command when the image carries that very supervisor, else the full one."""
+        if spec.baked is not None and self.carried_supervisor(spec.profile.image) == spec.baked[0]:
+            return list(spec.baked[1])
+        return list(spec.command)
+
     def cpus(self) -> int:
         """How many CPUs the engine's host has (asked once)."""
         if self._cpus is None:
@@ -249,6 +282,7 @@ class DockerEngine:
                 spec.profile,
                 spec.command,
                 {**make_labels(spec.lifetime, engine=self.name), **spec.labels},
+                baked=spec.baked,
             )
         ensure_watchdog(self.name, self.options)
         container, uid = self.claim(spec)
@@ -384,13 +418,14 @@ class DockerEngine:
         )
         # Setting them replaces the engine's own list, which is kept in full.
         host_config["MaskedPaths"] = MASKED_PATHS
+        command = self.command_for(spec)
         try:
             created = self._call(
                 "create a sandbox container",
                 self.api.create_container,
                 spec.profile.image,
                 name=uid_name(uid),
-                entrypoint=list(spec.command),
+                entrypoint=command,
                 command=[],
                 user="0:0",
                 working_dir=WORKDIR,

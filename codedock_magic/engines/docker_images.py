@@ -28,7 +28,7 @@ import requests.exceptions
 from ..core.errors import EngineError, ImageBuildError
 from ..core.shipped import image_dir
 from ..core.version import __version__
-from .docker import DockerEngine
+from .docker import SUPERVISOR_LABEL, DockerEngine
 
 __all__ = [
     "IMAGES",
@@ -46,7 +46,10 @@ VERSION_LABEL = "io.codedock.version"
 
 # Part of every inputs digest: raise it when the way an image is built changes in
 # a way its files do not show, so that existing images count as outdated.
-_RECIPE_VERSION = "2"
+_RECIPE_VERSION = "3"
+# The build context's folder copied to the images' /opt/codedock: the supervisor
+# and runtime baked in, or nothing.
+_BAKED_FOLDER = "codedock"
 # A build streams nothing for long stretches (matplotlib's font cache, an import);
 # docker-py's read timeout must outlast them.
 _BUILD_TIMEOUT = 1800
@@ -76,11 +79,16 @@ class Recipe:
     offline_args: Mapping[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
 
-    def inputs(self) -> str:
-        """A digest of what the image is built from: it says whether one is current."""
+    def inputs(self, baked: Mapping[str, bytes] | None = None) -> str:
+        """A digest of what the image is built from: it says whether one is current.
+
+        ``baked``: the files it carries under /opt/codedock (see :class:`ImageBuilder`).
+        """
         digest = hashlib.sha256(_RECIPE_VERSION.encode())
         for name in (self.dockerfile, *self.files):
             digest.update(name.encode() + b"\0" + (image_dir() / name).read_bytes())
+        for name, data in sorted((baked or {}).items()):
+            digest.update(f"{_BAKED_FOLDER}/{name}".encode() + b"\0" + data)
         return digest.hexdigest()[:16]
 
 
@@ -153,6 +161,10 @@ class ImageBuilder:
         engine: the engine to build on; the one from the environment by default.
         log: where progress lines go.
         suite: the Debian suite of an offline base.
+        baked: files the images carry under ``/opt/codedock`` (root's, read-only to
+            everyone else, ``.py`` files compiled there by the image's python3),
+            and their digest, which the images carry as a label: the supervisor
+            and runtime, so that a sandbox need not be sent them. None: nothing.
     """
 
     def __init__(
@@ -161,10 +173,13 @@ class ImageBuilder:
         *,
         log: Callable[[str], None] = print,
         suite: str = "bookworm",
+        baked: tuple[Mapping[str, bytes], str] | None = None,
     ) -> None:
         self._engine = engine or DockerEngine(timeout=_BUILD_TIMEOUT)
         self._log = log
         self._suite = suite
+        self._baked: Mapping[str, bytes] = baked[0] if baked else {}
+        self._baked_digest = baked[1] if baked else ""
 
     @property
     def engine(self) -> DockerEngine:
@@ -184,7 +199,7 @@ class ImageBuilder:
     def is_current(self, recipe: Recipe) -> bool:
         """Whether ``recipe``'s image exists, built from the files this package ships."""
         labels = self._labels_of(recipe.name)
-        return labels is not None and labels.get(INPUTS_LABEL) == recipe.inputs()
+        return labels is not None and labels.get(INPUTS_LABEL) == recipe.inputs(self._baked)
 
     def build(
         self,
@@ -212,7 +227,7 @@ class ImageBuilder:
             EngineUnavailableError: no engine answered.
         """
         self._engine.ping()
-        inputs = recipe.inputs()
+        inputs = recipe.inputs(self._baked)
         if not (force or offline or base) and self.is_current(recipe):
             self._log(f"image {recipe.name} is up to date (inputs {inputs})")
         elif base:
@@ -254,33 +269,16 @@ class ImageBuilder:
 
     def _build(self, recipe: Recipe, args: Mapping[str, str]) -> None:
         tail: list[str] = []
+        labels = {
+            INPUTS_LABEL: recipe.inputs(self._baked),
+            KIND_LABEL: recipe.kind,
+            VERSION_LABEL: __version__,
+        }
+        if self._baked_digest:
+            labels[SUPERVISOR_LABEL] = self._baked_digest
         try:
-            stream = self._engine.api.build(
-                path=str(image_dir()),
-                dockerfile=recipe.dockerfile,
-                tag=recipe.name,
-                buildargs=dict(args),
-                labels={
-                    INPUTS_LABEL: recipe.inputs(),
-                    KIND_LABEL: recipe.kind,
-                    VERSION_LABEL: __version__,
-                },
-                rm=True,
-                forcerm=True,
-                pull=False,
-                decode=True,
-            )
-            for chunk in stream:
-                if "error" in chunk:
-                    tail.append(str(chunk["error"]).strip())
-                    raise ImageBuildError(
-                        recipe.name,
-                        " | ".join(tail[-8:]),
-                        "fix what the last step says and run codedock image build again",
-                    )
-                text = str(chunk.get("stream", "")).strip()
-                if text:
-                    tail = [*tail[-19:], text]
+            with self._context() as context:
+                self._stream_build(recipe, context, args, labels, tail)
         except docker.errors.APIError as exc:
             raise ImageBuildError(recipe.name, str(exc.explanation or exc)) from exc
         except requests.exceptions.RequestException as exc:
@@ -290,6 +288,49 @@ class ImageBuilder:
                 "and run codedock image build again",
             ) from exc
         self._log(f"built {recipe.name}")
+
+    @contextlib.contextmanager
+    def _context(self) -> Iterator[Path]:
+        # The shipped build files, and the folder of baked files beside them.
+        with _scratch() as scratch:
+            context = scratch / "context"
+            shutil.copytree(image_dir(), context)
+            folder = context / _BAKED_FOLDER
+            folder.mkdir(exist_ok=True)
+            for name, data in self._baked.items():
+                (folder / name).write_bytes(data)
+            yield context
+
+    def _stream_build(
+        self,
+        recipe: Recipe,
+        context: Path,
+        args: Mapping[str, str],
+        labels: Mapping[str, str],
+        tail: list[str],
+    ) -> None:
+        stream = self._engine.api.build(
+            path=str(context),
+            dockerfile=recipe.dockerfile,
+            tag=recipe.name,
+            buildargs=dict(args),
+            labels=dict(labels),
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+        )
+        for chunk in stream:
+            if "error" in chunk:
+                tail.append(str(chunk["error"]).strip())
+                raise ImageBuildError(
+                    recipe.name,
+                    " | ".join(tail[-8:]),
+                    "fix what the last step says and run codedock image build again",
+                )
+            text = str(chunk.get("stream", "")).strip()
+            if text:
+                tail[:] = [*tail[-19:], text]
 
     def _offline_base(self, recipe: Recipe) -> None:
         base = recipe.offline_base
@@ -368,7 +409,8 @@ class ImageBuilder:
                         kind=kind,
                         size=int(image.get("Size") or 0),
                         version=labels.get(VERSION_LABEL, ""),
-                        current=recipe is not None and labels.get(INPUTS_LABEL) == recipe.inputs(),
+                        current=recipe is not None
+                        and labels.get(INPUTS_LABEL) == recipe.inputs(self._baked),
                     )
                 )
         return sorted(rows, key=lambda row: row.name)

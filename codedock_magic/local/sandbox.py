@@ -16,7 +16,7 @@ from collections.abc import Callable
 from ..core.errors import EngineError
 from ..core.profile import Profile
 from ..engines.base import REMOVE_WAIT, STDOUT, Engine, Sandbox, SandboxSpec
-from ..supervisor import COLD_IDLE, supervisor_command
+from ..supervisor import COLD_IDLE, SUPERVISOR_HASH, baked_command, supervisor_command
 from ..supervisor.protocol import HELLO, FrameDecoder, FrameKind
 
 __all__ = [
@@ -58,6 +58,7 @@ def start_sandbox(
         profile=profile,
         command=supervisor_command(idle, profile.limits),
         lifetime=idle + longest_run + SUPERVISOR_GRACE,
+        baked=(SUPERVISOR_HASH, baked_command(idle, profile.limits)),
     )
     sandbox = engine.launch(spec)
     try:

@@ -27,6 +27,15 @@ RUN echo "import codedock_mplcache" > /usr/lib/python3/dist-packages/codedock-mp
  && ls /usr/share/codedock/matplotlib/fontlist-*.json \
  && mkdir -p /sandbox && chown 65534:65534 /sandbox
 
+# The supervisor and its runtime, when codedock image build bakes them in (the
+# folder is empty otherwise): root's, read-only to the sandbox, compiled here by
+# this python3 into bytecode that Python checks against the source. As root,
+# whatever user the base ends with.
+USER 0:0
+COPY codedock/ /opt/codedock/
+RUN python3 -m compileall -q --invalidation-mode checked-hash /opt/codedock \
+ && chmod -R u=rwX,go=rX /opt/codedock
+
 WORKDIR /sandbox
 USER 65534:65534
 CMD ["python3"]
