@@ -44,7 +44,9 @@ def _runtime_blob() -> str:
 _RUNTIME = _runtime_blob()
 
 
-def supervisor_command(idle: float = COLD_IDLE, limits: ContainerLimits | None = None) -> list[str]:
+def supervisor_command(
+    idle: float = COLD_IDLE, limits: ContainerLimits | None = None, *, warm: bool = False
+) -> list[str]:
     """The container command: the supervisor, run by the image's own python3.
 
     ``idle`` is how long it waits for its code before ending itself. The program
@@ -52,8 +54,12 @@ def supervisor_command(idle: float = COLD_IDLE, limits: ContainerLimits | None =
     of ``limits`` (the defaults' when None), and run no more processes than its
     pids limit (as its uid, which is the sandbox's own: under gVisor the
     container's pids also count the runtime's own threads, so this is what bounds
-    the program there); the supervisor sets all three.
+    the program there); the supervisor sets all three. With ``warm`` (a container
+    started ahead of time) it also starts the program's interpreter before the
+    code arrives, so that the run does not wait for it.
     """
     limits = limits or ContainerLimits()
     bounds = f"nofile={NOFILE},fsize={limits.workdir},nproc={limits.pids}"
+    if warm:
+        bounds += ",warm=1"
     return ["python3", "-I", "-S", "-c", _SOURCE, f"{idle:.0f}", bounds, _RUNTIME]

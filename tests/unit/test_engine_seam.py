@@ -149,7 +149,11 @@ def test_the_supervisor_is_told_its_rlimits() -> None:
         "nofile": NOFILE,
         "fsize": 8 * 1024 * 1024,
         "nproc": 40,
+        "warm": 0,
     }
+    # A container started ahead of time also starts its program's interpreter early.
+    warm = supervisor_command(30, ContainerLimits(workdir="8m", pids=40), warm=True)
+    assert program.parse_limits(warm[6])["warm"] == 1
     with pytest.raises(ValueError, match="no limit"):
         program.parse_limits("core=0")
 
