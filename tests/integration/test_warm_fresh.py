@@ -27,7 +27,16 @@ PROBE = textwrap.dedent(
 
     def caps():
         with open("/proc/self/status") as status:
-            return [line for line in status.read().splitlines() if line.startswith("Cap")]
+            return [line for line in status.read().splitlines()
+                    if line.startswith(("Cap", "Seccomp", "NoNewPrivs"))]
+
+    def fenced():
+        # The Landlock fence: no file under /proc opens for writing.
+        try:
+            open("/proc/self/oom_score_adj", "w").close()
+        except OSError as exc:
+            return type(exc).__name__
+        return "open"
 
     def fds():
         return sorted(os.listdir("/proc/self/fd"))
@@ -37,7 +46,7 @@ PROBE = textwrap.dedent(
         "orig_argv": sys.orig_argv,
         "main": sorted((k, repr(v) if k != "__loader__" else type(v).__name__)
                        for k, v in vars(__main__).items() if k not in ("json", "os", "random",
-                       "resource", "sys", "__main__", "caps", "fds")),
+                       "resource", "sys", "__main__", "caps", "fds", "fenced")),
         "main_is_module": sys.modules["__main__"] is __main__,
         "file": __file__,
         "name": __name__,
@@ -48,6 +57,7 @@ PROBE = textwrap.dedent(
         "cwd": os.getcwd(),
         "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), os.getgroups()],
         "caps": caps(),
+        "fenced": fenced(),
         "rlimits": {name: resource.getrlimit(getattr(resource, name))
                     for name in dir(resource) if name.startswith("RLIMIT_")},
         "fds": fds(),
