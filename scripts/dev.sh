@@ -27,6 +27,7 @@ GVISOR_TESTS=(
     tests/integration/test_hardening.py
     tests/integration/test_limits_enforced.py
     tests/integration/test_isolation.py
+    tests/integration/test_warm_fresh.py
 )
 
 # make_venv DIR [EXTRA PIP REQUIREMENTS...]: the package and its test tools in DIR.

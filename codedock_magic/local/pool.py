@@ -325,6 +325,7 @@ class Pool:
                 profile,
                 idle=self.idle + _IDLE_MARGIN,
                 longest_run=self.max_run,
+                warm=True,
             )
             if self._ready_or_handed_over(sandbox):
                 self.last_error = None

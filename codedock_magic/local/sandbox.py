@@ -46,19 +46,21 @@ def start_sandbox(
     *,
     idle: float = COLD_IDLE,
     longest_run: float,
+    warm: bool = False,
 ) -> Sandbox:
     """Launch one hardened sandbox for the supervisor, and greet it.
 
     Its supervisor waits ``idle`` seconds for code, which may then run for up to
     ``longest_run`` seconds; its lifetime lets a sweep reap it after that. Its
-    supervisor may still be setting itself up (see :class:`ReadyWait`). Nothing is
-    left behind if any step fails.
+    supervisor may still be setting itself up (see :class:`ReadyWait`); with
+    ``warm`` that includes starting the program's interpreter. Nothing is left
+    behind if any step fails.
     """
     spec = SandboxSpec(
         profile=profile,
-        command=supervisor_command(idle, profile.limits),
+        command=supervisor_command(idle, profile.limits, warm=warm),
         lifetime=idle + longest_run + SUPERVISOR_GRACE,
-        baked=(SUPERVISOR_HASH, baked_command(idle, profile.limits)),
+        baked=(SUPERVISOR_HASH, baked_command(idle, profile.limits, warm=warm)),
     )
     sandbox = engine.launch(spec)
     try:

@@ -97,7 +97,9 @@ def baked_files() -> dict[str, bytes]:
     return {_BAKED_SOURCE: _SOURCE.encode("utf-8"), _BAKED_RUNTIME: _RUNTIME.encode("utf-8")}
 
 
-def supervisor_command(idle: float = COLD_IDLE, limits: ContainerLimits | None = None) -> list[str]:
+def supervisor_command(
+    idle: float = COLD_IDLE, limits: ContainerLimits | None = None, *, warm: bool = False
+) -> list[str]:
     """The container command: the supervisor, run by the image's own python3.
 
     ``idle`` is how long it waits for its code before ending itself. The program
@@ -105,14 +107,20 @@ def supervisor_command(idle: float = COLD_IDLE, limits: ContainerLimits | None =
     of ``limits`` (the defaults' when None), and run no more processes than its
     pids limit (as its uid, which is the sandbox's own: under gVisor the
     container's pids also count the runtime's own threads, so this is what bounds
-    the program there); the supervisor sets all three.
+    the program there); the supervisor sets all three. With ``warm`` (a container
+    started ahead of time) it also starts the program's interpreter before the
+    code arrives, so that the run does not wait for it.
     """
     limits = limits or ContainerLimits()
     bounds = f"nofile={NOFILE},fsize={limits.workdir},nproc={limits.pids}"
+    if warm:
+        bounds += ",warm=1"
     return ["python3", "-I", "-S", "-c", _SOURCE, f"{idle:.0f}", bounds, _RUNTIME]
 
 
-def baked_command(idle: float = COLD_IDLE, limits: ContainerLimits | None = None) -> list[str]:
+def baked_command(
+    idle: float = COLD_IDLE, limits: ContainerLimits | None = None, *, warm: bool = False
+) -> list[str]:
     """The container command for an image that carries this supervisor (label
     ``io.codedock.supervisor`` equal to :data:`SUPERVISOR_HASH`).
 
@@ -120,5 +128,5 @@ def baked_command(idle: float = COLD_IDLE, limits: ContainerLimits | None = None
     under 1 KB of argv instead of about 50 KB, and without compiling its source at
     every start.
     """
-    command = supervisor_command(idle, limits)
+    command = supervisor_command(idle, limits, warm=warm)
     return ["python3", "-I", "-S", "-c", _LOADER, SUPERVISOR_HASH, *command[5:7]]

@@ -82,8 +82,9 @@ DISPLAY_FD = 3
 OUT_DIR = "/sandbox/out"
 # Files brought back from OUT_DIR: how many, each, all together.
 OUT_FILES, OUT_FILE_BYTES, OUT_BYTES = 100, 8 * 1024 * 1024, 32 * 1024 * 1024
-# The program's open files, largest file and processes (0: not bounded here), from argv.
-LIMITS = {"nofile": 0, "fsize": 0, "nproc": 0}
+# The program's open files, largest file and processes (0: not bounded here), from
+# argv; and whether to start its process before its code comes (see Warm).
+LIMITS = {"nofile": 0, "fsize": 0, "nproc": 0, "warm": 0}
 # Exit statuses of children reaped as PID 1 before anyone waited for them.
 REAPED: dict[int, int] = {}
 
@@ -489,9 +490,78 @@ def collect_out() -> bool:
     return True
 
 
+def enter_sandbox(uid: int, seccomp: tuple[object, object], keep: int = DISPLAY_FD) -> None:
+    """In a child with its descriptors in place: become the program's process, for good.
+
+    Its own session, the highest OOM score, the Landlock fence, no descriptor
+    above ``keep``, the rlimits, the sandbox uid with no capabilities, and the
+    seccomp filter.
+    """
+    os.setsid()
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    with open("/proc/self/oom_score_adj", "w") as adj:
+        adj.write("1000")
+    # From here on it cannot write under /proc, so the score stays.
+    fence_in(seccomp[1])
+    os.closerange(keep + 1, 65536)
+    bound_resources(LIMITS)
+    become(uid)
+    # After the drop: installing a filter needs no privilege under
+    # no-new-privileges, and the program cannot remove it.
+    deny_syscalls(seccomp)
+
+
+def program_env(extras: Extras) -> dict[str, str]:
+    """The program's environment: the container's, and the runtime's settings."""
+    env = dict(os.environ)
+    env.update(
+        HOME="/sandbox",
+        TMPDIR="/sandbox",
+        PYTHONUNBUFFERED="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONIOENCODING="utf-8",
+    )
+    env.setdefault("LANG", "C.UTF-8")
+    if os.path.isfile(LIB + "/codedock_runtime.py"):
+        env["PYTHONPATH"] = ":".join(p for p in (LIB, env.get("PYTHONPATH")) if p)
+        env["MPLBACKEND"] = "module://codedock_mpl_backend"
+        if extras.values:
+            env["CODEDOCK_VALUES"] = VALUES
+        if extras.returns:
+            env["CODEDOCK_RETURN"] = extras.returns
+    return env
+
+
+def write_script(code: bytes) -> None:
+    """As the program's uid: the code, as SCRIPT."""
+    fd = os.open(SCRIPT, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    view = memoryview(code)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.close(fd)
+
+
+def place_streams(in_r: int, out_w: int, err_w: int, show_w: int) -> None:
+    """In the child: the program's stdin, stdout, stderr and display descriptor."""
+    os.dup2(in_r, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    if show_w != DISPLAY_FD:
+        os.dup2(show_w, DISPLAY_FD)
+    # A pipe is made close-on-exec; the program must keep this one.
+    os.set_inheritable(DISPLAY_FD, True)
+
+
 def start_child(
     code: bytes, uid: int, seccomp: tuple[object, object], extras: Extras
 ) -> tuple[int, int, int, int, int]:
+    global WARM
+    if WARM is not None:
+        # A container started ahead of time has the program's process waiting.
+        warm, WARM = WARM, None
+        handed = warm.hand(code, uid, extras)
+        if handed is not None:
+            return handed
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -499,47 +569,11 @@ def start_child(
     pid = os.fork()
     if pid == 0:
         try:
-            os.dup2(in_r, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            if show_w != DISPLAY_FD:
-                os.dup2(show_w, DISPLAY_FD)
-            # A pipe is made close-on-exec; the program must keep this one.
-            os.set_inheritable(DISPLAY_FD, True)
-            os.setsid()
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            with open("/proc/self/oom_score_adj", "w") as adj:
-                adj.write("1000")
-            # From here on it cannot write under /proc, so the score stays.
-            fence_in(seccomp[1])
-            os.closerange(DISPLAY_FD + 1, 65536)
-            bound_resources(LIMITS)
-            become(uid)
-            # After the drop: installing a filter needs no privilege under
-            # no-new-privileges, and the program cannot remove it.
-            deny_syscalls(seccomp)
+            place_streams(in_r, out_w, err_w, show_w)
+            enter_sandbox(uid, seccomp)
             extras.write_files()
-            fd = os.open(SCRIPT, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            view = memoryview(code)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.close(fd)
-            env = dict(os.environ)
-            env.update(
-                HOME="/sandbox",
-                TMPDIR="/sandbox",
-                PYTHONUNBUFFERED="1",
-                PYTHONDONTWRITEBYTECODE="1",
-                PYTHONIOENCODING="utf-8",
-            )
-            env.setdefault("LANG", "C.UTF-8")
-            if os.path.isfile(LIB + "/codedock_runtime.py"):
-                env["PYTHONPATH"] = ":".join(p for p in (LIB, env.get("PYTHONPATH")) if p)
-                env["MPLBACKEND"] = "module://codedock_mpl_backend"
-                if extras.values:
-                    env["CODEDOCK_VALUES"] = VALUES
-                if extras.returns:
-                    env["CODEDOCK_RETURN"] = extras.returns
+            write_script(code)
+            env = program_env(extras)
             os.chdir("/sandbox")
             os.execve(sys.executable, [sys.executable, "-u", SCRIPT], env)
         except BaseException as exc:
@@ -550,6 +584,181 @@ def start_child(
     os.close(err_w)
     os.close(show_w)
     return pid, in_w, out_r, err_r, show_r
+
+
+# In a container started ahead of time, the program's process waits for its code
+# on GO_FD and says on UP_FD that its interpreter is up; it closes both before
+# the code runs, so the program holds what it would hold in a fresh python3.
+GO_FD, UP_FD = DISPLAY_FD + 1, DISPLAY_FD + 2
+
+# What that process runs: it is SCRIPT until the code comes, so that python3 was
+# started exactly as for a fresh program (argv, sys.path, flags, the runtime
+# imported by usercustomize). It imports nothing more, and runs the code in a
+# fresh ``__main__``; of an uncaught exception it shows the code's frames only,
+# as python3 would.
+BOOT = r"""
+import os
+import sys
+
+
+def _take():
+    os.write(5, b"u")
+    os.close(5)
+    parts = []
+    while True:
+        part = os.read(4, 65536)
+        if not part:
+            break
+        parts.append(part)
+    os.close(4)
+    data = b"".join(parts)
+    if not data:
+        os._exit(0)
+    head, _, data = data.partition(b"\n")
+    code_len, returns_len, values = (int(word) for word in head.split())
+    code = data[:code_len]
+    fd = os.open(__file__, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    view = memoryview(code)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.close(fd)
+    returns = data[code_len : code_len + returns_len].decode("utf-8")
+    return code, "/codedock/values.json" if values else "", returns
+
+
+_code, _values, _returns = _take()
+_main = type(sys)("__main__")
+_main.__dict__.update(
+    __loader__=__loader__,
+    __annotations__={},
+    __builtins__=__builtins__,
+    __file__=__file__,
+    __cached__=None,
+)
+sys.modules["__main__"] = _main
+sys.modules["codedock_runtime"]._arrive(_values, _returns)
+_failed = None
+try:
+    exec(compile(_code, __file__, "exec", dont_inherit=True), _main.__dict__)
+except SystemExit:
+    raise
+except BaseException as _exc:
+    _failed = _exc.with_traceback(_exc.__traceback__.tb_next)
+if _failed is not None:
+    sys.last_type, sys.last_value, sys.last_traceback = (
+        type(_failed),
+        _failed,
+        _failed.__traceback__,
+    )
+    sys.excepthook(type(_failed), _failed, _failed.__traceback__)
+    if isinstance(_failed, KeyboardInterrupt):
+        # python3 ends by SIGINT then.
+        import _signal
+
+        for _stream in (sys.stdout, sys.stderr):
+            _stream.flush()
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+        os.kill(os.getpid(), _signal.SIGINT)
+    raise SystemExit(1)
+"""
+
+
+class Warm:
+    """The program's process, started before its code came, and the supervisor's ends of it.
+
+    It is made exactly as :func:`start_child` makes a program's process, up to
+    the exec of python3, whose runtime is then imported; it waits for its code
+    on a pipe. A request it cannot serve (another uid, files to lay out first)
+    sends it none: it ends, and the program starts as in a cold container.
+    """
+
+    def __init__(self, uid: int, seccomp: tuple[object, object]) -> None:
+        self.uid = uid
+        in_r, self.in_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        self.show_r, show_w = os.pipe()
+        go_r, self.go = os.pipe()
+        self.up_r, up_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                place_streams(in_r, out_w, err_w, show_w)
+                # Made after the four above, both are above UP_FD.
+                os.dup2(go_r, GO_FD)
+                os.dup2(up_w, UP_FD)
+                enter_sandbox(uid, seccomp, keep=UP_FD)
+                write_script(BOOT.encode("utf-8"))
+                env = program_env(Extras())
+                os.chdir("/sandbox")
+                os.execve(sys.executable, [sys.executable, "-u", SCRIPT], env)
+            except BaseException:
+                pass
+            os._exit(EXIT_CANNOT_START)
+        for fd in (in_r, out_w, err_w, show_w, go_r, up_w):
+            os.close(fd)
+        self.pid = pid
+
+    def up(self, until: float) -> bool:
+        """Wait until its interpreter is up; False when it ended first, or took too long."""
+        try:
+            left = until - time.monotonic()
+            ready = left > 0 and select.select([self.up_r], [], [], left)[0]
+            return bool(ready) and os.read(self.up_r, 1) == b"u"
+        finally:
+            os.close(self.up_r)
+
+    def hand(self, code: bytes, uid: int, extras: Extras) -> tuple[int, int, int, int, int] | None:
+        """Send it the code: its pid and the supervisor's ends, as :func:`start_child` gives.
+
+        None when it cannot take this request (it is then ended).
+        """
+        if uid != self.uid or extras.files:
+            self.discard()
+            return None
+        returns = extras.returns.encode("utf-8")
+        head = b"%d %d %d\n" % (len(code), len(returns), 1 if extras.values else 0)
+        try:
+            view = memoryview(head + code + returns)
+            while view:
+                view = view[os.write(self.go, view) :]
+        except OSError:
+            self.discard()
+            return None
+        os.close(self.go)
+        return self.pid, self.in_w, self.out_r, self.err_r, self.show_r
+
+    def discard(self) -> None:
+        """End it unused: it reads the end of its pipe and exits."""
+        for fd in (self.go, self.in_w, self.out_r, self.err_r, self.show_r):
+            os.close(fd)
+
+
+WARM: Warm | None = None
+
+
+def warm_up(seccomp: tuple[object, object], until: float) -> None:
+    """In a container started ahead of time: the killer, then the program's process.
+
+    The program's uid is the owner of its work dir, which the engine mounted for
+    it; without one of its own, or without the runtime, the program starts when
+    its code comes, as in a cold container.
+    """
+    global KILLER, WARM
+    if not LIMITS["warm"] or not os.path.isfile(LIB + "/codedock_runtime.py"):
+        return
+    try:
+        uid = os.stat("/sandbox").st_uid
+    except OSError:
+        return
+    if uid == 0:
+        return
+    KILLER = Killer(uid)
+    warm = Warm(uid, seccomp)
+    if warm.up(until):
+        WARM = warm
+    else:
+        warm.discard()
 
 
 class Outcome:
@@ -852,6 +1061,7 @@ class Killer:
 
     def __init__(self, uid: int) -> None:
         self.pid = 0
+        self.uid = uid
         self.ask = self.told = -1
         ask_r, ask_w = os.pipe()
         told_r, told_w = os.pipe()
@@ -1071,6 +1281,7 @@ def serve() -> None:
         os.write(2, b"codedock: bad limits: " + repr(exc).encode() + b"\n")
         os._exit(EXIT_CANNOT_START)
     lay_out_runtime(sys.argv[3] if len(sys.argv) > 3 else "")
+    warm_up(seccomp, give_up)
     control = Control()
     try:
         # Set up: a pool hands this container out only once it has said so.
@@ -1092,8 +1303,12 @@ def serve() -> None:
         emit(END, b"refused cannot write the values under " + RUNTIME.encode())
         os._exit(EXIT_CANNOT_START)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    global KILLER
-    KILLER = Killer(int(header["uid"]))
+    global KILLER, WARM
+    if KILLER is None or KILLER.uid != int(header["uid"]):
+        KILLER = Killer(int(header["uid"]))
+    if WARM is not None and header["cases"]:
+        WARM.discard()
+        WARM = None
     # What the supervisor used to set itself up is not the program's.
     since = cpu_ns()
     if header["cases"]:

@@ -157,8 +157,7 @@ def show(*args: object, **kwargs: object) -> None:
     Gcf.destroy_all()
 
 
-def _bind_values() -> None:
-    path = os.environ.pop("CODEDOCK_VALUES", "")
+def _bind_values(path: str) -> None:
     if not path:
         return
     import json
@@ -187,13 +186,21 @@ def _return_value(name: str) -> None:
     _send(b"v", name.encode() + b"\0" + text.encode("utf-8"))
 
 
-def _start() -> None:
-    builtins.display = display  # type: ignore[attr-defined]
-    _bind_values()
-    wanted = os.environ.pop("CODEDOCK_RETURN", "")
+def _arrive(values: str, wanted: str) -> None:
+    """Bind the values in the file ``values`` and send ``wanted`` back at the end.
+
+    Called as the program starts, or, in an interpreter started before its code
+    came (see the supervisor), once the code is there.
+    """
+    _bind_values(values)
     if wanted:
         # Registered before the backend's figure handler, so it runs after it.
         atexit.register(_return_value, wanted)
+
+
+def _start() -> None:
+    builtins.display = display  # type: ignore[attr-defined]
+    _arrive(os.environ.pop("CODEDOCK_VALUES", ""), os.environ.pop("CODEDOCK_RETURN", ""))
     # A shim for ``from IPython.display import display`` in an image without IPython.
     sys.path.append(os.path.join(os.path.dirname(__file__), "shim"))
 

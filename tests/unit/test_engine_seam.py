@@ -21,7 +21,7 @@ from codedock_magic.core.errors import InvalidValueError
 from codedock_magic.core.limits import ContainerLimits
 from codedock_magic.engines import Watch, available_engines, connect, engine_name, registry
 from codedock_magic.engines.watchdog import watchdog_command
-from codedock_magic.supervisor import NOFILE, supervisor_command
+from codedock_magic.supervisor import NOFILE, baked_command, supervisor_command
 from codedock_magic.supervisor.protocol import HELLO, VERSION
 
 from .fakes import PROGRAM_PATH, program
@@ -149,7 +149,13 @@ def test_the_supervisor_is_told_its_rlimits() -> None:
         "nofile": NOFILE,
         "fsize": 8 * 1024 * 1024,
         "nproc": 40,
+        "warm": 0,
     }
+    # A container started ahead of time also starts its program's interpreter early.
+    warm = supervisor_command(30, ContainerLimits(workdir="8m", pids=40), warm=True)
+    assert program.parse_limits(warm[6])["warm"] == 1
+    # An image that carries the supervisor is told the same, warm included.
+    assert baked_command(30, ContainerLimits(workdir="8m", pids=40), warm=True)[-2:] == warm[5:7]
     with pytest.raises(ValueError, match="no limit"):
         program.parse_limits("core=0")
 
