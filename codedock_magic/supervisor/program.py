@@ -224,6 +224,8 @@ def wait_child(pid: int, block: bool) -> int | None:
     """``pid``'s exit status (waiting for it if ``block``), or None while it runs."""
     if pid in REAPED:
         return REAPED.pop(pid)
+    if ZYGOTE is not None and pid == Zygote.CHILD:
+        return ZYGOTE.wait(block)
     done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
     return status if done else None
 
@@ -663,6 +665,106 @@ if _failed is not None:
 """
 
 
+# The zygote of a run with cases: ``python3 -u -c ZYGOTE_SOURCE UID NOFILE FSIZE NPROC``
+# under the program's environment. It stays root (with the supervisor's two
+# capabilities, under the same seccomp filter and Landlock fence as a program) and
+# non-dumpable, so that no case, running under UID, can signal, trace or read it.
+# For each case the supervisor sends the case's four descriptors (stdin, stdout,
+# stderr, display) on the socket at descriptor 4; the zygote forks, and the child
+# becomes UID and runs the code as a fresh ``python3 -u /sandbox/main.py`` would.
+# The zygote answers with the child's wait status (4 bytes) and a SIGCHLD to the
+# supervisor, whose child the program is not.
+ZYGOTE_SOURCE = r"""
+import os, sys
+BEFORE = set(sys.modules)
+import _socket, ctypes, struct
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
+uid, nofile, fsize, nproc = (int(arg) for arg in sys.argv[1:5])
+link = _socket.socket(fileno=4)
+def receive(count):
+    data = b""
+    while len(data) < count:
+        chunk = link.recv(count - len(data))
+        if not chunk:
+            os._exit(0)
+        data += chunk
+    return data
+source = receive(struct.unpack(">Q", receive(8))[0])
+def serve():
+    while True:
+        fds = []
+        data, ancillary, _, _ = link.recvmsg(1, _socket.CMSG_LEN(4 * 4))
+        if not data:
+            os._exit(0)
+        for level, kind, blob in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds += struct.unpack("%di" % (len(blob) // 4), blob[: len(blob) // 4 * 4])
+        pid = os.fork()
+        if pid == 0:
+            return fds
+        for fd in fds:
+            os.close(fd)
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        link.sendall(struct.pack(">i", status))
+        os.kill(os.getppid(), 17)  # SIGCHLD: the supervisor's loop wakes
+def become():
+    import resource
+    high = [os.dup(fd) for fd in fds]
+    for target, fd in enumerate(high):
+        os.dup2(fd, target)
+    os.set_inheritable(3, True)
+    os.closerange(4, 65536)
+    os.setsid()
+    bounds = (resource.RLIMIT_NOFILE, nofile), (resource.RLIMIT_FSIZE, fsize)
+    for kind, value in (*bounds, (resource.RLIMIT_NPROC, nproc)):
+        if value:
+            resource.setrlimit(kind, (value, value))
+    # In a Pod the zygote already runs as the sandbox user, with nothing to drop.
+    if (os.getuid(), os.getgid()) != (uid, uid):
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    # The uid change made it non-dumpable; a fresh interpreter is dumpable.
+    libc.prctl(4, 1, 0, 0, 0)
+    os.chdir("/sandbox")
+    fd = os.open("/sandbox/main.py", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    view = memoryview(source)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.close(fd)
+fds = serve()
+become()
+del become, serve, receive, link, libc, fds
+for name in set(sys.modules) - BEFORE:
+    del sys.modules[name]
+import types
+main = types.ModuleType("__main__")
+del sys.modules["types"]
+main.__file__ = "/sandbox/main.py"
+main.__builtins__ = __builtins__
+main.__cached__ = None
+sys.modules["__main__"] = main
+sys.argv[:] = ["/sandbox/main.py"]
+sys.path[0] = "/sandbox"
+if "random" in sys.modules:
+    sys.modules["random"].seed()
+try:
+    exec(compile(source, "/sandbox/main.py", "exec", dont_inherit=True), main.__dict__)
+except SystemExit:
+    raise
+except BaseException as exc:
+    exc.__traceback__ = exc.__traceback__.tb_next  # from the program's own frame on
+    sys.excepthook(type(exc), exc, exc.__traceback__)
+    raise SystemExit(1)
+"""
+
+
 class Warm:
     """The program's process, started before its code came, and the supervisor's ends of it.
 
@@ -761,6 +863,147 @@ def warm_up(seccomp: tuple[object, object], until: float) -> None:
         warm.discard()
 
 
+class Zygote:
+    """The process that forks each case, started once per run with cases and again if it dies."""
+
+    # What :meth:`spawn` gives for a pid: the case's process is the zygote's
+    # child, not the supervisor's, so :func:`wait_child` hands this to :meth:`wait`.
+    CHILD = -2
+
+    def __init__(self, code: bytes, uid: int, seccomp: tuple[object, object]) -> None:
+        self.code, self.uid, self.seccomp = code, uid, seccomp
+        self.pid = 0
+        self.child = 0
+        self.status: int | None = None
+        self.link: object = None
+        self.errors = -1
+
+    def start(self) -> None:
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = zygote_env()
+        # What the zygote says when it cannot start, told as the case's stderr.
+        errors_r, errors_w = os.pipe()
+        if self.errors >= 0:
+            os.close(self.errors)
+        self.errors = errors_r
+        os.set_blocking(errors_r, False)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                # Pipes, as a case's are: the interpreter's stdio objects are
+                # made for the descriptors it starts with, and the child keeps them.
+                dummy_r, dummy_w = os.pipe()
+                os.dup2(dummy_r, 0)
+                os.dup2(dummy_w, 1)
+                os.dup2(errors_w, 2)
+                os.dup2(theirs.fileno(), 4)
+                os.set_inheritable(4, True)
+                os.setsid()
+                signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                with open("/proc/self/oom_score_adj", "w") as adj:
+                    adj.write("1000")
+                fence_in(self.seccomp[1])
+                deny_syscalls(self.seccomp)
+                # After the fence: its ruleset is a descriptor too.
+                os.closerange(5, 65536)
+                os.closerange(3, 4)
+                os.chdir("/")
+                limits = [str(LIMITS[name]) for name in ("nofile", "fsize", "nproc")]
+                os.execve(
+                    sys.executable,
+                    [sys.executable, "-u", "-c", ZYGOTE_SOURCE, str(self.uid), *limits],
+                    env,
+                )
+            except BaseException as exc:
+                os.write(2, b"codedock: could not start the zygote: " + repr(exc).encode() + b"\n")
+            os._exit(EXIT_CANNOT_START)
+        theirs.close()
+        os.close(errors_w)
+        self.pid, self.link = pid, ours
+        ours.sendall(struct.pack(">Q", len(self.code)) + self.code)
+
+    def alive(self) -> bool:
+        if not self.pid:
+            return False
+        try:
+            return wait_child(self.pid, block=False) is None
+        except ChildProcessError:
+            return False
+
+    def spawn(self, code: bytes) -> tuple[int, int, int, int, int]:
+        """A forked child for one case: (pid, stdin, stdout, stderr, display) as start_child."""
+        import socket
+
+        if code != self.code or not self.alive():
+            self.code = code
+            self.start()
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        show_r, show_w = os.pipe()
+        fds = [in_r, out_w, err_w, show_w]
+        try:
+            self.link.sendmsg(  # type: ignore[attr-defined]
+                [b"c"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("4i", *fds))]
+            )
+        except OSError:
+            self.start()
+            self.link.sendmsg(  # type: ignore[attr-defined]
+                [b"c"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("4i", *fds))]
+            )
+        for fd in fds:
+            os.close(fd)
+        self.child, self.status = self.CHILD, None
+        return self.child, in_w, out_r, err_r, show_r
+
+    def wait(self, block: bool) -> int | None:
+        """The case's wait status as the zygote reports it, or None while it runs.
+
+        Should the zygote die first, the case counts as killed by SIGKILL.
+        """
+        fd = self.link.fileno()  # type: ignore[attr-defined]
+        while self.status is None:
+            try:
+                ready = select.select([fd], [], [], None if block else 0)[0]
+                if not ready:
+                    if self.alive():
+                        return None
+                    self.status = int(signal.SIGKILL)
+                    break
+                data = self.link.recv(4, socket_waitall())  # type: ignore[attr-defined]
+            except InterruptedError:
+                continue
+            except OSError:
+                data = b""
+            killed = int(signal.SIGKILL)
+            if len(data) != 4:
+                try:
+                    said = os.read(self.errors, 4096)
+                except OSError:
+                    said = b""
+                if said:
+                    emit(ERR, said)
+            self.status = int(struct.unpack(">i", data)[0]) if len(data) == 4 else killed
+        return self.status
+
+
+def socket_waitall() -> int:
+    import socket
+
+    return socket.MSG_WAITALL
+
+
+ZYGOTE: Zygote | None = None
+
+
+def zygote_env() -> dict[str, str]:
+    """The environment a case's program starts with (as :func:`start_child` gives it)."""
+    return program_env(Extras())
+
+
 class Outcome:
     """How one program ended (``exit``, ``signal``, ``timeout``, ``memory``), and when."""
 
@@ -856,7 +1099,10 @@ def run_program(
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
-    pid, in_w, out_r, err_r, show_r = start_child(code, uid, seccomp, extras)
+    if case and ZYGOTE is not None:
+        pid, in_w, out_r, err_r, show_r = ZYGOTE.spawn(code)
+    else:
+        pid, in_w, out_r, err_r, show_r = start_child(code, uid, seccomp, extras)
     # The display stream first: the runtime sends an image only once the text
     # before it is off its pipe, so text waiting beside an image came after it.
     kinds = {show_r: DISPLAY, out_r: OUT, err_r: ERR}
@@ -1216,6 +1462,8 @@ def run_cases(
     uid = int(header["uid"])
     until = time.monotonic() + header["timeout"]
     meter = memory_meter()
+    global ZYGOTE
+    ZYGOTE = Zygote(code, uid, seccomp)
     for _ in range(int(header["cases"])):
         try:
             fields = parse_header(control.line(until))
