@@ -174,7 +174,9 @@ gvisor_tier() {
 setup() {
     setup_venv
     bash scripts/engine.sh
-    bash images/pybuntu/build.sh
+    # The base from the machine's own Debian mirror, never a registry: these
+    # scripts send nothing anywhere else (CODEDOCK_OFFLINE=0 tries Docker Hub first).
+    CODEDOCK_OFFLINE=${CODEDOCK_OFFLINE:-1} bash images/pybuntu/build.sh
 }
 
 case "${1:-}" in

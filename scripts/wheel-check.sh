@@ -88,9 +88,10 @@ esac
 [ "$(codedock hub-config)" = "$where/data/jupyterhub_config.py" ]
 codedock hub-config --print | grep -q 'access:services!service=codedock'
 
-# --force: build from the wheel's own files even when current images exist (the
-# engine's layer cache keeps that quick).
-codedock image build --sci --force
+# --offline: build from the wheel's own files even when current images exist (the
+# engine's layer cache keeps that quick), on the base made from the Debian mirror,
+# with no registry asked.
+codedock image build --sci --offline
 version=$(python -c 'import codedock_magic; print(codedock_magic.__version__)')
 codedock image list | tee image-list.txt
 for image in codedock/pybuntu:latest codedock/pybuntu-sci:latest; do

@@ -130,7 +130,7 @@ def test_an_image_builds_from_the_files_the_package_ships(engine: DockerEngine) 
     lines: list[str] = []
     builder = ImageBuilder(log=lines.append)
     try:
-        builder.build(target, force=True)
+        builder.build(target, offline=True)
         assert f"built {target.name}" in lines
         assert builder.is_current(target)
         result = run("import sys; print(sys.version_info[0])", image=target.name, engine=engine)
