@@ -37,6 +37,12 @@ def deployment_context() -> dict[str, object]:
     return {**pod["securityContext"], **container["securityContext"]}
 
 
+def writable_mounts() -> list[str]:
+    deployment = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "deployment.yaml").read_text())
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return [mount["mountPath"] for mount in container["volumeMounts"] if not mount.get("readOnly")]
+
+
 @pytest.fixture(scope="module")
 def image(engine: DockerEngine) -> str:
     built = subprocess.run(
@@ -66,7 +72,9 @@ def service(image: str) -> Iterator[docker.models.containers.Container]:
         read_only=bool(context["readOnlyRootFilesystem"]),
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
-        tmpfs={"/tmp": "size=16m", "/var/log/codedock": "size=16m,uid=10001"},
+        # Each volume the Deployment mounts writable, so the service can write
+        # exactly where it will in the cluster (its gradebook included).
+        tmpfs={path: f"size=16m,uid={context['runAsUser']}" for path in writable_mounts()},
         mem_limit="512m",
     )
     try:
