@@ -140,8 +140,18 @@ setup_postgres() {
         "${pg[@]}" "$bin/initdb" -D "$data" -U postgres --auth-local=peer --auth-host=scram-sha-256 >/dev/null
     fi
     if ! "${pg[@]}" "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-        "${pg[@]}" "$bin/pg_ctl" -D "$data" -l "$run/server.log" -w \
-            -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $run" start >/dev/null
+        # The server outlives this script, so it must not keep the caller's
+        # descriptors: a lock taken with flock(1) around this script would be
+        # held for as long as the server runs.
+        (
+            for fd in $(ls "/proc/$BASHPID/fd"); do
+                if [ "$fd" -gt 2 ]; then
+                    eval "exec $fd>&-"
+                fi
+            done
+            exec "${pg[@]}" "$bin/pg_ctl" -D "$data" -l "$run/server.log" -w \
+                -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $run" start >/dev/null
+        )
     fi
     if [ ! -s "$pg_dir/url" ]; then
         local password verb=CREATE

@@ -86,7 +86,16 @@ if may_add_runsc; then
 fi
 echo "starting dockerd (no bridge, no iptables), log in $log"
 mkdir -p "$(dirname "$log")"
-setsid nohup dockerd --bridge=none --iptables=false --ip6tables=false >>"$log" 2>&1 < /dev/null &
+# The engine outlives this script, so it keeps none of the caller's other
+# descriptors: a lock taken with flock(1) around it would be held for its life.
+(
+    for fd in $(ls "/proc/$BASHPID/fd"); do
+        if [ "$fd" -gt 2 ]; then
+            eval "exec $fd>&-"
+        fi
+    done
+    exec setsid nohup dockerd --bridge=none --iptables=false --ip6tables=false >>"$log" 2>&1 < /dev/null
+) &
 for _ in $(seq 120); do
     if answers; then
         exit 0
