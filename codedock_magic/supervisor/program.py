@@ -831,9 +831,25 @@ class Warm:
         return self.pid, self.in_w, self.out_r, self.err_r, self.show_r
 
     def discard(self) -> None:
-        """End it unused: it reads the end of its pipe and exits."""
+        """End it unused, and reap it.
+
+        Reaped here, before any program runs: a zombie of the program's uid would
+        be in ``/proc`` for every case of the run, as a process left behind.
+        """
         for fd in (self.go, self.in_w, self.out_r, self.err_r, self.show_r):
             os.close(fd)
+        # It ends by itself at the end of its pipe; the killer (the supervisor
+        # may not signal another uid) ends it now even when it is still starting.
+        if KILLER is not None and KILLER.uid == self.uid:
+            KILLER.kill()
+        while True:
+            try:
+                os.waitpid(self.pid, 0)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                pass
+            break
 
 
 WARM: Warm | None = None

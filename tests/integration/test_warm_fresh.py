@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from codedock_magic import DockerEngine, Limits, Profile, RunStatus, run
+from codedock_magic import Case, DockerEngine, Limits, Profile, RunStatus, check, run
 from codedock_magic.local.pool import Pool
 
 LIMITS = Limits(timeout=20, memory="128m")
@@ -175,3 +175,36 @@ def test_a_warm_program_ends_with_every_status(engine: DockerEngine, pool: Pool)
             outcomes.append((result.stdout, result.stderr, result.exit_code, result.signal))
             assert pool.wait_ready(timeout=30)
         assert outcomes[0] == outcomes[1], code
+
+
+# Every process of the program's uid but itself, zombies included: a case must
+# find none, whatever ran before it in the container.
+OTHERS = textwrap.dedent(
+    """
+    import os
+    others = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != os.getpid():
+            try:
+                with open(f"/proc/{name}/status") as status:
+                    lines = status.read().splitlines()
+            except OSError:
+                continue
+            fields = dict(line.split(":", 1) for line in lines if ":" in line)
+            if fields["Uid"].split()[0] == str(os.getuid()):
+                others.append((name, fields["Name"].strip(), fields["State"].strip()))
+    print(others)
+    """
+)
+
+
+def test_cases_in_a_warm_container_find_no_process_of_their_uid(
+    engine: DockerEngine, pool: Pool
+) -> None:
+    # A run with cases does not use the waiting interpreter: it must be gone,
+    # reaped too, before the first case looks.
+    cases = [Case(name=f"case {n}", stdin="", expected="[]\n") for n in range(3)]
+    result = check(OTHERS, cases, limits=LIMITS, engine=engine, pool=pool)
+    assert pool.hits >= 1
+    for case in result.cases:
+        assert case.verdict == "passed", (case.name, case.stdout)
