@@ -271,12 +271,16 @@ def test_a_killed_client_leaves_no_pod_after_5_seconds(emulator: Emulator) -> No
 # --- the magic in a real kernel with engine = "kubernetes" ---------------------------
 
 
-def _kernel(emulator: Emulator, **options: object) -> tuple[KernelManager, Any]:
+def _kernel(
+    emulator: Emulator, service: Service | None = None, **options: object
+) -> tuple[KernelManager, Any]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CODEDOCK_SERVICE")},
         "CODEDOCK_ENGINE": "kubernetes",
         "CODEDOCK_ENGINE_OPTIONS": json.dumps({"kubeconfig": str(emulator.kubeconfig), **options}),
     }
+    if service is not None:
+        env.update(CODEDOCK_SERVICE_URL=service.url, CODEDOCK_SERVICE_TOKEN="tok-alice")
     manager = KernelManager(kernel_name="python3")
     manager.start_kernel(env=env)
     client = manager.client()
@@ -506,6 +510,26 @@ def test_a_cancelled_run_through_the_service_deletes_its_pod(
         assert _gone(emulator, 5), emulator.pods()
     finally:
         response.close()
+
+
+def test_a_kernels_interrupt_against_the_service_deletes_its_pod(
+    service: Service, emulator: Emulator
+) -> None:
+    manager, client = _kernel(emulator, service)
+    try:
+        msg_id = client.execute(
+            "%%sandbox --no-widgets --timeout 20\nimport time\nprint('up', flush=True)\n"
+            "time.sleep(20)"
+        )
+        wait_for_output(client, "up")
+        assert emulator.pods()
+        manager.interrupt_kernel()
+        reply = client.get_shell_msg(timeout=15)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert "interrupted" in reply["content"]["evalue"]
+        assert _gone(emulator, 5), emulator.pods()
+    finally:
+        _shut(manager, client)
 
 
 SERVICE_CLIENT = """
