@@ -199,11 +199,13 @@ def test_a_warm_pool_of_pods_serves_a_run(kube: KubernetesEngine, emulator: Emul
         while not emulator.pods() and time.monotonic() < give_up:
             time.sleep(0.1)
         (pod,) = emulator.pods()
-        time.sleep(1.0)
+        assert warm.wait_ready(timeout=60), warm.last_error
         before = sum(emulator.cluster.requests.values())
         result = run("print('warm')", pool=warm, limits=LIMITS)
         assert result.ok, result.stderr
-        assert pod not in emulator.pods() or len(emulator.pods()) >= 1
+        # The waiting Pod ran it, and was deleted.
+        assert warm.hits == 1
+        assert wait_for(lambda: pod not in emulator.pods(), 5), emulator.pods()
     finally:
         warm.close()
     assert _gone(emulator, 10), emulator.pods()
