@@ -23,7 +23,10 @@ import requests
 from codedock_magic import DockerEngine
 from codedock_magic.gradebook import Gradebook
 
+from .pghelp import pg_url
 from .servicehelp import TOKENS, Service, auth
+
+__all__ = ["pg_url"]  # the fixture, for db_url below
 
 SUM = "print(sum(int(w) for w in input().split()))\n"
 FIRST = "print(int(input().split()[0]))\n"
