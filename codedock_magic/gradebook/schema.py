@@ -20,7 +20,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    false,
 )
 
 __all__ = [
@@ -79,7 +78,7 @@ attempts = Table(
     # in attempts recorded before the gradebook kept points).
     Column("cases", Text, nullable=True),
     # A reveal_to user's attempt: no limit applies, and no export or count sees it.
-    Column("teacher", Boolean, nullable=False, server_default=false()),
+    Column("teacher", Boolean, nullable=False, server_default="0"),
     Column("cases_sha256", String(64), nullable=True),
     Column("checkers_sha256", String(64), nullable=True),
     Index("ix_gradebook_attempts_user_assignment_at", "user", "assignment", "at"),

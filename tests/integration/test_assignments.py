@@ -60,11 +60,11 @@ ASSIGNMENTS: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {
     ),
     "limited": (
         [{"name": "small", "stdin": "1 2\n", "expected": "3\n"}],
-        {"attempts": {"max": 2, "window": 3600}},
+        {"attempts": {"max": 2, "window": 3600}, "reveal_to": ["teachers"]},
     ),
     "slow-down": (
         [{"name": "small", "stdin": "1 2\n", "expected": "3\n"}],
-        {"cooldown": 3600},
+        {"cooldown": 3600, "reveal_to": ["teachers"]},
     ),
     "later": (
         [{"name": "small", "stdin": "1 2\n", "expected": "3\n"}],

@@ -15,9 +15,7 @@ def upgrade() -> None:
     """Add the attempts' new columns (old rows keep theirs empty) and the regrade tables."""
     with op.batch_alter_table("gradebook_attempts") as table:
         table.add_column(sa.Column("cases", sa.Text, nullable=True))
-        table.add_column(
-            sa.Column("teacher", sa.Boolean, nullable=False, server_default=sa.false())
-        )
+        table.add_column(sa.Column("teacher", sa.Boolean, nullable=False, server_default="0"))
         table.add_column(sa.Column("cases_sha256", sa.String(64), nullable=True))
         table.add_column(sa.Column("checkers_sha256", sa.String(64), nullable=True))
     op.create_table(
