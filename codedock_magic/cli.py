@@ -215,7 +215,9 @@ def _keep_run(history: Any, checkers: str, against: Any) -> None:
 def _gradebook(args: argparse.Namespace) -> int:
     from .gradebook.history import History, compare, describe
 
-    if args.action == "history":
+    if args.action == "history" and args.assignment is None:
+        if args.results is None:
+            raise InvalidValueError("RESULTS", "", "a results file, or --assignment NAME")
         history = History(args.results)
         runs = history.runs()
         if args.compare:
@@ -236,16 +238,97 @@ def _gradebook(args: argparse.Namespace) -> int:
             print(f"no runs kept in {history.folder}")
         return 0
     from .gradebook import Gradebook
-    from .gradebook.export import export
     from .service.app import db_url_from_config
 
     url = args.db_url or db_url_from_config(args.config or "")
     with Gradebook(url) as book:
+        if args.action == "history":
+            return _regrade_history(book, args.assignment, args.compare)
+        if args.action == "regrade":
+            return _gradebook_regrade(book, args)
+        from .gradebook.export import export
+
         attempts = book.all_attempts(args.assignment)
+        newest = book.newest_results(args.assignment)
     form = args.format or (args.out.suffix.lstrip(".").lower() or "csv")
-    written = export(form, attempts, args.out, assignment=args.assignment, policy=args.policy)
+    written = export(
+        form, attempts, args.out, assignment=args.assignment, policy=args.policy, newest=newest
+    )
     students = len({a.user for a in attempts})
     print(f"{args.policy} attempt of {students} student(s); {form} in {args.out} ({len(written)})")
+    return 0
+
+
+def _regraded_line(result: Any) -> str:
+    old = "-" if result.old_score is None else f"{result.old_score:g}/{result.old_max_score:g}"
+    line = f"{result.user}: {old} -> {result.score:g}/{result.max_score:g}"
+    if not result.why:
+        return line + " (unchanged)"
+    flips = "; ".join(f"{name}: {a} -> {b}" for name, a, b in result.flipped)
+    return f"{line} ({', '.join(result.why)})" + (f"; {flips}" if flips else "")
+
+
+def _gradebook_regrade(book: Any, args: argparse.Namespace) -> int:
+    from .gradebook.regrade import regrade
+    from .grading.assignments import load_assignment
+    from .service.app import assignments_dir_from_config
+
+    folder = args.assignments_dir or assignments_dir_from_config(args.config or "")
+    if not folder:
+        raise InvalidValueError(
+            "assignments_dir", "", "set in --config, or given as --assignments-dir DIR"
+        )
+    path = Path(folder).expanduser() / args.name
+    if not path.is_dir():
+        raise InvalidValueError("NAME", args.name, f"an assignment folder in {folder}")
+    done = regrade(
+        book,
+        load_assignment(path),
+        policy=args.policy,
+        against=args.compare,
+        jobs=args.jobs,
+        image=args.image,
+    )
+    changed = [r for r in done.results if r.why]
+    base = "the recorded attempts" if done.compared_with == 0 else f"regrade {done.compared_with}"
+    print(
+        f"regrade {done.number} of {done.assignment}: {len(done.results)} student(s), "
+        f"{args.policy} attempt each; against {base}: {len(changed)} changed"
+    )
+    for result in done.results:
+        print(f"  {_printable(_regraded_line(result))}")
+    return 0
+
+
+def _regrade_history(book: Any, name: str, pair: Sequence[int] | None) -> int:
+    regrades = book.regrades(name)
+    if pair:
+        from .gradebook.export import choose
+        from .gradebook.history import compare, describe
+        from .gradebook.regrade import base_runs
+
+        chosen = choose(book.all_attempts(name), regrades[-1].policy if regrades else "best")
+        old_number, old = base_runs(book, name, chosen, pair[0])
+        new_number, new = base_runs(book, name, chosen, pair[1] if len(pair) > 1 else None)
+        changes = [c for user in sorted(old) for c in compare(old[user], new[user])]
+        label = {0: "the recorded attempts"}
+        print(
+            f"{label.get(old_number, f'regrade {old_number}')} -> "
+            f"{label.get(new_number, f'regrade {new_number}')}: {len(changes)} changed"
+        )
+        for change in changes:
+            print(f"  {_printable(describe(change))}")
+        return 0
+    for done in regrades:
+        changed = sum(1 for r in done.results if r.why)
+        print(
+            f"regrade {done.number}  {done.at.isoformat(timespec='seconds')}  {done.policy}  "
+            f"{len(done.results)} student(s)  cases {done.cases_sha256[:12]}  checkers "
+            f"{done.checkers_sha256[:12]}  {changed} changed against "
+            + ("the attempts" if done.compared_with == 0 else f"regrade {done.compared_with}")
+        )
+    if not regrades:
+        print(f"no regrades of {name} in the gradebook")
     return 0
 
 
@@ -254,23 +337,73 @@ def _add_gradebook_parser(commands: Any) -> None:
 
     parser = commands.add_parser(
         "gradebook",
-        help="export the service's gradebook; list and compare codedock grade's runs",
+        help="export and regrade the service's gradebook; list and compare runs and regrades",
         description="export: the best (or last) attempt per student at an assignment, from "
-        "the database of the service's db_url. history: the runs of codedock grade kept "
-        "beside a results file, and what changed between two of them.",
+        "the database of the service's db_url; after a regrade, its newest scores. regrade: "
+        "each student's best (or last) attempt run again against the assignment's cases "
+        "as they are now, kept beside the old results. history: the runs of codedock "
+        "grade kept beside a results file, or an assignment's regrades, and what changed "
+        "between two of them.",
     )
     actions = parser.add_subparsers(dest="action", required=True)
-    out = actions.add_parser("export", help="the attempt standing for each student")
+
+    def database(action: Any) -> None:
+        action.add_argument(
+            "--config", metavar="FILE", help="the service's config (as codedock serve)"
+        )
+        action.add_argument(
+            "--db-url", metavar="URL", help="the database itself, instead of --config"
+        )
+
+    out = actions.add_parser(
+        "export",
+        help="the attempt standing for each student (the newest regrade's scores, if any)",
+    )
     out.add_argument("--assignment", required=True, metavar="NAME")
     out.add_argument("--format", choices=FORMATS, help="csv, json or an export (from --out)")
     out.add_argument("--out", type=Path, required=True, metavar="PATH")
-    out.add_argument("--config", metavar="FILE", help="the service's config (as codedock serve)")
-    out.add_argument("--db-url", metavar="URL", help="the database itself, instead of --config")
+    database(out)
     out.add_argument("--policy", choices=POLICIES, default="best", help="best (default) or last")
-    history = actions.add_parser("history", help="the runs kept beside a results file")
-    history.add_argument("results", type=Path, metavar="RESULTS")
+    again = actions.add_parser(
+        "regrade",
+        help="run each student's attempt again against the assignment's current cases",
+        description="Runs each student's best (or, with --policy last, last) attempt at "
+        "NAME again on the local engine, against the cases and checkers in the service's "
+        "assignments_dir now. The recorded attempts, and the students' attempt counts, "
+        "stay as they are; the new results are kept beside them, and the export uses the "
+        "newest. Prints per student the old and new score, the cases that flipped, and why.",
+    )
+    again.add_argument("name", metavar="NAME")
+    database(again)
+    again.add_argument(
+        "--assignments-dir", metavar="DIR", help="the assignments, instead of --config's"
+    )
+    again.add_argument(
+        "--policy", choices=POLICIES, default="best", help="best (default) or last attempt"
+    )
+    again.add_argument(
+        "--compare",
+        type=int,
+        metavar="N",
+        help="compare with regrade N (0: the recorded attempts; default: the newest regrade)",
+    )
+    again.add_argument("--jobs", type=int, default=4, help="attempts run at once (4)")
+    again.add_argument("--image", default=DEFAULT_IMAGE, help=f"image to run in ({DEFAULT_IMAGE})")
+    history = actions.add_parser(
+        "history", help="the runs kept beside a results file, or an assignment's regrades"
+    )
+    history.add_argument("results", type=Path, metavar="RESULTS", nargs="?")
     history.add_argument(
-        "--compare", type=int, nargs="+", metavar="RUN", help="run A against B (default: the last)"
+        "--assignment", metavar="NAME", help="list NAME's regrades in the gradebook instead"
+    )
+    database(history)
+    history.add_argument(
+        "--compare",
+        type=int,
+        nargs="+",
+        metavar="RUN",
+        help="run A against B (default: the last); with --assignment, regrade numbers, "
+        "0 being the recorded attempts",
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -18,9 +19,17 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
-__all__ = ["VERSION_TABLE", "UTCDateTime", "attempts", "metadata"]
+__all__ = [
+    "VERSION_TABLE",
+    "UTCDateTime",
+    "attempts",
+    "metadata",
+    "regrade_results",
+    "regrades",
+]
 
 #: Alembic's own table under a name of ours: the database may be shared with
 #: JupyterHub's, whose migrations use Alembic's default name.
@@ -65,5 +74,54 @@ attempts = Table(
     # JSON text, sorted: readable the same way by every backend and by a teacher's tools.
     Column("verdicts", Text, nullable=False),
     Column("late", Boolean, nullable=False),
+    # JSON text: each case's name, points, max_points and whether it is hidden (None
+    # in attempts recorded before the gradebook kept points).
+    Column("cases", Text, nullable=True),
+    # A reveal_to user's attempt: no limit applies, and no export or count sees it.
+    Column("teacher", Boolean, nullable=False, server_default="0"),
+    Column("cases_sha256", String(64), nullable=True),
+    Column("checkers_sha256", String(64), nullable=True),
     Index("ix_gradebook_attempts_user_assignment_at", "user", "assignment", "at"),
+)
+
+#: One regrade of an assignment: the cases and checkers it ran against.
+regrades = Table(
+    "gradebook_regrades",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("assignment", String(255), nullable=False),
+    # 1, 2, ... per assignment: what --compare names.
+    Column("number", Integer, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("policy", String(16), nullable=False),
+    Column("cases_sha256", String(64), nullable=False),
+    Column("checkers_sha256", String(64), nullable=False),
+    # The regrade's number it was compared with; 0: the recorded attempts.
+    Column("compared_with", Integer, nullable=True),
+    UniqueConstraint("assignment", "number", name="uq_gradebook_regrades_number"),
+)
+
+#: Per student, the attempt a regrade ran again and what it gives now, beside the old.
+regrade_results = Table(
+    "gradebook_regrade_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "regrade_id",
+        Integer,
+        ForeignKey("gradebook_regrades.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("attempt_id", Integer, nullable=False),
+    Column("user", String(255), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("max_score", Float, nullable=False),
+    Column("verdicts", Text, nullable=False),
+    Column("cases", Text, nullable=False),
+    Column("old_score", Float, nullable=True),
+    Column("old_max_score", Float, nullable=True),
+    # JSON text: [[case, old verdict, new verdict], ...] and [reason, ...].
+    Column("flipped", Text, nullable=False),
+    Column("why", Text, nullable=False),
+    Index("ix_gradebook_regrade_results_regrade", "regrade_id"),
 )

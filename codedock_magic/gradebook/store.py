@@ -12,19 +12,58 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, false, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.errors import GradebookError
 from .schema import attempts as _table
+from .schema import regrade_results as _results
+from .schema import regrades as _regrades
 
-__all__ = ["Attempt", "Gradebook", "code_sha256"]
+__all__ = ["Attempt", "CaseScore", "Gradebook", "Regrade", "Regraded", "code_sha256"]
 
 
 def code_sha256(code: str) -> str:
     """The SHA-256 of ``code`` (UTF-8), as an attempt records it."""
     return hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CaseScore:
+    """One case's points in an attempt, and whether the case is hidden from students."""
+
+    name: str
+    points: float
+    max_points: float
+    hidden: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON values."""
+        return {
+            "name": self.name,
+            "points": self.points,
+            "max_points": self.max_points,
+            "hidden": self.hidden,
+        }
+
+
+def _scores_json(cases: tuple[CaseScore, ...]) -> str:
+    return json.dumps([case.to_dict() for case in cases])
+
+
+def _scores(text: str | None) -> tuple[CaseScore, ...]:
+    if not text:
+        return ()
+    return tuple(
+        CaseScore(
+            name=str(item["name"]),
+            points=float(item["points"]),
+            max_points=float(item["max_points"]),
+            hidden=bool(item["hidden"]),
+        )
+        for item in json.loads(text)
+    )
 
 
 @dataclass(frozen=True)
@@ -43,6 +82,49 @@ class Attempt:
     verdicts: dict[str, str] = field(hash=False)
     late: bool
     id: int | None = None
+    #: Each case's points, in the cases' order (empty in attempts recorded before
+    #: the gradebook kept them).
+    cases: tuple[CaseScore, ...] = ()
+    #: Made by a user the assignment reveals its hidden cases to: no limit applies,
+    #: and neither the exports, the regrades nor the students' counts see it.
+    teacher: bool = False
+    #: Digests of the cases and checkers it was checked against, when known.
+    cases_sha256: str | None = None
+    checkers_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Regraded:
+    """One student's attempt run again in a regrade: the new result beside the old."""
+
+    user: str
+    attempt_id: int
+    score: float
+    max_score: float
+    verdicts: dict[str, str] = field(hash=False)
+    cases: tuple[CaseScore, ...]
+    #: The score it is compared with (``None``: nothing before).
+    old_score: float | None
+    old_max_score: float | None
+    #: ``(case, old verdict, new verdict)`` of each case that flipped.
+    flipped: tuple[tuple[str, str, str], ...]
+    why: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Regrade:
+    """One regrade of an assignment: what it ran against, and every student's result."""
+
+    assignment: str
+    at: dt.datetime
+    policy: str
+    cases_sha256: str
+    checkers_sha256: str
+    #: The regrade it was compared with; 0: the recorded attempts.
+    compared_with: int | None
+    results: tuple[Regraded, ...]
+    #: 1, 2, ... per assignment, given when it is recorded.
+    number: int = 0
 
 
 class Gradebook:
@@ -83,6 +165,10 @@ class Gradebook:
             "max_score": float(attempt.max_score),
             "verdicts": json.dumps(attempt.verdicts, sort_keys=True),
             "late": attempt.late,
+            "cases": _scores_json(attempt.cases) if attempt.cases else None,
+            "teacher": attempt.teacher,
+            "cases_sha256": attempt.cases_sha256,
+            "checkers_sha256": attempt.checkers_sha256,
         }
         try:
             with self._engine.begin() as connection:
@@ -102,14 +188,92 @@ class Gradebook:
         )
         return self._select(query)
 
-    def all_attempts(self, assignment: str) -> list[Attempt]:
-        """Every attempt at ``assignment``, of every user, oldest first."""
-        query = (
-            select(_table)
-            .where(_table.c.assignment == assignment)
-            .order_by(_table.c.at, _table.c.id)
-        )
-        return self._select(query)
+    def all_attempts(self, assignment: str, *, teachers: bool = False) -> list[Attempt]:
+        """Every attempt at ``assignment``, of every user, oldest first; teachers'
+        attempts only if ``teachers``."""
+        query = select(_table).where(_table.c.assignment == assignment)
+        if not teachers:
+            query = query.where(_table.c.teacher == false())
+        return self._select(query.order_by(_table.c.at, _table.c.id))
+
+    def record_regrade(self, regrade: Regrade) -> Regrade:
+        """Keep ``regrade`` and its results in one transaction; it, with its number."""
+        try:
+            with self._engine.begin() as connection:
+                last = connection.execute(
+                    select(func.max(_regrades.c.number)).where(
+                        _regrades.c.assignment == regrade.assignment
+                    )
+                ).scalar_one_or_none()
+                number = int(last or 0) + 1
+                key = connection.execute(
+                    _regrades.insert().values(
+                        assignment=regrade.assignment,
+                        number=number,
+                        at=_aware("at", regrade.at),
+                        policy=regrade.policy,
+                        cases_sha256=regrade.cases_sha256,
+                        checkers_sha256=regrade.checkers_sha256,
+                        compared_with=regrade.compared_with,
+                    )
+                ).inserted_primary_key
+                assert key is not None
+                if regrade.results:
+                    connection.execute(
+                        _results.insert(),
+                        [_result_row(int(key[0]), result) for result in regrade.results],
+                    )
+        except SQLAlchemyError as error:
+            raise self._failed("record a regrade", error) from None
+        return Regrade(**{**regrade.__dict__, "number": number})
+
+    def regrades(self, assignment: str) -> list[Regrade]:
+        """Every regrade of ``assignment``, oldest first, with its results."""
+        try:
+            with self._engine.connect() as connection:
+                heads = (
+                    connection.execute(
+                        select(_regrades)
+                        .where(_regrades.c.assignment == assignment)
+                        .order_by(_regrades.c.number)
+                    )
+                    .mappings()
+                    .all()
+                )
+                rows = (
+                    connection.execute(
+                        select(_results)
+                        .where(_results.c.regrade_id.in_([head["id"] for head in heads]))
+                        .order_by(_results.c.user)
+                    )
+                    .mappings()
+                    .all()
+                )
+        except SQLAlchemyError as error:
+            raise self._failed("read regrades", error) from None
+        by_head: dict[int, list[Regraded]] = {}
+        for row in rows:
+            by_head.setdefault(int(row["regrade_id"]), []).append(_regraded(row))
+        return [
+            Regrade(
+                assignment=head["assignment"],
+                at=head["at"],
+                policy=head["policy"],
+                cases_sha256=head["cases_sha256"],
+                checkers_sha256=head["checkers_sha256"],
+                compared_with=head["compared_with"],
+                results=tuple(by_head.get(int(head["id"]), ())),
+                number=int(head["number"]),
+            )
+            for head in heads
+        ]
+
+    def newest_results(self, assignment: str) -> dict[int, Regraded]:
+        """Per attempt id, the newest regrade's result for it."""
+        newest: dict[int, Regraded] = {}
+        for regrade in self.regrades(assignment):
+            newest.update((result.attempt_id, result) for result in regrade.results)
+        return newest
 
     def count_since(self, user: str, assignment: str, since: dt.datetime) -> int:
         """How many attempts ``user`` made at ``assignment`` at or after ``since`` (aware)."""
@@ -120,6 +284,7 @@ class Gradebook:
                 _table.c.user == user,
                 _table.c.assignment == assignment,
                 _table.c.at >= _aware("since", since),
+                _table.c.teacher == false(),
             )
         )
         try:
@@ -131,7 +296,7 @@ class Gradebook:
     def last_at(self, user: str, assignment: str) -> dt.datetime | None:
         """When ``user`` last attempted ``assignment`` (aware UTC), or None if never."""
         query = select(func.max(_table.c.at)).where(
-            _table.c.user == user, _table.c.assignment == assignment
+            _table.c.user == user, _table.c.assignment == assignment, _table.c.teacher == false()
         )
         try:
             with self._engine.connect() as connection:
@@ -208,6 +373,41 @@ def _attempt(row: Any) -> Attempt:
         verdicts={str(name): str(verdict) for name, verdict in verdicts.items()},
         late=bool(row["late"]),
         id=int(row["id"]),
+        cases=_scores(row["cases"]),
+        teacher=bool(row["teacher"]),
+        cases_sha256=row["cases_sha256"],
+        checkers_sha256=row["checkers_sha256"],
+    )
+
+
+def _result_row(regrade_id: int, result: Regraded) -> dict[str, Any]:
+    return {
+        "regrade_id": regrade_id,
+        "attempt_id": result.attempt_id,
+        "user": result.user,
+        "score": float(result.score),
+        "max_score": float(result.max_score),
+        "verdicts": json.dumps(result.verdicts, sort_keys=True),
+        "cases": _scores_json(result.cases),
+        "old_score": result.old_score,
+        "old_max_score": result.old_max_score,
+        "flipped": json.dumps([list(flip) for flip in result.flipped]),
+        "why": json.dumps(list(result.why)),
+    }
+
+
+def _regraded(row: Any) -> Regraded:
+    return Regraded(
+        user=row["user"],
+        attempt_id=int(row["attempt_id"]),
+        score=float(row["score"]),
+        max_score=float(row["max_score"]),
+        verdicts={str(k): str(v) for k, v in json.loads(row["verdicts"]).items()},
+        cases=_scores(row["cases"]),
+        old_score=row["old_score"],
+        old_max_score=row["old_max_score"],
+        flipped=tuple((str(a), str(b), str(c)) for a, b, c in json.loads(row["flipped"])),
+        why=tuple(str(reason) for reason in json.loads(row["why"])),
     )
 
 

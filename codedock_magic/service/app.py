@@ -68,7 +68,13 @@ from .starts import TurnTakingStarts
 from .state import LiveRun, ServiceState
 from .unread import UnreadLedger
 
-__all__ = ["DEFAULT_CONFIG", "SandboxService", "db_url_from_config", "main"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "SandboxService",
+    "assignments_dir_from_config",
+    "db_url_from_config",
+    "main",
+]
 
 #: Read when no ``--config`` is given and the file exists.
 DEFAULT_CONFIG = "/etc/codedock/codedock_service_config.py"
@@ -475,6 +481,15 @@ def db_url_from_config(path: str = "") -> str:
 
     Without ``path``, the default config file when it exists, as the service does.
     """
+    return str(_configured(path).db_url)
+
+
+def assignments_dir_from_config(path: str = "") -> str:
+    """The service's ``assignments_dir`` as ``codedock serve --config PATH`` would read it."""
+    return str(_configured(path).assignments_dir)
+
+
+def _configured(path: str) -> SandboxService:
     app = SandboxService()
     path = path or (DEFAULT_CONFIG if Path(path or DEFAULT_CONFIG).exists() else "")
     if path:
@@ -484,7 +499,7 @@ def db_url_from_config(path: str = "") -> str:
         loaded = PyFileConfigLoader(name, path=folder, log=app.log).load_config()
         app._check_known(loaded)
         app.update_config(loaded)
-    return str(app.db_url)
+    return app
 
 
 def _hub_auth() -> Any:

@@ -17,6 +17,10 @@ so how long it takes says nothing of what a program did in a hidden case.
 Attempts go to the gradebook before the answer, and are counted from it: limits
 and cooldowns hold across kernels, servers and service restarts. One attempt of
 a user at an assignment is under way at a time.
+
+A ``reveal_to`` user (a teacher) has no attempt limit and no cooldown. Their
+attempts are still recorded, marked as a teacher's, so that the gradebook's
+exports, regrades and the students' counts leave them out.
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from datetime import datetime, timezone
 from ..core.errors import CheckerError, CodedockError
 from ..core.interrupts import Stop
 from ..gradebook import Attempt, code_sha256
+from ..gradebook.history import checkers_digest
+from ..gradebook.store import CaseScore
 from ..grading.assignments import Assignment, Standing, State
 from ..grading.check import CaseResult, check
+from ..grading.records import cases_digest
 from ..remote.wire import limits_to_json
 from .audit import audit_record
 from .auth import Caller
@@ -61,7 +68,7 @@ class _Held(BaseHandler):
 
     async def standing(self, user: str, assignment: Assignment, now: datetime) -> Standing:
         attempts = await asyncio.to_thread(self.service.gradebook.attempts, user, assignment.name)
-        return assignment.standing([a.at for a in attempts], now)
+        return assignment.standing([a.at for a in attempts if not a.teacher], now)
 
 
 class AssignmentsHandler(_Held):
@@ -131,8 +138,9 @@ class CheckHandler(_Held):
     async def _attempt(
         self, caller: Caller, assignment: Assignment, code: str, now: datetime
     ) -> None:
+        revealed = assignment.reveals_to(caller.groups)
         standing = await self.standing(caller.name, assignment, now)
-        if standing.attempts_left == 0 or standing.next_at is not None:
+        if not revealed and (standing.attempts_left == 0 or standing.next_at is not None):
             if standing.attempts_left == 0 and standing.next_at is None:
                 message = (
                     f"{assignment.name}: no attempts left (the limit is "
@@ -154,7 +162,6 @@ class CheckHandler(_Held):
                 # Never again: no wait would help, so no Retry-After to promise one.
                 self.fail(403, message)
             self.busy((standing.next_at - now).total_seconds(), message)
-        revealed = assignment.reveals_to(caller.groups)
         slot = await self._slot(caller)
         try:
             results = await self._run(caller, assignment, code, revealed)
@@ -164,8 +171,14 @@ class CheckHandler(_Held):
             return  # the client went: nothing was shown, nothing is counted
         score = sum(case.points for case in results)
         late = assignment.state(now) is State.DUE
-        await asyncio.to_thread(self._record, caller, assignment, code, now, results, late)
-        after = await self.standing(caller.name, assignment, _now())
+        await asyncio.to_thread(
+            self._record, caller, assignment, code, now, results, late, revealed
+        )
+        after = (
+            Standing(None, None)
+            if revealed
+            else await self.standing(caller.name, assignment, _now())
+        )
         self._audit(caller, assignment, code, score)
         if not self._finished:
             self.finish(
@@ -244,8 +257,8 @@ class CheckHandler(_Held):
         at: datetime,
         results: list[CaseResult],
         late: bool,
+        teacher: bool,
     ) -> None:
-
         self.service.gradebook.record(
             Attempt(
                 user=caller.name,
@@ -257,6 +270,10 @@ class CheckHandler(_Held):
                 max_score=sum(case.max_points for case in results),
                 verdicts={case.name: case.verdict.value for case in results},
                 late=late,
+                cases=tuple(CaseScore(c.name, c.points, c.max_points, c.hidden) for c in results),
+                teacher=teacher,
+                cases_sha256=cases_digest(assignment.cases),
+                checkers_sha256=checkers_digest(assignment.cases),
             )
         )
 

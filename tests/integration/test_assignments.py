@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,11 +60,11 @@ ASSIGNMENTS: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {
     ),
     "limited": (
         [{"name": "small", "stdin": "1 2\n", "expected": "3\n"}],
-        {"attempts": {"max": 2, "window": 3600}},
+        {"attempts": {"max": 2, "window": 3600}, "reveal_to": ["teachers"]},
     ),
     "slow-down": (
         [{"name": "small", "stdin": "1 2\n", "expected": "3\n"}],
-        {"cooldown": 3600},
+        {"cooldown": 3600, "reveal_to": ["teachers"]},
     ),
     "later": (
         [{"name": "small", "stdin": "1 2\n", "expected": "3\n"}],
@@ -290,6 +292,39 @@ def test_a_teacher_sees_everything(service: Service) -> None:
     secret = body["cases"][1]
     assert secret["stdout"] == SECRET_IN.split()[0] + "\n"
     assert SECRET_OUT in secret["diff"] and "withheld" not in secret
+
+
+def test_a_teacher_has_no_limit_nor_cooldown_and_counts_for_no_student(
+    service: Service, tmp_path: Path
+) -> None:
+    # Past the limit of 2, and past a cooldown of an hour, a teacher still checks.
+    for name, times in (("limited", 3), ("slow-down", 2)):
+        for _ in range(times):
+            response = _check(service, name, SUM, token="tok-bob")
+            assert response.status_code == 200, response.text
+            assert response.json()["attempts_left"] is None
+            assert response.json()["next_at"] is None
+    # A student is still held back, and the teacher's attempts are not theirs.
+    student = _check(service, "limited", SUM)
+    assert student.status_code == 200 and student.json()["attempts_left"] == 1
+    listed = requests.get(f"{service.url}/api/assignments", headers=auth("tok-alice"), timeout=10)
+    (limited,) = [a for a in listed.json()["assignments"] if a["name"] == "limited"]
+    assert limited["attempts_left"] == 1
+    # Recorded, marked as a teacher's: kept out of the export.
+    out = tmp_path / "limited.json"
+    export = ["gradebook", "export", "--assignment", "limited", "--out", str(out)]
+    subprocess.run(
+        [sys.executable, "-m", "codedock_magic", *export, "--config", str(service.config)],
+        check=True,
+        timeout=60,
+    )
+    students = json.loads(out.read_text())["students"]
+    assert [(s["student"], s["attempts"]) for s in students] == [("alice", 1)]
+    from codedock_magic.gradebook import Gradebook
+
+    with Gradebook(f"sqlite:///{service.folder / 'gradebook.sqlite'}") as book:
+        kept = book.attempts("bob", "limited")
+    assert len(kept) == 3 and all(a.teacher for a in kept)
 
 
 def test_the_attempt_limit_holds_across_kernels_and_a_restart(

@@ -1,0 +1,154 @@
+"""The gradebook's regrade tables, per-case points, teachers' attempts, and the
+migration that brought them, on a real SQLite file."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sqlite3
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import create_engine
+
+from codedock_magic.cli import main
+from codedock_magic.gradebook import Attempt, Gradebook, code_sha256
+from codedock_magic.gradebook.store import CaseScore, Regrade, Regraded
+
+T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+SCORES = (CaseScore("small", 1.0, 1.0, False), CaseScore("secret", 0.0, 2.0, True))
+
+
+def attempt(user: str, minutes: int = 0, *, teacher: bool = False) -> Attempt:
+    code = f"print({minutes})  # {user}\n"
+    return Attempt(
+        user=user,
+        assignment="hw",
+        at=T0 + dt.timedelta(minutes=minutes),
+        code=code,
+        code_sha256=code_sha256(code),
+        score=1.0,
+        max_score=3.0,
+        verdicts={"small": "passed", "secret": "wrong answer"},
+        late=False,
+        cases=SCORES,
+        teacher=teacher,
+        cases_sha256="c" * 64,
+        checkers_sha256="k" * 64,
+    )
+
+
+def test_an_attempt_recorded_before_the_migration_reads_back_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "book.sqlite"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        config = AlembicConfig()
+        config.set_main_option(
+            "script_location",
+            str(resources.files("codedock_magic.gradebook") / "migrations"),
+        )
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    engine.dispose()
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO gradebook_attempts (user, assignment, at, code, code_sha256, score, "
+        "max_score, verdicts, late) VALUES ('ann', 'hw', '2026-03-01 12:00:00', 'x', ?, 1, 3, "
+        '\'{"small": "passed"}\', 0)',
+        (code_sha256("x"),),
+    )
+    db.commit()
+    db.close()
+    with Gradebook(f"sqlite:///{path}") as book:
+        (old,) = book.all_attempts("hw")
+        assert (old.user, old.score, old.verdicts) == ("ann", 1.0, {"small": "passed"})
+        assert (old.cases, old.teacher, old.cases_sha256) == ((), False, None)
+        book.record(attempt("ann", 5))
+        assert [a.cases for a in book.all_attempts("hw")] == [(), SCORES]
+
+
+def test_teachers_attempts_are_kept_but_counted_nowhere(tmp_path: Path) -> None:
+    with Gradebook(f"sqlite:///{tmp_path / 'book.sqlite'}") as book:
+        book.record(attempt("bob", 1, teacher=True))
+        book.record(attempt("ann", 2))
+        assert [a.user for a in book.all_attempts("hw")] == ["ann"]
+        assert [a.user for a in book.all_attempts("hw", teachers=True)] == ["bob", "ann"]
+        assert book.count_since("bob", "hw", T0) == 0
+        assert book.last_at("bob", "hw") is None
+        (kept,) = book.attempts("bob", "hw")
+        assert kept.teacher and kept.cases == SCORES
+
+
+def _regrade(attempt_id: int, score: float, why: tuple[str, ...]) -> Regrade:
+    result = Regraded(
+        user="ann",
+        attempt_id=attempt_id,
+        score=score,
+        max_score=3.0,
+        verdicts={"small": "passed", "secret": "passed" if score == 3 else "wrong answer"},
+        cases=(SCORES[0], CaseScore("secret", score - 1, 2.0, True)),
+        old_score=1.0,
+        old_max_score=3.0,
+        flipped=(("secret", "wrong answer", "passed"),) if why else (),
+        why=why,
+    )
+    return Regrade(
+        assignment="hw",
+        at=T0,
+        policy="best",
+        cases_sha256="d" * 64,
+        checkers_sha256="k" * 64,
+        compared_with=0,
+        results=(result,),
+    )
+
+
+def test_regrades_are_numbered_kept_and_the_newest_stands(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'book.sqlite'}"
+    with Gradebook(url) as book:
+        key = book.record(attempt("ann"))
+        first = book.record_regrade(_regrade(key, 3.0, ("cases changed",)))
+        second = book.record_regrade(_regrade(key, 1.0, ()))
+        assert (first.number, second.number) == (1, 2)
+    with Gradebook(url) as book:
+        kept = book.regrades("hw")
+        assert [r.number for r in kept] == [1, 2]
+        assert kept[0].results[0].flipped == (("secret", "wrong answer", "passed"),)
+        assert kept[0].results[0].why == ("cases changed",)
+        assert book.newest_results("hw")[key].score == 1.0
+        # The recorded attempt is as it was.
+        assert book.all_attempts("hw")[0].score == 1.0
+
+
+def test_exports_carry_each_cases_points_and_the_newest_regrade(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'book.sqlite'}"
+    with Gradebook(url) as book:
+        key = book.record(attempt("ann"))
+        book.record(attempt("bob", 3, teacher=True))
+    base = ["gradebook", "export", "--assignment", "hw", "--db-url", url, "--out"]
+    assert main([*base, str(tmp_path / "gs"), "--format", "gradescope"]) == 0
+    tests = json.loads((tmp_path / "gs" / "ann" / "results.json").read_text())["tests"]
+    assert [(t["name"], t["score"], t["max_score"]) for t in tests] == [
+        ("small", 1.0, 1.0),
+        ("secret", 0.0, 2.0),
+    ]
+    assert tests[1]["visibility"] == "after_published" and not tests[1].get("output")
+    assert not (tmp_path / "gs" / "bob").exists()
+    assert main([*base, str(tmp_path / "pl"), "--format", "prairielearn"]) == 0
+    tests = json.loads((tmp_path / "pl" / "ann" / "results.json").read_text())["tests"]
+    assert [(t["points"], t["max_points"]) for t in tests] == [(1.0, 1.0), (0.0, 2.0)]
+    assert main([*base, str(tmp_path / "a.csv")]) == 0
+    (row,) = csv.DictReader((tmp_path / "a.csv").open())
+    assert json.loads(row["case_points"]) == {"small": [1.0, 1.0], "secret": [0.0, 2.0]}
+    assert row["regraded"] == "False"
+    with Gradebook(url) as book:
+        book.record_regrade(_regrade(key, 3.0, ("cases changed",)))
+    assert main([*base, str(tmp_path / "b.json")]) == 0
+    (ann,) = json.loads((tmp_path / "b.json").read_text())["students"]
+    assert (ann["score"], ann["regraded"], ann["attempts"]) == (3.0, True, 1)
+    assert ann["case_points"]["secret"] == [2.0, 2.0]
+    assert main([*base, str(tmp_path / "c.csv"), "--format", "canvas"]) == 0
+    assert ["ann", "", "", "ann", "", "3"] in list(csv.reader((tmp_path / "c.csv").open()))
