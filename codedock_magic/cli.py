@@ -373,7 +373,9 @@ def _add_gradebook_parser(commands: Any) -> None:
         "stay as they are; the new results are kept beside them, and the export uses the "
         "newest. Prints per student the old and new score, the cases that flipped, and why.",
     )
-    again.add_argument("name", metavar="NAME")
+    again.add_argument(
+        "name", metavar="NAME", help="the assignment: its folder's name in assignments_dir"
+    )
     database(again)
     again.add_argument(
         "--assignments-dir", metavar="DIR", help="the assignments, instead of --config's"
