@@ -270,19 +270,27 @@ class SandboxService(_LimitSettings, Application):  # type: ignore[misc]
 
     # -- configuration ---------------------------------------------------------------
 
+    def load_config_path(self, path: str) -> bool:
+        """Read the config file ``path`` (else the default one, if it exists); False if none.
+
+        Loaded here rather than with ``load_config_file``, which logs a bad value
+        and exits: a bad setting must be named on one line of our own.
+        """
+        path = path or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else "")
+        if not path:
+            return False
+        if not Path(path).is_file():
+            raise InvalidValueError("--config", path, "a config file that exists")
+        folder, name = os.path.split(os.path.abspath(path))
+        loaded = PyFileConfigLoader(name, path=folder, log=self.log).load_config()
+        self._check_known(loaded)
+        self.update_config(loaded)
+        return True
+
     def initialize(self, argv: list[str] | None = None) -> None:
         """Read the command line and the config file, then check every setting."""
         self.parse_command_line(argv)
-        path = self.config_file or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else "")
-        if path:
-            if not Path(path).is_file():
-                raise InvalidValueError("--config", path, "a config file that exists")
-            folder, name = os.path.split(os.path.abspath(path))
-            # Loaded here rather than with load_config_file, which logs a bad value
-            # and exits: a bad setting must be named on one line of our own.
-            loaded = PyFileConfigLoader(name, path=folder, log=self.log).load_config()
-            self._check_known(loaded)
-            self.update_config(loaded)
+        if self.load_config_path(self.config_file):
             # The command line wins over the file.
             self.parse_command_line(argv)
         hub_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
@@ -491,14 +499,7 @@ def assignments_dir_from_config(path: str = "") -> str:
 
 def _configured(path: str) -> SandboxService:
     app = SandboxService()
-    path = path or (DEFAULT_CONFIG if Path(path or DEFAULT_CONFIG).exists() else "")
-    if path:
-        if not Path(path).is_file():
-            raise InvalidValueError("--config", path, "a config file that exists")
-        folder, name = os.path.split(os.path.abspath(path))
-        loaded = PyFileConfigLoader(name, path=folder, log=app.log).load_config()
-        app._check_known(loaded)
-        app.update_config(loaded)
+    app.load_config_path(path)
     return app
 
 
