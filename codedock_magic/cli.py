@@ -333,7 +333,7 @@ def _regrade_history(book: Any, name: str, pair: Sequence[int] | None) -> int:
 
 
 def _add_gradebook_parser(commands: Any) -> None:
-    from .gradebook.export import POLICIES
+    from .gradebook import POLICIES
 
     parser = commands.add_parser(
         "gradebook",

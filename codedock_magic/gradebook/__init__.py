@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .store import Attempt, Gradebook, code_sha256
 
-__all__ = ["Attempt", "Gradebook", "code_sha256"]
+__all__ = ["POLICIES", "Attempt", "Gradebook", "code_sha256"]
+
+#: Which of a student's attempts stands for them: their best (the last of equal
+#: best), or their last.
+#: Here, so that the ``codedock`` command's options need no database library.
+POLICIES = ("best", "last")
 
 
 def __getattr__(name: str) -> Any:

@@ -24,6 +24,7 @@ from ..grading.check import CaseResult, Verdict
 from ..grading.formats import EXPORTS, FORMATS, Graded, write_export
 from ..grading.formats import _atomic_write as _write
 from ..grading.records import to_cell
+from . import POLICIES
 from .store import Attempt, Regraded
 
 __all__ = ["POLICIES", "AttemptGraded", "choose", "export", "graded", "regraded"]
@@ -42,9 +43,6 @@ _NAMES = (
     "case_points",
     "regraded",
 )
-
-#: Which attempt stands for a student: the best (the last of equal best), or the last.
-POLICIES = ("best", "last")
 
 
 @dataclass(frozen=True, kw_only=True)

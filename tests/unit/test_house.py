@@ -150,3 +150,23 @@ def test_the_package_face_and_entry_points_import() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == codedock_magic.__version__
+
+
+def test_every_codedock_command_parses_without_the_service_extra() -> None:
+    # A plain `pip install codedock-magic` has no SQLAlchemy, Alembic or tornado:
+    # the command and each subcommand's help must still work.
+    probe = (
+        "import sys\n"
+        "for name in ('sqlalchemy', 'alembic', 'tornado', 'psycopg'):\n"
+        "    sys.modules[name] = None\n"
+        "from codedock_magic.cli import main\n"
+        "for argv in (['--help'], ['grade', '--help'], ['gradebook', 'export', '--help'],\n"
+        "             ['gradebook', 'regrade', '--help'], ['gradebook', 'history', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0, (argv, exc.code)\n"
+        "print('parsed')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.rstrip().endswith("parsed"), out.stderr[-2000:]
