@@ -501,6 +501,11 @@ def enter_sandbox(uid: int, seccomp: tuple[object, object], keep: int = DISPLAY_
     """
     os.setsid()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if os.getuid() != 0:
+        # The supervisor of a Pod made itself non-dumpable, which leaves this
+        # process's /proc files root's until its exec: its own again, to set its score.
+        seccomp[1].prctl(4, 1, 0, 0, 0)  # type: ignore[attr-defined]  # PR_SET_DUMPABLE 1
     with open("/proc/self/oom_score_adj", "w") as adj:
         adj.write("1000")
     # From here on it cannot write under /proc, so the score stays.
@@ -919,6 +924,9 @@ class Zygote:
                 os.setsid()
                 signal.signal(signal.SIGPIPE, signal.SIG_DFL)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                if os.getuid() != 0:
+                    self.seccomp[1].prctl(4, 1, 0, 0, 0)  # type: ignore[attr-defined]
                 with open("/proc/self/oom_score_adj", "w") as adj:
                     adj.write("1000")
                 fence_in(self.seccomp[1])
@@ -1532,6 +1540,13 @@ def serve() -> None:
         # Fail closed: without its filter no program runs here.
         os.write(2, b"codedock: cannot build the seccomp filter: " + repr(exc).encode() + b"\n")
         os._exit(EXIT_CANNOT_START)
+    if os.getuid() != 0:
+        # In a Pod the program runs as this process's own uid. Non-dumpable, the
+        # program cannot trace it nor open its descriptors or memory under /proc;
+        # and SIGINT, the one signal PID 1 is not shielded from (Python handles
+        # it), is ignored. Each program's process undoes both before its exec.
+        seccomp[1].prctl(4, 0, 0, 0, 0)  # type: ignore[attr-defined]  # PR_SET_DUMPABLE 0
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     global FENCE
     try:
         FENCE = build_fence(seccomp[1])

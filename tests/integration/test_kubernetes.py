@@ -157,6 +157,29 @@ for target in ("/proc/1/fd/1", "/proc/1/fd/0", "/proc/1/mem"):
     assert "opened" not in result.stdout, result.stdout
 
 
+def test_the_program_cannot_read_trace_or_interrupt_its_supervisor(kube: KubernetesEngine) -> None:
+    # Reading the supervisor's stdin would steal the next case's input; SIGINT is
+    # the one signal PID 1 does not shield a Python process from.
+    attack = """
+import ctypes, os, signal, time
+for target in ("/proc/1/fd/0", "/proc/1/fd/1", "/proc/1/mem", "/proc/1/environ"):
+    try:
+        os.close(os.open(target, os.O_RDONLY))
+        print("opened", target)
+    except OSError as exc:
+        print("refused", target, type(exc).__name__)
+libc = ctypes.CDLL(None, use_errno=True)
+print("ptraced" if libc.ptrace(16, 1, 0, 0) == 0 else "ptrace refused")
+os.kill(1, signal.SIGINT)
+time.sleep(0.5)
+print("still here")
+"""
+    result = run(attack, engine=kube, limits=LIMITS)
+    assert result.ok, (result.status, result.stderr)
+    assert "opened" not in result.stdout and "ptraced" not in result.stdout, result.stdout
+    assert result.stdout.endswith("still here\n"), result.stdout
+
+
 def test_usage_is_reported_as_on_docker(kube: KubernetesEngine) -> None:
     hog = "hog = bytearray(50 * 1024 * 1024)\nfor i in range(0, len(hog), 4096):\n    hog[i] = 1"
     idle = run("pass", engine=kube, limits=LIMITS)
