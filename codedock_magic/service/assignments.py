@@ -26,6 +26,7 @@ exports, regrades and the students' counts leave them out.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime, timezone
 
@@ -35,10 +36,11 @@ from ..gradebook import Attempt, code_sha256
 from ..gradebook.history import checkers_digest
 from ..gradebook.store import CaseScore
 from ..grading.assignments import Assignment, Standing, State
-from ..grading.check import CaseResult, check
+from ..grading.cases import Case
+from ..grading.check import CaseResult, Verdict, check
 from ..grading.records import cases_digest
 from ..remote.wire import limits_to_json
-from .audit import audit_record
+from .audit import audit_record, clip
 from .auth import Caller
 from .handlers import BaseHandler
 from .scheduler import QueueFullError, Slot
@@ -50,6 +52,25 @@ __all__ = ["START_ALLOWANCE", "assignment_handlers"]
 START_ALLOWANCE = 2.0
 # The largest code a check takes is the caller's max_code_bytes; its JSON, a bit more.
 _BODY_SLACK = 64 * 1024
+
+
+_log = logging.getLogger("codedock.service")
+
+
+def _failed(case: Case) -> CaseResult:
+    """A hidden case that could not be judged, as a student may see it: an error, 0 points."""
+    return CaseResult(
+        name=case.name,
+        verdict=Verdict.ERROR,
+        points=0.0,
+        max_points=case.points,
+        stdout="",
+        stderr="",
+        duration=0.0,
+        diff="",
+        hidden=True,
+        withheld=True,
+    )
 
 
 def _now() -> datetime:
@@ -158,10 +179,15 @@ class CheckHandler(_Held):
                     f"{_when(standing.next_at)}"
                 )
             self.service.metrics.refused.labels("attempts").inc()
-            if standing.next_at is None:
+            closes = assignment.closes
+            if standing.next_at is not None and closes is not None and standing.next_at >= closes:
+                standing_next, message = None, f"{message}, after it closes at {_when(closes)}"
+            else:
+                standing_next = standing.next_at
+            if standing_next is None:
                 # Never again: no wait would help, so no Retry-After to promise one.
                 self.fail(403, message)
-            self.busy((standing.next_at - now).total_seconds(), message)
+            self.busy((standing_next - now).total_seconds(), message)
         slot = await self._slot(caller)
         try:
             results = await self._run(caller, assignment, code, revealed)
@@ -221,20 +247,36 @@ class CheckHandler(_Held):
                 if not group:
                     continue
                 started = time.monotonic()
-                result = await asyncio.get_running_loop().run_in_executor(
-                    self.service.executor,
-                    lambda group=group: check(  # type: ignore[misc]
-                        code,
-                        [assignment.cases[i] for i in group],
-                        limits=limits,
-                        image=tier.default_image,
-                        backend=self.service.backend,
-                        asked=(),
-                        reveal_hidden=revealed,
-                        stop=stop,
-                    ),
-                )
-                judged.update(zip(group, result.cases, strict=True))
+                try:
+                    result = await asyncio.get_running_loop().run_in_executor(
+                        self.service.executor,
+                        lambda group=group: check(  # type: ignore[misc]
+                            code,
+                            [assignment.cases[i] for i in group],
+                            limits=limits,
+                            image=tier.default_image,
+                            backend=self.service.backend,
+                            asked=(),
+                            reveal_hidden=revealed,
+                            stop=stop,
+                        ),
+                    )
+                    judged.update(zip(group, result.cases, strict=True))
+                except CodedockError as exc:
+                    if group is not hidden or revealed:
+                        raise
+                    # A failure among the hidden cases (the checker raised on what
+                    # the program printed, the sandbox ended) must not answer sooner,
+                    # say which case, or go uncounted: a student could otherwise ask
+                    # about hidden inputs without limit. Every hidden case is then an
+                    # error, after the fixed time, and the attempt counts.
+                    _log.warning(
+                        "%s: the hidden cases of %s failed: %s",
+                        clip(caller.name),
+                        clip(assignment.name),
+                        clip(str(exc)),
+                    )
+                    judged.update((i, _failed(assignment.cases[i])) for i in hidden)
                 if group is hidden and not revealed:
                     # Fixed: the hidden cases' time limits, however the program spent them.
                     fixed = assignment.hidden_seconds(limits.timeout) + START_ALLOWANCE * len(

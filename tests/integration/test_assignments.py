@@ -66,11 +66,33 @@ ASSIGNMENTS: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {
         [{"name": "small", "stdin": "1 2\n", "expected": "3\n"}],
         {"cooldown": 3600, "reveal_to": ["teachers"]},
     ),
+    # Its checker fails on what a program prints: a failure among hidden cases.
+    "checked": (
+        [
+            {"name": "seen", "stdin": "0 0\n", "expected": "0\n"},
+            {
+                "name": "secret",
+                "stdin": SECRET_IN + "\n",
+                "hidden": True,
+                "compare": "checker",
+                "checker": "checkers.py:judge",
+            },
+        ],
+        {"attempts": {"max": 3}, "reveal_to": ["teachers"], "limits": {"timeout": 2}},
+    ),
     "later": (
         [{"name": "small", "stdin": "1 2\n", "expected": "3\n"}],
         {"opens": "2999-01-01T00:00:00Z"},
     ),
 }
+
+
+CHECKERS = """
+def judge(output, case):
+    if output.strip() == "x":
+        raise ValueError("the checker cannot read x")
+    return output.strip() == "ok"
+"""
 
 
 def _write(root: Path) -> Path:
@@ -79,6 +101,7 @@ def _write(root: Path) -> Path:
         folder.mkdir(parents=True)
         (folder / "cases.json").write_text(json.dumps({"cases": cases}))
         (folder / "assignment.json").write_text(json.dumps(rules))
+        (folder / "checkers.py").write_text(CHECKERS)
     return root
 
 
@@ -354,3 +377,22 @@ def test_the_attempt_limit_holds_across_kernels_and_a_restart(
         for kernel in kernels:
             _stop(kernel)
         own.stop()
+
+
+def test_a_failure_among_hidden_cases_answers_late_says_nothing_and_counts(
+    service: Service,
+) -> None:
+    # The program makes the checker fail only when the hidden input is what it
+    # guesses: an oracle, were the answer quicker, different or not counted.
+    oracle = f"s = input()\nprint('x' if s.startswith('{SECRET_IN[:6]}') else 'ok')\n"
+    started = time.monotonic()
+    answer = _check(service, "checked", oracle, token="tok-alice")
+    took = time.monotonic() - started
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    secret = next(case for case in body["cases"] if case["name"] == "secret")
+    assert secret["verdict"] == "error" and secret["points"] == 0
+    assert SECRET_IN not in answer.text and "checker" not in answer.text
+    # The fixed time: its timeout (2 s) and the start allowance (2 s).
+    assert took >= 4.0, took
+    assert body["attempts_left"] == 2
