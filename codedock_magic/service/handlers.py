@@ -172,8 +172,7 @@ class BaseHandler(web.RequestHandler):
     def fail(self, status: int, message: str) -> NoReturn:
         """End the request with ``status`` and ``message``, as one short line."""
         line = clip(message, _MESSAGE)
-        if status == 429 and self._retry_after is None:
-            self._retry_after = 1
+        # A 429 says when to retry only where that is known (see :meth:`busy`).
         raise web.HTTPError(status, line.replace("%", "%%"))
 
     def busy(self, retry_after: float, message: str) -> NoReturn:
