@@ -371,22 +371,25 @@ def not_run(
             status=RunStatus.ERROR,
         ),
     )
-    results = tuple(
-        CaseResult(
-            name=case.name,
-            verdict=Verdict.ERROR,
-            points=0.0,
-            max_points=case.points,
-            stdout="",
-            stderr="",
-            duration=0.0,
-            diff="",
-            hidden=case.hidden,
-            detail=reason,
-        )
-        for case in loaded
-    )
+    results = tuple(not_judged(case, reason) for case in loaded)
     return CheckResult(cases=results, run=run)
+
+
+def not_judged(case: Case, detail: str = "", *, withheld: bool = False) -> CaseResult:
+    """A case that could not be judged: an error, 0 of its points, ``detail`` saying why."""
+    return CaseResult(
+        name=case.name,
+        verdict=Verdict.ERROR,
+        points=0.0,
+        max_points=case.points,
+        stdout="",
+        stderr="",
+        duration=0.0,
+        diff="",
+        hidden=case.hidden,
+        detail=detail,
+        withheld=withheld,
+    )
 
 
 def _held_check(

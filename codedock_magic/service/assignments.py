@@ -36,8 +36,7 @@ from ..gradebook import Attempt, code_sha256
 from ..gradebook.history import checkers_digest
 from ..gradebook.store import CaseScore
 from ..grading.assignments import Assignment, Standing, State
-from ..grading.cases import Case
-from ..grading.check import CaseResult, Verdict, check
+from ..grading.check import CaseResult, check, not_judged
 from ..grading.records import cases_digest
 from ..remote.wire import limits_to_json
 from .audit import audit_record, clip
@@ -55,22 +54,6 @@ _BODY_SLACK = 64 * 1024
 
 
 _log = logging.getLogger("codedock.service")
-
-
-def _failed(case: Case) -> CaseResult:
-    """A hidden case that could not be judged, as a student may see it: an error, 0 points."""
-    return CaseResult(
-        name=case.name,
-        verdict=Verdict.ERROR,
-        points=0.0,
-        max_points=case.points,
-        stdout="",
-        stderr="",
-        duration=0.0,
-        diff="",
-        hidden=True,
-        withheld=True,
-    )
 
 
 def _now() -> datetime:
@@ -276,7 +259,9 @@ class CheckHandler(_Held):
                         clip(assignment.name),
                         clip(str(exc)),
                     )
-                    judged.update((i, _failed(assignment.cases[i])) for i in hidden)
+                    judged.update(
+                        (i, not_judged(assignment.cases[i], withheld=True)) for i in hidden
+                    )
                 if group is hidden and not revealed:
                     # Fixed: the hidden cases' time limits, however the program spent them.
                     fixed = assignment.hidden_seconds(limits.timeout) + START_ALLOWANCE * len(
