@@ -121,6 +121,11 @@ def test_regrades_are_numbered_kept_and_the_newest_stands(tmp_path: Path) -> Non
         assert book.newest_results("hw")[key].score == 1.0
         # The recorded attempt is as it was.
         assert book.all_attempts("hw")[0].score == 1.0
+        # A later regrade that re-ran another attempt (another policy) leaves this
+        # one as recorded: regrade 2 ran against cases that may since have changed.
+        other = book.record(attempt("ann", 5))
+        book.record_regrade(_regrade(other, 3.0, ("cases changed",)))
+        assert set(book.newest_results("hw")) == {other}
 
 
 def test_exports_carry_each_cases_points_and_the_newest_regrade(tmp_path: Path) -> None:
