@@ -271,7 +271,7 @@ def _regraded_line(result: Any) -> str:
 def _gradebook_regrade(book: Any, args: argparse.Namespace) -> int:
     from .gradebook.regrade import regrade
     from .grading.assignments import load_assignment
-    from .service.app import assignments_dir_from_config
+    from .service.app import assignments_dir_from_config, run_defaults_from_config
 
     folder = args.assignments_dir or assignments_dir_from_config(args.config or "")
     if not folder:
@@ -281,13 +281,16 @@ def _gradebook_regrade(book: Any, args: argparse.Namespace) -> int:
     path = Path(folder).expanduser() / args.name
     if not path.is_dir():
         raise InvalidValueError("NAME", args.name, f"an assignment folder in {folder}")
+    # The service's own defaults and image, with which it ran the attempts.
+    defaults, image = run_defaults_from_config(args.config or "")
     done = regrade(
         book,
         load_assignment(path),
         policy=args.policy,
         against=args.compare,
         jobs=args.jobs,
-        image=args.image,
+        image=args.image or image,
+        defaults=defaults,
     )
     changed = [r for r in done.results if r.why]
     base = "the recorded attempts" if done.compared_with == 0 else f"regrade {done.compared_with}"
@@ -390,7 +393,11 @@ def _add_gradebook_parser(commands: Any) -> None:
         help="compare with regrade N (0: the recorded attempts; default: the newest regrade)",
     )
     again.add_argument("--jobs", type=int, default=4, help="attempts run at once (4)")
-    again.add_argument("--image", default=DEFAULT_IMAGE, help=f"image to run in ({DEFAULT_IMAGE})")
+    again.add_argument(
+        "--image",
+        default=None,
+        help="image to run in (default: the service's default_image, as its attempts ran)",
+    )
     history = actions.add_parser(
         "history", help="the runs kept beside a results file, or an assignment's regrades"
     )

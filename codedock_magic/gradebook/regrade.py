@@ -102,6 +102,7 @@ def regrade(
     against: int | None = None,
     jobs: int = 4,
     image: str = DEFAULT_IMAGE,
+    defaults: Limits | None = None,
     backend: Backend | None = None,
     progress: Callable[[str], Any] | None = None,
 ) -> Regrade:
@@ -115,6 +116,8 @@ def regrade(
             the newest regrade, else the recorded attempts).
         jobs: attempts checked at once.
         image: the image the code runs in.
+        defaults: the limits before the assignment's own (the service's defaults,
+            which its attempts ran with; the package's when None).
         backend: what runs the checks; by default the local engine, ``jobs``
             containers kept warm.
         progress: called with each student's name once their attempt has run.
@@ -124,7 +127,7 @@ def regrade(
     cases = list(assignment.cases)
     chosen = choose(book.all_attempts(assignment.name), policy)
     number, bases = base_runs(book, assignment.name, chosen, against)
-    limits = Limits().replace(**assignment.limits)
+    limits = (defaults or Limits()).replace(**assignment.limits)
     results = _check_all(
         [chosen[user] for user in sorted(chosen)],
         cases,

@@ -269,11 +269,15 @@ class Gradebook:
         ]
 
     def newest_results(self, assignment: str) -> dict[int, Regraded]:
-        """Per attempt id, the newest regrade's result for it."""
-        newest: dict[int, Regraded] = {}
-        for regrade in self.regrades(assignment):
-            newest.update((result.attempt_id, result) for result in regrade.results)
-        return newest
+        """Per attempt id, the newest regrade's result, for the attempts it re-ran.
+
+        Only the newest regrade's: an older one ran against other cases, and an
+        attempt it alone covered (another policy chose it) stands as recorded.
+        """
+        regrades = self.regrades(assignment)
+        if not regrades:
+            return {}
+        return {result.attempt_id: result for result in regrades[-1].results}
 
     def count_since(self, user: str, assignment: str, since: dt.datetime) -> int:
         """How many attempts ``user`` made at ``assignment`` at or after ``since`` (aware)."""

@@ -46,7 +46,7 @@ from traitlets.config import Application, Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from ..core.errors import CodedockError, InvalidValueError
-from ..core.limits import LIMITS, Kind, Limit, parse_size
+from ..core.limits import LIMITS, Kind, Limit, Limits, parse_size
 from ..core.profile import Profile
 from ..core.version import __version__
 from ..engines import Engine, connect
@@ -74,6 +74,7 @@ __all__ = [
     "assignments_dir_from_config",
     "db_url_from_config",
     "main",
+    "run_defaults_from_config",
 ]
 
 #: Read when no ``--config`` is given and the file exists.
@@ -495,6 +496,17 @@ def db_url_from_config(path: str = "") -> str:
 def assignments_dir_from_config(path: str = "") -> str:
     """The service's ``assignments_dir`` as ``codedock serve --config PATH`` would read it."""
     return str(_configured(path).assignments_dir)
+
+
+def run_defaults_from_config(path: str = "") -> tuple[Limits, str]:
+    """The limits and image a check of the service gets when it asks for none.
+
+    Those of its base tier, as ``codedock serve --config PATH`` would read them;
+    a regrade runs with them, as the service ran the attempts.
+    """
+    app = _configured(path)
+    tier = Policy(app._settings(), app.group_settings, prefix="SandboxService.").tier()
+    return tier.defaults, tier.default_image
 
 
 def _configured(path: str) -> SandboxService:

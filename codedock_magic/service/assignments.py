@@ -134,6 +134,10 @@ class CheckHandler(_Held):
         code = body.get("code")
         if not isinstance(code, str):
             self.fail(400, "send the code as {'code': TEXT}")
+        if "\0" in code:
+            # Python runs no source with a NUL, and PostgreSQL keeps no text with
+            # one: refused here, before a check runs that could not be recorded.
+            self.fail(400, "the code holds a NUL character; remove it")
         tier = self.service.policy.tier(self.the_caller.groups)
         if len(code.encode()) > tier.max_code_bytes:
             self.fail(413, f"the code is over the service's max_code_bytes = {tier.max_code_bytes}")

@@ -396,3 +396,9 @@ def test_a_failure_among_hidden_cases_answers_late_says_nothing_and_counts(
     # The fixed time: its timeout (2 s) and the start allowance (2 s).
     assert took >= 4.0, took
     assert body["attempts_left"] == 2
+
+
+def test_code_with_a_nul_is_refused_before_it_runs(service: Service) -> None:
+    # A check that ran but could not be recorded would go uncounted.
+    answer = _check(service, "hw", "print(1)\0\n")
+    assert answer.status_code == 400 and "NUL" in answer.json()["message"], answer.text

@@ -121,6 +121,11 @@ def test_regrades_are_numbered_kept_and_the_newest_stands(tmp_path: Path) -> Non
         assert book.newest_results("hw")[key].score == 1.0
         # The recorded attempt is as it was.
         assert book.all_attempts("hw")[0].score == 1.0
+        # A later regrade that re-ran another attempt (another policy) leaves this
+        # one as recorded: regrade 2 ran against cases that may since have changed.
+        other = book.record(attempt("ann", 5))
+        book.record_regrade(_regrade(other, 3.0, ("cases changed",)))
+        assert set(book.newest_results("hw")) == {other}
 
 
 def test_exports_carry_each_cases_points_and_the_newest_regrade(tmp_path: Path) -> None:
@@ -152,3 +157,20 @@ def test_exports_carry_each_cases_points_and_the_newest_regrade(tmp_path: Path) 
     assert ann["case_points"]["secret"] == [2.0, 2.0]
     assert main([*base, str(tmp_path / "c.csv"), "--format", "canvas"]) == 0
     assert ["ann", "", "", "ann", "", "3"] in list(csv.reader((tmp_path / "c.csv").open()))
+
+
+def test_a_regrade_runs_with_the_services_defaults_and_image(tmp_path: Path) -> None:
+    # The attempts ran with the service's defaults; a regrade with the package's
+    # would flip verdicts (a timeout, a missing library) that nothing changed.
+    from codedock_magic.service.app import run_defaults_from_config
+
+    config = tmp_path / "codedock_service_config.py"
+    config.write_text(
+        "c.SandboxService.default_timeout = 7\n"
+        'c.SandboxService.default_memory = "96m"\n'
+        'c.SandboxService.allowed_images = ["codedock/pybuntu-sci:latest"]\n'
+        'c.SandboxService.default_image = "codedock/pybuntu-sci:latest"\n'
+    )
+    defaults, image = run_defaults_from_config(str(config))
+    assert defaults.timeout == 7 and defaults.memory == 96 * 1024 * 1024
+    assert image == "codedock/pybuntu-sci:latest"
