@@ -281,7 +281,8 @@ def _gradebook_regrade(book: Any, args: argparse.Namespace) -> int:
     path = Path(folder).expanduser() / args.name
     if not path.is_dir():
         raise InvalidValueError("NAME", args.name, f"an assignment folder in {folder}")
-    # The service's own defaults and image, with which it ran the attempts.
+    # Each attempt runs with the limits and image the service recorded for it; an
+    # attempt recorded without them, with the service's base defaults.
     defaults, image = run_defaults_from_config(args.config or "")
     done = regrade(
         book,
@@ -289,8 +290,9 @@ def _gradebook_regrade(book: Any, args: argparse.Namespace) -> int:
         policy=args.policy,
         against=args.compare,
         jobs=args.jobs,
-        image=args.image or image,
+        image=args.image,
         defaults=defaults,
+        default_image=image,
     )
     changed = [r for r in done.results if r.why]
     base = "the recorded attempts" if done.compared_with == 0 else f"regrade {done.compared_with}"
@@ -396,7 +398,7 @@ def _add_gradebook_parser(commands: Any) -> None:
     again.add_argument(
         "--image",
         default=None,
-        help="image to run in (default: the service's default_image, as its attempts ran)",
+        help="image every attempt runs in (default: the one each ran in, as the service recorded)",
     )
     history = actions.add_parser(
         "history", help="the runs kept beside a results file, or an assignment's regrades"

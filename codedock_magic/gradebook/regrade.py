@@ -17,12 +17,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..core.errors import InvalidValueError
-from ..core.limits import Limits
+from ..core.errors import (
+    CodedockError,
+    EngineUnavailableError,
+    GradebookError,
+    ImageNotFoundError,
+    InvalidValueError,
+)
+from ..core.limits import LIMIT_FIELDS, Limits
 from ..core.profile import DEFAULT_IMAGE, Profile
 from ..core.request import Backend
 from ..grading.assignments import Assignment
-from ..grading.check import CheckResult, check
+from ..grading.check import CaseResult, check, not_judged
 from ..grading.records import cases_digest
 from ..local.pool import Pool
 from ..runner import choose_backend
@@ -33,11 +39,11 @@ from .store import Attempt, CaseScore, Gradebook, Regrade, Regraded
 __all__ = ["base_runs", "regrade", "scores_of"]
 
 
-def scores_of(result: CheckResult) -> tuple[CaseScore, ...]:
-    """Each case's points in ``result``, as the gradebook keeps them."""
+def scores_of(cases: Sequence[CaseResult]) -> tuple[CaseScore, ...]:
+    """Each case's points, as the gradebook keeps them."""
     return tuple(
         CaseScore(name=c.name, points=c.points, max_points=c.max_points, hidden=c.hidden)
-        for c in result.cases
+        for c in cases
     )
 
 
@@ -101,12 +107,17 @@ def regrade(
     policy: str = "best",
     against: int | None = None,
     jobs: int = 4,
-    image: str = DEFAULT_IMAGE,
+    image: str | None = None,
     defaults: Limits | None = None,
+    default_image: str = DEFAULT_IMAGE,
     backend: Backend | None = None,
     progress: Callable[[str], Any] | None = None,
 ) -> Regrade:
     """Run each student's standing attempt at ``assignment`` again; keep and return the regrade.
+
+    Each attempt runs with the limits and image it ran with (its user's tier's
+    defaults, then the assignment's own limits as they are now), so that a group
+    the service gives more time is regraded with it too.
 
     Args:
         book: the gradebook the attempts are in, and the regrade goes to.
@@ -115,24 +126,30 @@ def regrade(
         against: the regrade to compare with (0: the recorded attempts; ``None``:
             the newest regrade, else the recorded attempts).
         jobs: attempts checked at once.
-        image: the image the code runs in.
-        defaults: the limits before the assignment's own (the service's defaults,
-            which its attempts ran with; the package's when None).
+        image: the image every attempt runs in, whatever it ran in (``None``: its own).
+        defaults: the limits before the assignment's own for an attempt recorded
+            without its own (the service's base defaults; the package's when None).
+        default_image: the image of an attempt recorded without one.
         backend: what runs the checks; by default the local engine, ``jobs``
-            containers kept warm.
+            containers kept warm per image and memory.
         progress: called with each student's name once their attempt has run.
+
+    Raises:
+        EngineUnavailableError, ImageNotFoundError: nothing could run; nothing is kept.
     """
     if jobs < 1:
         raise InvalidValueError("--jobs", jobs, "a whole number, 1 or more")
     cases = list(assignment.cases)
     chosen = choose(book.all_attempts(assignment.name), policy)
     number, bases = base_runs(book, assignment.name, chosen, against)
-    limits = (defaults or Limits()).replace(**assignment.limits)
+    settings = {
+        user: _settings_of(attempt, assignment, image, defaults, default_image)
+        for user, attempt in chosen.items()
+    }
     results = _check_all(
         [chosen[user] for user in sorted(chosen)],
         cases,
-        limits=limits,
-        image=image,
+        settings,
         jobs=jobs,
         backend=backend,
         progress=progress,
@@ -140,7 +157,7 @@ def regrade(
     digest, checkers = cases_digest(cases), checkers_digest(cases)
     regraded = []
     for user in sorted(chosen):
-        attempt, result = chosen[user], results[user]
+        attempt, (judged, failure) = chosen[user], results[user]
         now = Run(
             id=-1,
             at="",
@@ -148,29 +165,32 @@ def regrade(
             checkers_sha256=checkers,
             students={
                 user: Standing(
-                    result.score,
-                    result.max_score,
-                    {c.name: c.verdict.value for c in result.cases},
+                    sum(c.points for c in judged),
+                    sum(c.max_points for c in judged),
+                    {c.name: c.verdict.value for c in judged},
                     attempt.code_sha256,
                 )
             },
         )
         base = bases[user]
         changes = compare(base, now)
-        old = base.students[user]
+        old, new = base.students[user], now.students[user]
+        why = tuple(changes[0].why) if changes else ()
+        if failure:
+            why = (*(w for w in why if not w.startswith("nothing changed")), failure)
         assert attempt.id is not None
         regraded.append(
             Regraded(
                 user=user,
                 attempt_id=attempt.id,
-                score=result.score,
-                max_score=result.max_score,
-                verdicts=dict(now.students[user].verdicts),
-                cases=scores_of(result),
+                score=new.score,
+                max_score=new.max_score,
+                verdicts=dict(new.verdicts),
+                cases=scores_of(judged),
                 old_score=old.score,
                 old_max_score=old.max_score,
                 flipped=tuple(changes[0].flipped) if changes else (),
-                why=tuple(changes[0].why) if changes else (),
+                why=why,
             )
         )
     return book.record_regrade(
@@ -186,18 +206,60 @@ def regrade(
     )
 
 
+def _settings_of(
+    attempt: Attempt,
+    assignment: Assignment,
+    image: str | None,
+    defaults: Limits | None,
+    default_image: str,
+) -> tuple[Limits, str]:
+    """The limits and image ``attempt`` runs with again."""
+    base = defaults or Limits()
+    if attempt.defaults is not None:
+        try:
+            base = Limits(**{k: v for k, v in attempt.defaults.items() if k in LIMIT_FIELDS})
+        except InvalidValueError as exc:
+            raise GradebookError(
+                f"attempt {attempt.id} in the gradebook has run settings that are not limits "
+                f"({exc}); restore the database from a backup"
+            ) from None
+    return base.replace(**assignment.limits), image or attempt.image or default_image
+
+
+#: Each student's cases as judged now, and why they could not all be judged ("" if they were).
+Judged = tuple[tuple[CaseResult, ...], str]
+
+
 def _check_all(
     attempts: Sequence[Attempt],
     cases: list[Any],
+    settings: dict[str, tuple[Limits, str]],
     *,
+    jobs: int,
+    backend: Backend | None,
+    progress: Callable[[str], Any] | None,
+) -> dict[str, Judged]:
+    """Every attempt checked with its own settings, one group of like settings at a time."""
+    groups: dict[tuple[Limits, str], list[Attempt]] = {}
+    for attempt in attempts:
+        groups.setdefault(settings[attempt.user], []).append(attempt)
+    results: dict[str, Judged] = {}
+    for (limits, image), group in groups.items():
+        results.update(_check_group(group, cases, limits, image, jobs, backend, progress))
+    return results
+
+
+def _check_group(
+    attempts: Sequence[Attempt],
+    cases: list[Any],
     limits: Limits,
     image: str,
     jobs: int,
     backend: Backend | None,
     progress: Callable[[str], Any] | None,
-) -> dict[str, CheckResult]:
+) -> dict[str, Judged]:
     pool: Pool | None = None
-    if backend is None and attempts:
+    if backend is None:
         memory = max([limits.memory, *(c.memory for c in cases if isinstance(c.memory, int))])
         pool = Pool(
             size=min(jobs, len(attempts)),
@@ -206,18 +268,28 @@ def _check_all(
         backend = choose_backend(pool=pool)
         pool.start()
 
-    def one(attempt: Attempt) -> tuple[str, CheckResult]:
-        result = check(
-            attempt.code,
-            cases,
-            limits=limits,
-            image=image,
-            backend=backend,
-            reveal_hidden=True,
-        )
+    def one(attempt: Attempt) -> tuple[str, Judged]:
+        try:
+            result = check(
+                attempt.code,
+                cases,
+                limits=limits,
+                image=image,
+                backend=backend,
+                reveal_hidden=True,
+            )
+            judged: Judged = (result.cases, "")
+        except (EngineUnavailableError, ImageNotFoundError):
+            # Nothing could run: a regrade of errors would say every student lost.
+            raise
+        except CodedockError as exc:
+            # One student's code broke a checker, or its sandbox failed: that
+            # student's cases are errors, saying why, and the others' results stand.
+            failure = f"not judged: {exc}"
+            judged = (tuple(not_judged(case, failure) for case in cases), failure)
         if progress is not None:
             progress(attempt.user)
-        return attempt.user, result
+        return attempt.user, judged
 
     try:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="codedock-regrade") as pool_:

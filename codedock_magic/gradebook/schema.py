@@ -81,6 +81,10 @@ attempts = Table(
     Column("teacher", Boolean, nullable=False, server_default="0"),
     Column("cases_sha256", String(64), nullable=True),
     Column("checkers_sha256", String(64), nullable=True),
+    # JSON text: the limits the attempt ran with before the assignment's own (its
+    # user's tier's defaults), and its image; a regrade runs it with them again.
+    Column("defaults", Text, nullable=True),
+    Column("image", String(255), nullable=True),
     Index("ix_gradebook_attempts_user_assignment_at", "user", "assignment", "at"),
 )
 

@@ -6,6 +6,9 @@ import datetime as dt
 import hashlib
 import json
 import math
+import random
+import threading
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -14,7 +17,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, false, func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from ..core.errors import GradebookError
 from .schema import attempts as _table
@@ -22,6 +25,11 @@ from .schema import regrade_results as _results
 from .schema import regrades as _regrades
 
 __all__ = ["Attempt", "CaseScore", "Gradebook", "Regrade", "Regraded", "code_sha256"]
+
+#: Times a regrade tries for its number when others take it first.
+_NUMBER_TRIES = 10
+
+_MIGRATING = threading.Lock()
 
 
 def code_sha256(code: str) -> str:
@@ -91,6 +99,11 @@ class Attempt:
     #: Digests of the cases and checkers it was checked against, when known.
     cases_sha256: str | None = None
     checkers_sha256: str | None = None
+    #: The limits it ran with before the assignment's own (its user's tier's
+    #: defaults, as JSON numbers), and its image: a regrade runs it with them again.
+    #: ``None`` in attempts recorded before the gradebook kept them.
+    defaults: dict[str, Any] | None = field(default=None, hash=False)
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +152,9 @@ class Gradebook:
         self.url = url
         try:
             self._engine = _open(url)
-            with self._engine.begin() as connection:
+            # Alembic runs a migration through module globals: two threads opening a
+            # gradebook at once would clash (KeyError: 'script').
+            with _MIGRATING, self._engine.begin() as connection:
                 config = AlembicConfig()
                 config.set_main_option(
                     "script_location", str(resources.files(__package__) / "migrations")
@@ -169,6 +184,10 @@ class Gradebook:
             "teacher": attempt.teacher,
             "cases_sha256": attempt.cases_sha256,
             "checkers_sha256": attempt.checkers_sha256,
+            "defaults": None
+            if attempt.defaults is None
+            else json.dumps(attempt.defaults, sort_keys=True),
+            "image": attempt.image,
         }
         try:
             with self._engine.begin() as connection:
@@ -197,34 +216,49 @@ class Gradebook:
         return self._select(query.order_by(_table.c.at, _table.c.id))
 
     def record_regrade(self, regrade: Regrade) -> Regrade:
-        """Keep ``regrade`` and its results in one transaction; it, with its number."""
-        try:
-            with self._engine.begin() as connection:
-                last = connection.execute(
-                    select(func.max(_regrades.c.number)).where(
-                        _regrades.c.assignment == regrade.assignment
-                    )
-                ).scalar_one_or_none()
-                number = int(last or 0) + 1
-                key = connection.execute(
-                    _regrades.insert().values(
-                        assignment=regrade.assignment,
-                        number=number,
-                        at=_aware("at", regrade.at),
-                        policy=regrade.policy,
-                        cases_sha256=regrade.cases_sha256,
-                        checkers_sha256=regrade.checkers_sha256,
-                        compared_with=regrade.compared_with,
-                    )
-                ).inserted_primary_key
-                assert key is not None
-                if regrade.results:
-                    connection.execute(
-                        _results.insert(),
-                        [_result_row(int(key[0]), result) for result in regrade.results],
-                    )
-        except SQLAlchemyError as error:
-            raise self._failed("record a regrade", error) from None
+        """Keep ``regrade`` and its results in one transaction; it, with its number.
+
+        Two regrades of one assignment may finish at once: each takes the next
+        number in its transaction, and the one that loses the race (a unique
+        number on PostgreSQL, a stale snapshot on SQLite) takes the next again.
+        """
+        for turn in range(_NUMBER_TRIES):
+            try:
+                return self._record_regrade(regrade)
+            except (IntegrityError, OperationalError) as error:
+                if turn == _NUMBER_TRIES - 1:
+                    raise self._failed("record a regrade", error) from None
+                # Apart at random, so that the same two do not meet again.
+                time.sleep(random.uniform(0.01, 0.05) * (turn + 1))
+            except SQLAlchemyError as error:
+                raise self._failed("record a regrade", error) from None
+        raise AssertionError("unreachable")
+
+    def _record_regrade(self, regrade: Regrade) -> Regrade:
+        with self._engine.begin() as connection:
+            last = connection.execute(
+                select(func.max(_regrades.c.number)).where(
+                    _regrades.c.assignment == regrade.assignment
+                )
+            ).scalar_one_or_none()
+            number = int(last or 0) + 1
+            key = connection.execute(
+                _regrades.insert().values(
+                    assignment=regrade.assignment,
+                    number=number,
+                    at=_aware("at", regrade.at),
+                    policy=regrade.policy,
+                    cases_sha256=regrade.cases_sha256,
+                    checkers_sha256=regrade.checkers_sha256,
+                    compared_with=regrade.compared_with,
+                )
+            ).inserted_primary_key
+            assert key is not None
+            if regrade.results:
+                connection.execute(
+                    _results.insert(),
+                    [_result_row(int(key[0]), result) for result in regrade.results],
+                )
         return Regrade(**{**regrade.__dict__, "number": number})
 
     def regrades(self, assignment: str) -> list[Regrade]:
@@ -381,7 +415,24 @@ def _attempt(row: Any) -> Attempt:
         teacher=bool(row["teacher"]),
         cases_sha256=row["cases_sha256"],
         checkers_sha256=row["checkers_sha256"],
+        defaults=_json_or_none(row["id"], row["defaults"]),
+        image=row["image"],
     )
+
+
+def _json_or_none(key: int, text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise GradebookError(
+            f"attempt {key} in the gradebook has run settings that are not a JSON object; "
+            "restore the database from a backup"
+        )
+    return value
 
 
 def _result_row(regrade_id: int, result: Regraded) -> dict[str, Any]:

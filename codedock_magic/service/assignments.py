@@ -290,6 +290,7 @@ class CheckHandler(_Held):
         late: bool,
         teacher: bool,
     ) -> None:
+        tier = self.service.policy.tier(caller.groups)
         self.service.gradebook.record(
             Attempt(
                 user=caller.name,
@@ -305,6 +306,10 @@ class CheckHandler(_Held):
                 teacher=teacher,
                 cases_sha256=cases_digest(assignment.cases),
                 checkers_sha256=checkers_digest(assignment.cases),
+                # What it ran with, so that a regrade runs it alike (a group's tier
+                # may give more time than the base).
+                defaults=limits_to_json(tier.defaults),
+                image=tier.default_image,
             )
         )
 

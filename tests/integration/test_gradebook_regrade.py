@@ -71,15 +71,7 @@ def service(engine: DockerEngine, tmp_path: Path, db_url: str) -> Iterator[Servi
 
 
 def _check(service: Service, code: str, token: str) -> dict[str, Any]:
-    response = requests.post(
-        f"{service.url}/api/assignments/hw/check",
-        json={"code": code},
-        headers=auth(token),
-        timeout=120,
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return _check_at(service, "hw", code, token)
 
 
 def gradebook(*args: str) -> subprocess.CompletedProcess[str]:
@@ -179,3 +171,93 @@ def test_a_regrade_keeps_the_attempts_and_says_per_student_what_changed_and_why(
     )
     assert json.loads(rows["dan"]["case_points"]) == {"small": [0.0, 1.0], "secret": [0.0, 2.0]}
     assert json.loads(rows["alice"]["case_points"]) == {"small": [1.0, 1.0], "secret": [2.0, 2.0]}
+
+
+JUDGE = 'def judge(output, case):\n    return output.strip() == "ok"\n'
+# The teacher's new checker cannot read what cat's program prints.
+BROKEN = (
+    "def judge(output, case):\n"
+    '    if output.strip() == "x":\n'
+    '        raise ValueError("cannot read x")\n'
+    '    return output.strip() == "ok"\n'
+)
+SLOW = 'import time\ntime.sleep(2)\nprint("ok")\n'
+
+
+def test_a_regrade_runs_each_attempt_as_it_ran_and_one_broken_check_loses_nothing(
+    engine: DockerEngine, tmp_path: Path, db_url: str
+) -> None:
+    folder = tmp_path / "assignments" / "slow"
+    folder.mkdir(parents=True)
+    case = {"name": "one", "stdin": "", "compare": "checker", "checker": "checkers.py:judge"}
+    (folder / "cases.json").write_text(json.dumps({"cases": [case]}))
+    (folder / "checkers.py").write_text(JUDGE)
+    # No timeout of its own: each user's tier decides it, and eve's group has more time.
+    (folder / "assignment.json").write_text(json.dumps({"reveal_to": ["teachers"]}))
+    service = Service(
+        tmp_path,
+        assignments_dir=str(tmp_path / "assignments"),
+        api_tokens={**TOKENS, "tok-cat": "cat", "tok-eve": "eve"},
+        user_groups={"bob": ["teachers"], "eve": ["extended"]},
+        group_settings={"extended": {"default_timeout": 5}},
+        default_timeout=1,
+        db_url=db_url,
+        pool_size=0,
+    ).start()
+    try:
+        verdicts = {
+            user: _check_at(service, "slow", code, f"tok-{user}")["cases"][0]["verdict"]
+            for user, code in (("eve", SLOW), ("alice", SLOW), ("cat", 'print("x")\n'))
+        }
+    finally:
+        service.stop()
+    assert verdicts == {"eve": "passed", "alice": "timeout", "cat": "wrong answer"}
+
+    (folder / "checkers.py").write_text(BROKEN)
+    config = str(service.config)
+    done = gradebook("regrade", "slow", "--config", config).stdout.splitlines()
+    assert done[0].startswith("regrade 1 of slow: 3 student(s)"), done
+    # Each ran with its own tier's limits again: eve's 2 s fit her 5 s, not alice's 1 s.
+    assert "  eve: 1/1 -> 1/1 (unchanged)" in done, done
+    assert "  alice: 0/1 -> 0/1 (unchanged)" in done, done
+    # The checker broke on cat's output alone: cat's case is an error saying why,
+    # and the regrade, with everyone else's results, is kept.
+    (cat,) = [line for line in done if line.startswith("  cat:")]
+    assert "not judged:" in cat and "cannot read x" in cat, cat
+    assert "one: wrong answer -> error" in cat, cat
+    with Gradebook(db_url) as book:
+        (kept,) = book.regrades("slow")
+    assert {r.user: r.verdicts["one"] for r in kept.results} == {
+        "alice": "timeout",
+        "cat": "error",
+        "eve": "passed",
+    }
+
+    # Two regrades at once each keep their results under their own number.
+    command = [sys.executable, "-m", "codedock_magic", "gradebook", "regrade", "slow"]
+    both = [
+        subprocess.Popen(
+            [*command, "--config", config], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0].decode() for p in both]
+    assert [p.returncode for p in both] == [0, 0], outputs
+    with Gradebook(db_url) as book:
+        assert [(r.number, len(r.results)) for r in book.regrades("slow")] == [
+            (1, 3),
+            (2, 3),
+            (3, 3),
+        ]
+
+
+def _check_at(service: Service, name: str, code: str, token: str) -> dict[str, Any]:
+    response = requests.post(
+        f"{service.url}/api/assignments/{name}/check",
+        json={"code": code},
+        headers=auth(token),
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body

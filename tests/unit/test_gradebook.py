@@ -75,7 +75,7 @@ def test_survives_reopening_and_migrates_once(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "book.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT version_num FROM codedock_gradebook_version").fetchall() == [
-        ("0002",)
+        ("0003",)
     ]
 
 

@@ -7,6 +7,8 @@ import csv
 import datetime as dt
 import json
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
@@ -174,3 +176,39 @@ def test_a_regrade_runs_with_the_services_defaults_and_image(tmp_path: Path) -> 
     defaults, image = run_defaults_from_config(str(config))
     assert defaults.timeout == 7 and defaults.memory == 96 * 1024 * 1024
     assert image == "codedock/pybuntu-sci:latest"
+
+
+def test_regrades_finishing_at_once_each_get_their_own_number(tmp_path: Path) -> None:
+    # Regrades of one assignment run for minutes and may finish together: the
+    # loser of the race for a number must take the next, not lose its results.
+    url = f"sqlite:///{tmp_path / 'book.sqlite'}"
+    with Gradebook(url) as book:
+        key = book.record(attempt("ann"))
+    writers, each = 6, 3
+    start = threading.Barrier(writers, timeout=60)
+
+    def write() -> list[int]:
+        with Gradebook(url) as book:
+            start.wait()
+            return [book.record_regrade(_regrade(key, 3.0, ())).number for _ in range(each)]
+
+    with ThreadPoolExecutor(writers) as pool:
+        numbers = [n for got in pool.map(lambda _: write(), range(writers)) for n in got]
+    assert sorted(numbers) == list(range(1, writers * each + 1))
+    with Gradebook(url) as book:
+        assert [r.number for r in book.regrades("hw")] == sorted(numbers)
+        assert all(len(r.results) == 1 for r in book.regrades("hw"))
+
+
+def test_an_attempt_keeps_the_limits_and_image_it_ran_with(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'book.sqlite'}"
+    ran = {"timeout": 4.0, "memory": 100 * 1024 * 1024}
+    with Gradebook(url) as book:
+        book.record(
+            Attempt(**{**attempt("ann").__dict__, "defaults": ran, "image": "codedock/x:1"})
+        )
+        book.record(attempt("bob", 1))
+    with Gradebook(url) as book:
+        ann, bob = book.all_attempts("hw")
+    assert (ann.defaults, ann.image) == (ran, "codedock/x:1")
+    assert (bob.defaults, bob.image) == (None, None)
