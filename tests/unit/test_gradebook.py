@@ -102,3 +102,20 @@ def test_the_service_opens_its_gradebook_first_and_names_db_url(tmp_path: Path) 
     broken.initialize([])
     with pytest.raises(GradebookError, match="db_url"):
         broken.make_app()
+
+
+def test_the_migrations_build_the_tables_the_code_uses(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from codedock_magic.gradebook.schema import metadata
+
+    url = f"sqlite:///{tmp_path / 'book.sqlite'}"
+    Gradebook(url).close()
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    engine.dispose()
+    # Alembic's own version table is not in our metadata; nothing else may differ.
+    assert [d for d in differences if "codedock_gradebook_version" not in repr(d)] == []
