@@ -717,6 +717,8 @@ def serve():
             except InterruptedError:
                 continue
         link.sendall(struct.pack(">i", status))
+        # The next case is forked from this memory: nothing of this one stays in it.
+        status = pid = fds = None
         os.kill(os.getppid(), 17)  # SIGCHLD: the supervisor's loop wakes
 def become():
     import resource
@@ -1357,6 +1359,19 @@ class Killer:
         os.close(told_w)
         self.pid, self.ask, self.told = pid, ask_w, told_r
 
+    def close(self) -> None:
+        """End it (its request pipe reaches EOF) and reap it."""
+        for fd in (self.ask, self.told):
+            if fd >= 0:
+                os.close(fd)
+        self.ask = self.told = -1
+        pid, self.pid = self.pid, 0
+        if pid:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                return  # reaped already by a wait for any child
+
     def kill(self) -> bool:
         """Have every process of the uid killed; False when the killer is gone."""
         if self.pid == 0:
@@ -1584,6 +1599,8 @@ def serve() -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     global KILLER, WARM
     if KILLER is None or KILLER.uid != int(header["uid"]):
+        if KILLER is not None:
+            KILLER.close()  # the pooled container's, made for another uid
         KILLER = Killer(int(header["uid"]))
     if WARM is not None and header["cases"]:
         WARM.discard()
