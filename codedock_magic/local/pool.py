@@ -219,7 +219,7 @@ class Pool:
         with self._wake:
             return len(self._ready)
 
-    def wait_ready(self, count: int | None = None, timeout: float = 30.0) -> bool:
+    def wait_ready(self, count: int | None = None, *, timeout: float = 30.0) -> bool:
         """Block until ``count`` (default: size) sandboxes wait; for tests and benchmarks."""
         want = self.size if count is None else count
         deadline = time.monotonic() + timeout
