@@ -268,6 +268,13 @@ def _regraded_line(result: Any) -> str:
     return f"{line} ({', '.join(result.why)})" + (f"; {flips}" if flips else "")
 
 
+def _counts(done: Any) -> str:
+    """``2 changed`` (``, 1 not judged`` when a checker could not read some output)."""
+    changed = sum(1 for r in done.results if r.why and r.judged)
+    failed = sum(1 for r in done.results if not r.judged)
+    return f"{changed} changed" + (f", {failed} not judged" if failed else "")
+
+
 def _gradebook_regrade(book: Any, args: argparse.Namespace) -> int:
     from .gradebook.regrade import regrade
     from .grading.assignments import load_assignment
@@ -294,11 +301,10 @@ def _gradebook_regrade(book: Any, args: argparse.Namespace) -> int:
         defaults=defaults,
         default_image=image,
     )
-    changed = [r for r in done.results if r.why]
     base = "the recorded attempts" if done.compared_with == 0 else f"regrade {done.compared_with}"
     print(
         f"regrade {done.number} of {done.assignment}: {len(done.results)} student(s), "
-        f"{args.policy} attempt each; against {base}: {len(changed)} changed"
+        f"{args.policy} attempt each; against {base}: {_counts(done)}"
     )
     for result in done.results:
         print(f"  {_printable(_regraded_line(result))}")
@@ -325,11 +331,10 @@ def _regrade_history(book: Any, name: str, pair: Sequence[int] | None) -> int:
             print(f"  {_printable(describe(change))}")
         return 0
     for done in regrades:
-        changed = sum(1 for r in done.results if r.why)
         print(
             f"regrade {done.number}  {done.at.isoformat(timespec='seconds')}  {done.policy}  "
             f"{len(done.results)} student(s)  cases {done.cases_sha256[:12]}  checkers "
-            f"{done.checkers_sha256[:12]}  {changed} changed against "
+            f"{done.checkers_sha256[:12]}  {_counts(done)} against "
             + ("the attempts" if done.compared_with == 0 else f"regrade {done.compared_with}")
         )
     if not regrades:

@@ -14,16 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
-from ..core.errors import (
-    CodedockError,
-    EngineUnavailableError,
-    GradebookError,
-    ImageNotFoundError,
-    InvalidValueError,
-)
+from ..core.errors import CheckerError, GradebookError, InvalidValueError
+from ..core.interrupts import Stop
 from ..core.limits import LIMIT_FIELDS, Limits
 from ..core.profile import DEFAULT_IMAGE, Profile
 from ..core.request import Backend
@@ -95,7 +90,8 @@ def base_runs(
         )
     attempts = {a.id: a for a in book.all_attempts(name) if a.id is not None}
     for result in found[0].results:
-        if result.user in bases:
+        # One it could not judge stands as recorded, as in the export.
+        if result.user in bases and result.judged:
             bases[result.user] = _run_of_regrade(found[0], result, attempts)
     return against, bases
 
@@ -134,8 +130,14 @@ def regrade(
             containers kept warm per image and memory.
         progress: called with each student's name once their attempt has run.
 
+    A student whose output a checker cannot read is kept as not judged (every
+    case an error, ``why`` saying what failed), and stands nowhere; any other
+    failure is the sandbox's or the engine's, not the student's, and stops the
+    regrade, keeping nothing.
+
     Raises:
-        EngineUnavailableError, ImageNotFoundError: nothing could run; nothing is kept.
+        CodedockError: the engine or a sandbox failed; the attempts still to run
+            are not started, and nothing is kept.
     """
     if jobs < 1:
         raise InvalidValueError("--jobs", jobs, "a whole number, 1 or more")
@@ -175,9 +177,8 @@ def regrade(
         base = bases[user]
         changes = compare(base, now)
         old, new = base.students[user], now.students[user]
-        why = tuple(changes[0].why) if changes else ()
-        if failure:
-            why = (*(w for w in why if not w.startswith("nothing changed")), failure)
+        # A check that failed is the one reason: the cases' errors are its doing.
+        why = (failure,) if failure else tuple(changes[0].why) if changes else ()
         assert attempt.id is not None
         regraded.append(
             Regraded(
@@ -191,6 +192,7 @@ def regrade(
                 old_max_score=old.max_score,
                 flipped=tuple(changes[0].flipped) if changes else (),
                 why=why,
+                judged=not failure,
             )
         )
     return book.record_regrade(
@@ -217,7 +219,8 @@ def _settings_of(
     base = defaults or Limits()
     if attempt.defaults is not None:
         try:
-            base = Limits(**{k: v for k, v in attempt.defaults.items() if k in LIMIT_FIELDS})
+            # A limit the gradebook did not yet keep when it ran comes from ``defaults``.
+            base = base.replace(**{k: v for k, v in attempt.defaults.items() if k in LIMIT_FIELDS})
         except InvalidValueError as exc:
             raise GradebookError(
                 f"attempt {attempt.id} in the gradebook has run settings that are not limits "
@@ -267,8 +270,11 @@ def _check_group(
         )
         backend = choose_backend(pool=pool)
         pool.start()
+    stop = Stop()
 
     def one(attempt: Attempt) -> tuple[str, Judged]:
+        if stop.is_set():
+            return attempt.user, ((), "stopped")  # another failed: thrown away
         try:
             result = check(
                 attempt.code,
@@ -277,23 +283,33 @@ def _check_group(
                 image=image,
                 backend=backend,
                 reveal_hidden=True,
+                stop=stop,
             )
             judged: Judged = (result.cases, "")
-        except (EngineUnavailableError, ImageNotFoundError):
-            # Nothing could run: a regrade of errors would say every student lost.
-            raise
-        except CodedockError as exc:
-            # One student's code broke a checker, or its sandbox failed: that
-            # student's cases are errors, saying why, and the others' results stand.
+        except CheckerError as exc:
+            # The student's output broke a checker: their cases are errors, saying
+            # why, and the others' results stand. A failure of the engine or a
+            # sandbox is no student's doing, and stops the regrade.
             failure = f"not judged: {exc}"
             judged = (tuple(not_judged(case, failure) for case in cases), failure)
+        except BaseException:
+            stop.set()  # before this one is seen to fail, so that no other starts
+            raise
         if progress is not None:
             progress(attempt.user)
         return attempt.user, judged
 
+    workers = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="codedock-regrade")
     try:
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="codedock-regrade") as pool_:
-            return dict(pool_.map(one, attempts))
+        futures = [workers.submit(one, attempt) for attempt in attempts]
+        for future in as_completed(futures):
+            future.result()  # the first failure, as soon as it comes
+        return dict(future.result() for future in futures)
+    except BaseException:
+        # Its results would be thrown away: the rest neither starts nor runs on.
+        stop.set()
+        raise
     finally:
+        workers.shutdown(wait=True, cancel_futures=True)
         if pool is not None:
             pool.close()

@@ -127,5 +127,7 @@ regrade_results = Table(
     # JSON text: [[case, old verdict, new verdict], ...] and [reason, ...].
     Column("flipped", Text, nullable=False),
     Column("why", Text, nullable=False),
+    # False: the check could not judge it (a checker raised); it stands nowhere.
+    Column("judged", Boolean, nullable=False, server_default="1"),
     Index("ix_gradebook_regrade_results_regrade", "regrade_id"),
 )

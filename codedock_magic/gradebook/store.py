@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, false, func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..core.errors import GradebookError
 from .schema import attempts as _table
@@ -122,6 +122,10 @@ class Regraded:
     #: ``(case, old verdict, new verdict)`` of each case that flipped.
     flipped: tuple[tuple[str, str, str], ...]
     why: tuple[str, ...]
+    #: False when the check could not judge it (a checker raised on its output):
+    #: its cases are errors, ``why`` says what failed, and it stands nowhere (the
+    #: export and later comparisons take the attempt as recorded).
+    judged: bool = True
 
 
 @dataclass(frozen=True)
@@ -219,14 +223,16 @@ class Gradebook:
         """Keep ``regrade`` and its results in one transaction; it, with its number.
 
         Two regrades of one assignment may finish at once: each takes the next
-        number in its transaction, and the one that loses the race (a unique
-        number on PostgreSQL, a stale snapshot on SQLite) takes the next again.
+        number in its transaction, and the one that loses the race (the number
+        is unique per assignment) takes the next again.
         """
         for turn in range(_NUMBER_TRIES):
             try:
                 return self._record_regrade(regrade)
-            except (IntegrityError, OperationalError) as error:
-                if turn == _NUMBER_TRIES - 1:
+            except IntegrityError as error:
+                # Only the race for a number is tried again: any other failure, or a
+                # commit whose outcome is unknown, could be kept twice.
+                if turn == _NUMBER_TRIES - 1 or not _number_taken(error):
                     raise self._failed("record a regrade", error) from None
                 # Apart at random, so that the same two do not meet again.
                 time.sleep(random.uniform(0.01, 0.05) * (turn + 1))
@@ -306,12 +312,13 @@ class Gradebook:
         """Per attempt id, the newest regrade's result, for the attempts it re-ran.
 
         Only the newest regrade's: an older one ran against other cases, and an
-        attempt it alone covered (another policy chose it) stands as recorded.
+        attempt it alone covered (another policy chose it), or could not judge,
+        stands as recorded.
         """
         regrades = self.regrades(assignment)
         if not regrades:
             return {}
-        return {result.attempt_id: result for result in regrades[-1].results}
+        return {r.attempt_id: r for r in regrades[-1].results if r.judged}
 
     def count_since(self, user: str, assignment: str, since: dt.datetime) -> int:
         """How many attempts ``user`` made at ``assignment`` at or after ``since`` (aware)."""
@@ -435,6 +442,13 @@ def _json_or_none(key: int, text: str | None) -> dict[str, Any] | None:
     return value
 
 
+def _number_taken(error: IntegrityError) -> bool:
+    """Whether ``error`` is another regrade having taken the number (PostgreSQL names
+    the constraint; SQLite its columns)."""
+    text = str(error.orig)
+    return "uq_gradebook_regrades_number" in text or "gradebook_regrades.number" in text
+
+
 def _result_row(regrade_id: int, result: Regraded) -> dict[str, Any]:
     return {
         "regrade_id": regrade_id,
@@ -448,6 +462,7 @@ def _result_row(regrade_id: int, result: Regraded) -> dict[str, Any]:
         "old_max_score": result.old_max_score,
         "flipped": json.dumps([list(flip) for flip in result.flipped]),
         "why": json.dumps(list(result.why)),
+        "judged": result.judged,
     }
 
 
@@ -463,6 +478,7 @@ def _regraded(row: Any) -> Regraded:
         old_max_score=row["old_max_score"],
         flipped=tuple((str(a), str(b), str(c)) for a, b, c in json.loads(row["flipped"])),
         why=tuple(str(reason) for reason in json.loads(row["why"])),
+        judged=bool(row["judged"]),
     )
 
 

@@ -12,11 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine
 
 from codedock_magic.cli import main
+from codedock_magic.core.errors import EngineError
 from codedock_magic.gradebook import Attempt, Gradebook, code_sha256
 from codedock_magic.gradebook.store import CaseScore, Regrade, Regraded
 
@@ -212,3 +214,37 @@ def test_an_attempt_keeps_the_limits_and_image_it_ran_with(tmp_path: Path) -> No
         ann, bob = book.all_attempts("hw")
     assert (ann.defaults, ann.image) == (ran, "codedock/x:1")
     assert (bob.defaults, bob.image) == (None, None)
+
+
+class _FailingEngine:
+    """A backend whose every run fails as a broken engine would."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def run(self, request: object, **_: object) -> object:
+        self.runs += 1
+        raise EngineError("the engine answered 500; look at its log")
+
+
+def test_an_engine_failure_stops_the_regrade_keeps_nothing_and_runs_no_more(
+    tmp_path: Path,
+) -> None:
+    # No student's doing: a regrade of errors would tell every one they lost.
+    from codedock_magic.gradebook.regrade import regrade
+    from codedock_magic.grading.assignments import load_assignment
+
+    folder = tmp_path / "hw"
+    folder.mkdir()
+    (folder / "cases.json").write_text(
+        json.dumps({"cases": [{"name": "small", "stdin": "", "expected": "1\n"}]})
+    )
+    url = f"sqlite:///{tmp_path / 'book.sqlite'}"
+    backend = _FailingEngine()
+    with Gradebook(url) as book:
+        for minutes, user in enumerate(("ann", "bob", "cat", "dan")):
+            book.record(attempt(user, minutes))
+        with pytest.raises(EngineError, match="answered 500"):
+            regrade(book, load_assignment(folder), jobs=1, backend=backend)  # type: ignore[arg-type]
+        assert book.regrades("hw") == []
+    assert backend.runs == 1

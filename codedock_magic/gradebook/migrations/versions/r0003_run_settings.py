@@ -1,4 +1,5 @@
-"""The limits and image each attempt ran with, so that a regrade runs it as the service did."""
+"""The limits and image each attempt ran with, so that a regrade runs it as the service did;
+and whether a regrade could judge each attempt."""
 
 from __future__ import annotations
 
@@ -17,10 +18,14 @@ def upgrade() -> None:
     with op.batch_alter_table("gradebook_attempts") as table:
         table.add_column(sa.Column("defaults", sa.Text, nullable=True))
         table.add_column(sa.Column("image", sa.String(255), nullable=True))
+    with op.batch_alter_table("gradebook_regrade_results") as table:
+        table.add_column(sa.Column("judged", sa.Boolean, nullable=False, server_default="1"))
 
 
 def downgrade() -> None:
-    """Drop the attempts' run settings."""
+    """Drop the attempts' run settings and the regrade results' judged."""
+    with op.batch_alter_table("gradebook_regrade_results") as table:
+        table.drop_column("judged")
     with op.batch_alter_table("gradebook_attempts") as table:
         table.drop_column("image")
         table.drop_column("defaults")
