@@ -261,6 +261,8 @@ def _gradebook(args: argparse.Namespace) -> int:
 
 def _regraded_line(result: Any) -> str:
     old = "-" if result.old_score is None else f"{result.old_score:g}/{result.old_max_score:g}"
+    if not result.judged:
+        return f"{result.user}: {old} -> not judged ({'; '.join(result.why)})"
     line = f"{result.user}: {old} -> {result.score:g}/{result.max_score:g}"
     if not result.why:
         return line + " (unchanged)"
@@ -316,19 +318,32 @@ def _regrade_history(book: Any, name: str, pair: Sequence[int] | None) -> int:
     if pair:
         from .gradebook.export import choose
         from .gradebook.history import compare, describe
-        from .gradebook.regrade import base_runs
+        from .gradebook.regrade import base_runs, not_judged_in
 
         chosen = choose(book.all_attempts(name), regrades[-1].policy if regrades else "best")
         old_number, old = base_runs(book, name, chosen, pair[0])
         new_number, new = base_runs(book, name, chosen, pair[1] if len(pair) > 1 else None)
-        changes = [c for user in sorted(old) for c in compare(old[user], new[user])]
+        # A student either side could not judge is said so, not compared through
+        # the recorded attempt that stands in for them.
+        unjudged = {
+            user: f"not judged in regrade {number} ({why})"
+            for number in (new_number, old_number)
+            for user, why in not_judged_in(book, name, number).items()
+            if user in old
+        }
+        changes = [
+            c for user in sorted(old) if user not in unjudged for c in compare(old[user], new[user])
+        ]
         label = {0: "the recorded attempts"}
         print(
             f"{label.get(old_number, f'regrade {old_number}')} -> "
             f"{label.get(new_number, f'regrade {new_number}')}: {len(changes)} changed"
+            + (f", {len(unjudged)} not judged" if unjudged else "")
         )
         for change in changes:
             print(f"  {_printable(describe(change))}")
+        for user in sorted(unjudged):
+            print(f"  {_printable(f'{user}: {unjudged[user]}')}")
         return 0
     for done in regrades:
         print(

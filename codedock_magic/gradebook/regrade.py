@@ -22,6 +22,7 @@ from ..core.interrupts import Stop
 from ..core.limits import LIMIT_FIELDS, Limits
 from ..core.profile import DEFAULT_IMAGE, Profile
 from ..core.request import Backend
+from ..core.result import RunStatus
 from ..grading.assignments import Assignment
 from ..grading.check import CaseResult, check, not_judged
 from ..grading.records import cases_digest
@@ -31,7 +32,7 @@ from .export import choose
 from .history import Run, Standing, checkers_digest, compare
 from .store import Attempt, CaseScore, Gradebook, Regrade, Regraded
 
-__all__ = ["base_runs", "regrade", "scores_of"]
+__all__ = ["base_runs", "not_judged_in", "regrade", "scores_of"]
 
 
 def scores_of(cases: Sequence[CaseResult]) -> tuple[CaseScore, ...]:
@@ -96,6 +97,17 @@ def base_runs(
     return against, bases
 
 
+def not_judged_in(book: Gradebook, name: str, number: int) -> dict[str, str]:
+    """Per student regrade ``number`` of ``name`` could not judge, why (0: none)."""
+    return {
+        r.user: "; ".join(r.why)
+        for done in book.regrades(name)
+        if done.number == number
+        for r in done.results
+        if not r.judged
+    }
+
+
 def regrade(
     book: Gradebook,
     assignment: Assignment,
@@ -130,10 +142,10 @@ def regrade(
             containers kept warm per image and memory.
         progress: called with each student's name once their attempt has run.
 
-    A student whose output a checker cannot read is kept as not judged (every
-    case an error, ``why`` saying what failed), and stands nowhere; any other
-    failure is the sandbox's or the engine's, not the student's, and stops the
-    regrade, keeping nothing.
+    A student whose output a checker cannot read, or whose sandbox broke before
+    their cases ended, is kept as not judged (every case an error, ``why`` saying
+    what failed), and stands nowhere. A failure the engine raises is no student's
+    doing: it stops the regrade, keeping nothing.
 
     Raises:
         CodedockError: the engine or a sandbox failed; the attempts still to run
@@ -190,7 +202,8 @@ def regrade(
                 cases=scores_of(judged),
                 old_score=old.score,
                 old_max_score=old.max_score,
-                flipped=tuple(changes[0].flipped) if changes else (),
+                # Not judged, nothing flipped: its errors are the check's, not the code's.
+                flipped=tuple(changes[0].flipped) if changes and not failure else (),
                 why=why,
                 judged=not failure,
             )
@@ -285,12 +298,23 @@ def _check_group(
                 reveal_hidden=True,
                 stop=stop,
             )
+            broken = [
+                end.note or "the sandbox broke"
+                for end in result.run.cases
+                if end.status is RunStatus.INTERRUPTED
+            ]
             judged: Judged = (result.cases, "")
+            if broken and not stop.is_set():
+                # Its sandbox broke mid-run: the cases it did not finish say nothing
+                # of the code. Not a reason to stop the class's regrade, which a
+                # program that breaks its sandbox could otherwise block.
+                failure = f"the sandbox broke: {broken[0]}"
+                judged = (tuple(not_judged(case, failure) for case in cases), failure)
         except CheckerError as exc:
             # The student's output broke a checker: their cases are errors, saying
             # why, and the others' results stand. A failure of the engine or a
             # sandbox is no student's doing, and stops the regrade.
-            failure = f"not judged: {exc}"
+            failure = str(exc)
             judged = (tuple(not_judged(case, failure) for case in cases), failure)
         except BaseException:
             stop.set()  # before this one is seen to fail, so that no other starts

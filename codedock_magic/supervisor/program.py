@@ -1368,9 +1368,9 @@ class Killer:
         pid, self.pid = self.pid, 0
         if pid:
             try:
-                os.waitpid(pid, 0)
+                wait_child(pid, True)  # also takes it from REAPED, if reaped already
             except ChildProcessError:
-                return  # reaped already by a wait for any child
+                return
 
     def kill(self) -> bool:
         """Have every process of the uid killed; False when the killer is gone."""

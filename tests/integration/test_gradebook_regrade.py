@@ -223,8 +223,7 @@ def test_a_regrade_runs_each_attempt_as_it_ran_and_one_broken_check_loses_nothin
     # The checker broke on cat's output alone: cat's case is an error saying why,
     # and the regrade, with everyone else's results, is kept.
     (cat,) = [line for line in done if line.startswith("  cat:")]
-    assert cat.startswith("  cat: 1/1 -> 0/1 (not judged: ") and "cannot read x" in cat, cat
-    assert cat.endswith("; one: passed -> error"), cat
+    assert cat.startswith("  cat: 1/1 -> not judged (") and "cannot read x" in cat, cat
     with Gradebook(db_url) as book:
         (kept,) = book.regrades("slow")
     assert {r.user: (r.verdicts["one"], r.judged) for r in kept.results} == {

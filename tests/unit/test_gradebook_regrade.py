@@ -11,6 +11,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -19,6 +20,8 @@ from sqlalchemy import create_engine
 
 from codedock_magic.cli import main
 from codedock_magic.core.errors import EngineError
+from codedock_magic.core.limits import Limits
+from codedock_magic.core.result import RunResult, RunStatus, cases_not_run
 from codedock_magic.gradebook import Attempt, Gradebook, code_sha256
 from codedock_magic.gradebook.store import CaseScore, Regrade, Regraded
 
@@ -248,3 +251,53 @@ def test_an_engine_failure_stops_the_regrade_keeps_nothing_and_runs_no_more(
             regrade(book, load_assignment(folder), jobs=1, backend=backend)  # type: ignore[arg-type]
         assert book.regrades("hw") == []
     assert backend.runs == 1
+
+
+class _BrokenSandbox:
+    """A backend whose sandbox breaks before its cases end, as a stuck one does."""
+
+    def run(self, request: Any, **_: object) -> RunResult:
+        given = [(case.timeout, case.memory) for case in request.cases]
+        return RunResult(
+            status=RunStatus.OK,
+            exit_code=None,
+            signal=None,
+            stdout="",
+            stderr="",
+            duration=0.0,
+            truncated=False,
+            limits=Limits(),
+            image="codedock/pybuntu:latest",
+            cases=cases_not_run(given, "the sandbox stopped answering"),
+        )
+
+
+def test_a_sandbox_that_breaks_leaves_its_student_not_judged_standing_as_recorded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codedock_magic.gradebook.regrade import regrade
+    from codedock_magic.grading.assignments import load_assignment
+
+    folder = tmp_path / "hw"
+    folder.mkdir()
+    (folder / "cases.json").write_text(
+        json.dumps({"cases": [{"name": "small", "stdin": "", "expected": "1\n"}]})
+    )
+    url = f"sqlite:///{tmp_path / 'book.sqlite'}"
+    with Gradebook(url) as book:
+        key = book.record(attempt("ann"))
+        done = regrade(book, load_assignment(folder), backend=_BrokenSandbox())  # type: ignore[arg-type]
+        (ann,) = done.results
+        assert not ann.judged and ann.flipped == ()
+        assert ann.why == ("the sandbox broke: the sandbox stopped answering",)
+        # The export keeps what the service gave ann, not the broken run's 0.
+        assert book.newest_results("hw") == {}
+        assert key == ann.attempt_id
+    assert (
+        main(["gradebook", "history", "--assignment", "hw", "--db-url", url, "--compare", "0"]) == 0
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "the recorded attempts -> regrade 1: 0 changed, 1 not judged",
+        "  ann: not judged in regrade 1 (the sandbox broke: the sandbox stopped answering)",
+    ], out
