@@ -325,12 +325,12 @@ def _regrade_history(book: Any, name: str, pair: Sequence[int] | None) -> int:
         new_number, new = base_runs(book, name, chosen, pair[1] if len(pair) > 1 else None)
         # A student either side could not judge is said so, not compared through
         # the recorded attempt that stands in for them.
-        unjudged = {
-            user: f"not judged in regrade {number} ({why})"
-            for number in (new_number, old_number)
-            for user, why in not_judged_in(book, name, number).items()
-            if user in old
-        }
+        said: dict[str, list[str]] = {}
+        for number in sorted({old_number, new_number}):
+            for user, why in not_judged_in(book, name, number).items():
+                if user in old:
+                    said.setdefault(user, []).append(f"not judged in regrade {number} ({why})")
+        unjudged = {user: "; ".join(lines) for user, lines in said.items()}
         changes = [
             c for user in sorted(old) if user not in unjudged for c in compare(old[user], new[user])
         ]

@@ -24,7 +24,7 @@ from ..core.profile import DEFAULT_IMAGE, Profile
 from ..core.request import Backend
 from ..core.result import RunStatus
 from ..grading.assignments import Assignment
-from ..grading.check import CaseResult, check, not_judged
+from ..grading.check import CaseResult, CheckResult, check, not_judged
 from ..grading.records import cases_digest
 from ..local.pool import Pool
 from ..runner import choose_backend
@@ -142,10 +142,11 @@ def regrade(
             containers kept warm per image and memory.
         progress: called with each student's name once their attempt has run.
 
-    A student whose output a checker cannot read, or whose sandbox broke before
-    their cases ended, is kept as not judged (every case an error, ``why`` saying
-    what failed), and stands nowhere. A failure the engine raises is no student's
-    doing: it stops the regrade, keeping nothing.
+    A student whose output a checker cannot read is kept as not judged (every
+    case an error, ``why`` saying what failed), and stands nowhere. A check whose
+    sandbox broke before its cases ended runs once more, and is then judged as it
+    ends. A failure the engine raises is no student's doing: it stops the
+    regrade, keeping nothing.
 
     Raises:
         CodedockError: the engine or a sandbox failed; the attempts still to run
@@ -265,6 +266,11 @@ def _check_all(
     return results
 
 
+def _broke(result: CheckResult) -> bool:
+    """Whether a case of ``result`` did not run to its end (its sandbox broke)."""
+    return any(end.status is RunStatus.INTERRUPTED for end in result.run.cases)
+
+
 def _check_group(
     attempts: Sequence[Attempt],
     cases: list[Any],
@@ -288,8 +294,9 @@ def _check_group(
     def one(attempt: Attempt) -> tuple[str, Judged]:
         if stop.is_set():
             return attempt.user, ((), "stopped")  # another failed: thrown away
-        try:
-            result = check(
+
+        def run() -> CheckResult:
+            return check(
                 attempt.code,
                 cases,
                 limits=limits,
@@ -298,18 +305,15 @@ def _check_group(
                 reveal_hidden=True,
                 stop=stop,
             )
-            broken = [
-                end.note or "the sandbox broke"
-                for end in result.run.cases
-                if end.status is RunStatus.INTERRUPTED
-            ]
+
+        try:
+            result = run()
+            if _broke(result) and not stop.is_set():
+                # A host's hiccup passes; a program that breaks its sandbox (one
+                # that will not be made clean between cases) does so again, and is
+                # judged as the service judged it: those cases killed, 0 points.
+                result = run()
             judged: Judged = (result.cases, "")
-            if broken and not stop.is_set():
-                # Its sandbox broke mid-run: the cases it did not finish say nothing
-                # of the code. Not a reason to stop the class's regrade, which a
-                # program that breaks its sandbox could otherwise block.
-                failure = f"the sandbox broke: {broken[0]}"
-                judged = (tuple(not_judged(case, failure) for case in cases), failure)
         except CheckerError as exc:
             # The student's output broke a checker: their cases are errors, saying
             # why, and the others' results stand. A failure of the engine or a

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine
 from codedock_magic.cli import main
 from codedock_magic.core.errors import EngineError
 from codedock_magic.core.limits import Limits
-from codedock_magic.core.result import RunResult, RunStatus, cases_not_run
+from codedock_magic.core.result import CaseEnding, RunResult, RunStatus, cases_not_run
 from codedock_magic.gradebook import Attempt, Gradebook, code_sha256
 from codedock_magic.gradebook.store import CaseScore, Regrade, Regraded
 
@@ -253,14 +253,36 @@ def test_an_engine_failure_stops_the_regrade_keeps_nothing_and_runs_no_more(
     assert backend.runs == 1
 
 
-class _BrokenSandbox:
-    """A backend whose sandbox breaks before its cases end, as a stuck one does."""
+class _Sandbox:
+    """A backend whose every case prints ``printed``; or whose sandbox breaks first."""
+
+    def __init__(self, printed: str = "", *, broken: bool = False) -> None:
+        self.printed, self.broken, self.runs = printed, broken, 0
 
     def run(self, request: Any, **_: object) -> RunResult:
+        self.runs += 1
         given = [(case.timeout, case.memory) for case in request.cases]
+        ends = (
+            cases_not_run(given, "not run: the sandbox could not be made clean")
+            if self.broken
+            else tuple(
+                CaseEnding(
+                    status=RunStatus.OK,
+                    exit_code=0,
+                    signal=None,
+                    stdout=self.printed,
+                    stderr="",
+                    duration=0.01,
+                    truncated=False,
+                    timeout=timeout,
+                    memory=memory,
+                )
+                for timeout, memory in given
+            )
+        )
         return RunResult(
             status=RunStatus.OK,
-            exit_code=None,
+            exit_code=0,
             signal=None,
             stdout="",
             stderr="",
@@ -268,36 +290,58 @@ class _BrokenSandbox:
             truncated=False,
             limits=Limits(),
             image="codedock/pybuntu:latest",
-            cases=cases_not_run(given, "the sandbox stopped answering"),
+            cases=ends,
         )
 
 
-def test_a_sandbox_that_breaks_leaves_its_student_not_judged_standing_as_recorded(
+def _one_case(tmp_path: Path) -> Path:
+    folder = tmp_path / "hw"
+    folder.mkdir()
+    case = {"name": "small", "stdin": "", "compare": "checker", "checker": "checkers.py:judge"}
+    (folder / "cases.json").write_text(json.dumps({"cases": [case]}))
+    (folder / "checkers.py").write_text(
+        "def judge(output, case):\n"
+        '    if output.strip() == "x":\n'
+        '        raise ValueError("cannot read x")\n'
+        '    return output.strip() == "1"\n'
+    )
+    return folder
+
+
+def test_a_broken_checker_leaves_its_student_not_judged_standing_as_recorded(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from codedock_magic.gradebook.regrade import regrade
     from codedock_magic.grading.assignments import load_assignment
 
-    folder = tmp_path / "hw"
-    folder.mkdir()
-    (folder / "cases.json").write_text(
-        json.dumps({"cases": [{"name": "small", "stdin": "", "expected": "1\n"}]})
-    )
     url = f"sqlite:///{tmp_path / 'book.sqlite'}"
     with Gradebook(url) as book:
-        key = book.record(attempt("ann"))
-        done = regrade(book, load_assignment(folder), backend=_BrokenSandbox())  # type: ignore[arg-type]
+        book.record(attempt("ann"))
+        done = regrade(book, load_assignment(_one_case(tmp_path)), backend=_Sandbox("x\n"))  # type: ignore[arg-type]
         (ann,) = done.results
         assert not ann.judged and ann.flipped == ()
-        assert ann.why == ("the sandbox broke: the sandbox stopped answering",)
-        # The export keeps what the service gave ann, not the broken run's 0.
+        (why,) = ann.why
+        assert why.startswith("the checker of case 'small' raised ValueError: cannot read x"), why
+        # The export keeps what the service gave ann, not the failed check's 0.
         assert book.newest_results("hw") == {}
-        assert key == ann.attempt_id
-    assert (
-        main(["gradebook", "history", "--assignment", "hw", "--db-url", url, "--compare", "0"]) == 0
-    )
+    history = ["gradebook", "history", "--assignment", "hw", "--db-url", url, "--compare", "0"]
+    assert main(history) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [
-        "the recorded attempts -> regrade 1: 0 changed, 1 not judged",
-        "  ann: not judged in regrade 1 (the sandbox broke: the sandbox stopped answering)",
-    ], out
+    assert out[0] == "the recorded attempts -> regrade 1: 0 changed, 1 not judged", out
+    assert out[1].startswith("  ann: not judged in regrade 1 (the checker of case 'small'"), out
+    assert len(out) == 2, out
+
+
+def test_a_sandbox_that_breaks_twice_is_judged_as_the_service_judged_it(tmp_path: Path) -> None:
+    # A program that will not let its sandbox be cleaned must not escape a regrade.
+    from codedock_magic.gradebook.regrade import regrade
+    from codedock_magic.grading.assignments import load_assignment
+
+    backend = _Sandbox(broken=True)
+    with Gradebook(f"sqlite:///{tmp_path / 'book.sqlite'}") as book:
+        key = book.record(attempt("ann"))
+        done = regrade(book, load_assignment(_one_case(tmp_path)), backend=backend)  # type: ignore[arg-type]
+        (ann,) = done.results
+        assert ann.judged and (ann.score, ann.verdicts) == (0.0, {"small": "killed"})
+        assert set(book.newest_results("hw")) == {key}
+    assert backend.runs == 2
