@@ -20,7 +20,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+from codedock_magic.core.limits import Limits
+from codedock_magic.core.result import RunResult, RunStatus
 from codedock_magic.engines import (
     STDERR,
     STDOUT,
@@ -214,3 +217,19 @@ class FakeEngine:
         """The one container made so far."""
         (container,) = self.containers.values()
         return container
+
+
+def run_result(**fields: Any) -> RunResult:
+    """A run that ended ``ok`` with nothing printed; ``fields`` override any of it."""
+    base: dict[str, Any] = {
+        "status": RunStatus.OK,
+        "exit_code": 0,
+        "signal": None,
+        "stdout": "",
+        "stderr": "",
+        "duration": 0.1,
+        "truncated": False,
+        "limits": Limits(),
+        "image": "i",
+    }
+    return RunResult(**{**base, **fields})

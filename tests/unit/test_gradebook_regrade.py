@@ -20,10 +20,11 @@ from sqlalchemy import create_engine
 
 from codedock_magic.cli import main
 from codedock_magic.core.errors import EngineError
-from codedock_magic.core.limits import Limits
 from codedock_magic.core.result import CaseEnding, RunResult, RunStatus, cases_not_run
 from codedock_magic.gradebook import Attempt, Gradebook, code_sha256
 from codedock_magic.gradebook.store import CaseScore, Regrade, Regraded
+
+from .fakes import run_result
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 SCORES = (CaseScore("small", 1.0, 1.0, False), CaseScore("secret", 0.0, 2.0, True))
@@ -280,18 +281,7 @@ class _Sandbox:
                 for timeout, memory in given
             )
         )
-        return RunResult(
-            status=RunStatus.OK,
-            exit_code=0,
-            signal=None,
-            stdout="",
-            stderr="",
-            duration=0.0,
-            truncated=False,
-            limits=Limits(),
-            image="codedock/pybuntu:latest",
-            cases=ends,
-        )
+        return run_result(cases=ends)
 
 
 def _one_case(tmp_path: Path) -> Path:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codedock_magic import CaseEnding, Limits, RunResult, RunStatus, check, load_cases
+from codedock_magic import CaseEnding, RunResult, RunStatus, check, load_cases
 from codedock_magic.errors import CheckerError, InvalidValueError
 from codedock_magic.grading.check import CheckResult, not_run
 from codedock_magic.grading.compare import judge
@@ -27,6 +27,8 @@ from codedock_magic.grading.records import Records, from_cell, to_cell
 from codedock_magic.grading.submissions import Submission, find_submissions
 from codedock_magic.jupyter.checkrender import case_html, case_text, check_html, check_text
 from codedock_magic.jupyter.checkviews import CheckTextView, check_metadata
+
+from .fakes import run_result
 
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -375,20 +377,7 @@ class HiddenBackend:
         cases = tuple(ending(i) for i in range(len(request.cases)))
         for index, ran in enumerate(cases):
             kwargs["listener"].case(index, ran)
-        return RunResult(
-            status=RunStatus.OK,
-            exit_code=0,
-            signal=None,
-            stdout="",
-            stderr="",
-            duration=8.0,
-            truncated=False,
-            limits=Limits(),
-            image="i",
-            cases=cases,
-            cpu_seconds=1.0,
-            peak_memory=12345678,
-        )
+        return run_result(cases=cases, duration=8.0, cpu_seconds=1.0, peak_memory=12345678)
 
 
 HIDDEN_CASES = [

@@ -37,6 +37,8 @@ from codedock_magic.remote.wire import (
     run_to_json,
 )
 
+from .fakes import run_result
+
 
 def test_cases_come_from_dicts_objects_cases_and_both_file_kinds(tmp_path: Path) -> None:
     class Obj:
@@ -208,18 +210,7 @@ class Recorder:
         cases = tuple(_ran(RunStatus.OK, "8\n") for _ in request.cases)
         for index, ran in enumerate(cases):
             kwargs["listener"].case(index, ran)
-        return RunResult(
-            status=RunStatus.OK,
-            exit_code=0,
-            signal=None,
-            stdout="",
-            stderr="",
-            duration=0.1,
-            truncated=False,
-            limits=Limits(),
-            image="i",
-            cases=cases,
-        )
+        return run_result(cases=cases)
 
 
 def test_expected_outputs_never_leave_the_host() -> None:
