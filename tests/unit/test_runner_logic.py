@@ -102,7 +102,8 @@ def test_the_host_deadline_kills_a_stuck_sandbox_and_keeps_earlier_output() -> N
     result = run("x", engine=engine, limits=Limits(timeout=0.3))
     assert result.status is RunStatus.TIMEOUT
     assert (result.exit_code, result.signal, result.stdout) == (None, None, "before\n")
-    assert 0.3 + SUPERVISOR_GRACE <= time.monotonic() - started < 0.3 + SUPERVISOR_GRACE + 1.5
+    # The upper bound only shows the deadline, not the sandbox's 30 s, ended it.
+    assert 0.3 + SUPERVISOR_GRACE <= time.monotonic() - started < 0.3 + SUPERVISOR_GRACE + 10
     assert engine.only().killed.is_set() and engine.only().removed
 
 
@@ -119,7 +120,7 @@ def test_a_stop_flag_ends_the_run_within_a_poll() -> None:
     request = RunRequest(code=b"x", limits=RunLimits(timeout=30))
     result = LocalBackend(engine).run(request, stop=stop)
     assert result.status is RunStatus.INTERRUPTED
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10  # the stop, not the 30 s timeout
     assert engine.only().killed.is_set() and engine.only().removed
 
 

@@ -335,10 +335,13 @@ def test_a_flood_of_refusals_with_a_huge_image_costs_a_few_lines(
         statuses.append(answer.status_code)
         message = answer.json()["message"]
         assert "\n" not in message and len(message) < 1000, message[:100]
+    elapsed = time.monotonic() - started
     assert statuses[:30] == [422] * 30
-    assert set(statuses[30:]) <= {422, 429} and statuses.count(429) >= 60
+    # The burst of 30, then one a second: on a loaded machine the 100 take longer.
+    assert set(statuses[30:]) <= {422, 429}
+    assert 30 <= statuses.count(422) <= 30 + int(elapsed) + 2, (statuses, elapsed)
     lines = (tmp_path / "audit.log").read_text().splitlines()
-    assert len(lines) <= 30 + int(time.monotonic() - started) + 2
+    assert len(lines) <= 30 + int(elapsed) + 2
     assert all(len(line) < 1200 for line in lines)
     record = json.loads(lines[0])
     assert record["status"] == "refused" and "more characters" in record["image"]
