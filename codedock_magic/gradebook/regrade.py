@@ -149,8 +149,8 @@ def regrade(
     regrade, keeping nothing.
 
     Raises:
-        CodedockError: the engine or a sandbox failed; the attempts still to run
-            are not started, and nothing is kept.
+        CodedockError: the engine failed; the attempts still to run are not
+            started, and nothing is kept.
     """
     if jobs < 1:
         raise InvalidValueError("--jobs", jobs, "a whole number, 1 or more")
@@ -316,8 +316,8 @@ def _check_group(
             judged: Judged = (result.cases, "")
         except CheckerError as exc:
             # The student's output broke a checker: their cases are errors, saying
-            # why, and the others' results stand. A failure of the engine or a
-            # sandbox is no student's doing, and stops the regrade.
+            # why, and the others' results stand. A failure the engine raises is
+            # no student's doing, and stops the regrade.
             failure = str(exc)
             judged = (tuple(not_judged(case, failure) for case in cases), failure)
         except BaseException:
