@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codedock_magic import Limits, RunResult, RunStatus
+from codedock_magic import RunResult, RunStatus
 from codedock_magic.core.budget import CASE_FLOOR, MAX_NOTES, NOTE_CHARS, CheckBudget
 from codedock_magic.core.errors import InvalidValueError
 from codedock_magic.core.limits import RunLimits
@@ -45,6 +45,8 @@ from codedock_magic.supervisor.protocol import (
     parse_end,
     parse_usage,
 )
+
+from .fakes import run_result
 
 KINDS = [kind.value for kind in FrameKind]
 chunks = st.lists(st.binary(max_size=200), max_size=30)
@@ -242,18 +244,7 @@ def test_one_line_leaves_no_control_newline_or_bidi_override(text: str) -> None:
 
 
 def _result(**fields: Any) -> RunResult:
-    base: dict[str, Any] = {
-        "status": RunStatus.ERROR,
-        "exit_code": 3,
-        "signal": None,
-        "stdout": "",
-        "stderr": "",
-        "duration": 0.1,
-        "truncated": False,
-        "limits": Limits(),
-        "image": "pybuntu",
-    }
-    return RunResult(**{**base, **fields})
+    return run_result(**{"status": RunStatus.ERROR, "exit_code": 3, "image": "pybuntu", **fields})
 
 
 FORGERIES = [
