@@ -682,7 +682,7 @@ if _failed is not None:
 ZYGOTE_SOURCE = r"""
 import os, sys
 BEFORE = set(sys.modules)
-import _socket, ctypes, struct
+import _socket, atexit, ctypes, gc, resource, signal, struct
 libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
 uid, nofile, fsize, nproc = (int(arg) for arg in sys.argv[1:5])
@@ -721,7 +721,6 @@ def serve():
         status = pid = fds = None
         os.kill(os.getppid(), 17)  # SIGCHLD: the supervisor's loop wakes
 def become():
-    import resource
     high = [os.dup(fd) for fd in fds]
     for target, fd in enumerate(high):
         os.dup2(fd, target)
@@ -745,14 +744,15 @@ def become():
     while view:
         view = view[os.write(fd, view) :]
     os.close(fd)
+# Each child would otherwise copy every page of the zygote's heap that a garbage
+# collection walks; frozen, the zygote's objects are never walked again.
+gc.freeze()
 fds = serve()
 become()
 del become, serve, receive, link, libc, fds
-for name in set(sys.modules) - BEFORE:
-    del sys.modules[name]
-import types
-main = types.ModuleType("__main__")
-del sys.modules["types"]
+# Kept, not freed: freeing them would write to (and so copy) the zygote's pages.
+kept = [sys.modules.pop(name) for name in set(sys.modules) - BEFORE]
+main = type(sys)("__main__")
 main.__file__ = "/sandbox/main.py"
 main.__builtins__ = __builtins__
 main.__cached__ = None
@@ -761,14 +761,68 @@ sys.argv[:] = ["/sandbox/main.py"]
 sys.path[0] = "/sandbox"
 if "random" in sys.modules:
     sys.modules["random"].seed()
+status = 0
+interrupted = False
 try:
     exec(compile(source, "/sandbox/main.py", "exec", dont_inherit=True), main.__dict__)
-except SystemExit:
-    raise
+except SystemExit as exc:
+    # As python3 ends on it: None is 0, a number is the status, else it is printed.
+    status = exc.code
+    if status is None:
+        status = 0
+    elif not isinstance(status, int):
+        try:
+            sys.stderr.write(str(status) + "\n")
+        except BaseException:
+            pass
+        status = 1
 except BaseException as exc:
     exc.__traceback__ = exc.__traceback__.tb_next  # from the program's own frame on
+    sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, exc.__traceback__
     sys.excepthook(type(exc), exc, exc.__traceback__)
-    raise SystemExit(1)
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    status = 1
+# python3's exit, in its order, as far as a program can see it. Tearing down the
+# interpreter would free every object the zygote made, and so copy each page of its
+# heap into this process (most of a case's time); the program's own objects are
+# let go as python3 lets them go, and the rest goes with the process.
+try:
+    if "threading" in sys.modules:
+        sys.modules["threading"]._shutdown()
+    atexit._run_exitfuncs()
+except BaseException:
+    pass
+for name in ("stdout", "stderr"):
+    stream = getattr(sys, name, None)
+    try:
+        if stream is not None and not stream.closed:
+            stream.flush()
+    except BaseException:
+        if name == "stdout":
+            status = 120
+for name in (
+    "path", "argv", "ps1", "ps2", "last_type", "last_value", "last_traceback",
+    "path_hooks", "path_importer_cache", "meta_path", "__interactivehook__",
+):
+    setattr(sys, name, None)
+sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
+# No module can be imported from here on, as in python3's exit.
+for name, module in list(sys.modules.items()):
+    if module is not main:
+        kept.append(module)
+    sys.modules[name] = None
+module = main = None
+gc.collect()
+for stream in (sys.stdout, sys.stderr):
+    try:
+        stream.flush()
+    except BaseException:
+        pass
+if interrupted:
+    # python3 ends by SIGINT then.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+os._exit(status & 0xFF)
 """
 
 
@@ -1349,9 +1403,15 @@ class Killer:
                     os.setgroups([])
                     os.setresgid(owner, owner, owner)
                     os.setresuid(owner, uid, owner)
-                while os.read(ask_r, 1):
-                    kill_every_process()
-                    os.write(told_w, b"k")
+                while True:
+                    asked = os.read(ask_r, 1)
+                    if asked == b"k":
+                        kill_every_process()
+                        os.write(told_w, b"k")
+                    elif asked == b"w":
+                        os.write(told_w, b"w" if wipe() else b"u")
+                    else:
+                        break
             except BaseException:
                 pass
             os._exit(0)
@@ -1374,19 +1434,28 @@ class Killer:
 
     def kill(self) -> bool:
         """Have every process of the uid killed; False when the killer is gone."""
+        return self._ask(b"k", 5) == b"k"
+
+    def wipe(self) -> bool | None:
+        """Have :func:`wipe` done as the uid: True when all is clean, None when the killer is gone.
+
+        The killer is already of the program's uid, so this costs no fork; it runs
+        only once every process of that uid is gone.
+        """
+        told = self._ask(b"w", None)
+        return None if told not in (b"w", b"u") else told == b"w"
+
+    def _ask(self, what: bytes, wait: float | None) -> bytes:
+        """Its one-byte answer to ``what``, or nothing when it is gone or took over ``wait`` s."""
         if self.pid == 0:
-            return False
+            return b""
         try:
-            os.write(self.ask, b"k")
-            while True:
-                ready = select.select([self.told], [], [], 5)[0]
-                if not ready:
-                    return False
-                return os.read(self.told, 1) == b"k"
-        except InterruptedError:
-            return self.kill()
+            os.write(self.ask, what)
+            if wait is not None and not select.select([self.told], [], [], wait)[0]:
+                return b""
+            return os.read(self.told, 1)
         except OSError:
-            return False
+            return b""
 
 
 KILLER: Killer | None = None
@@ -1525,7 +1594,8 @@ def run_cases(
             meter=meter,
         )
         emit(CASE, b"%s %d %.4f" % (outcome.how.encode(), outcome.number, outcome.seconds))
-        if not as_uid(uid, wipe):
+        wiped = KILLER.wipe() if KILLER is not None and KILLER.uid == uid else None
+        if not (as_uid(uid, wipe) if wiped is None else wiped):
             emit(END, b"unclean files outlived their case")
             os._exit(EXIT_CANNOT_START)
     emit_usage(since)

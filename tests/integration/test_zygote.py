@@ -6,7 +6,10 @@ verdict must be what it is alone.
 
 from __future__ import annotations
 
-from codedock_magic import DockerEngine, Limits, check
+import re
+
+from codedock_magic import DockerEngine, Limits, check, run
+from codedock_magic.core.result import signal_name
 
 # Case 1 (stdin "attack") goes after every process it can name that is not its own:
 # the zygote is its parent. Case 2 (stdin "report") prints what it finds.
@@ -114,3 +117,57 @@ def test_every_case_has_its_own_random_argv_and_main(engine: DockerEngine) -> No
     rows = [case.stdout.split(" ", 1) for case in result.cases]
     assert len({draw for draw, _ in rows}) == 4, rows
     assert [rest for _, rest in rows] == [f"['/sandbox/main.py'] __main__ {i}\n" for i in range(4)]
+
+
+# How a program ends, each of which a case forked from the zygote must show as a
+# fresh python3 does: the exit skips tearing down the zygote's own objects.
+ENDINGS = {
+    "exit code": "import sys\nprint('a')\nsys.exit(3)\n",
+    "exit code wraps": "import sys\nsys.exit(-1)\n",
+    "exit message": "import sys\nsys.exit('bye')\n",
+    "exit none": "raise SystemExit\n",
+    "exception": "def f():\n    raise ValueError('no')\nprint('before')\nf()\n",
+    "interrupt": "raise KeyboardInterrupt\n",
+    "destructors": (
+        "class A:\n"
+        "    def __init__(self, name):\n"
+        "        self.name = name\n"
+        "    def __del__(self):\n"
+        "        print('bye', self.name)\n"
+        "a = A('a')\nb = A('b')\nc = [A('c')]\nc.append(c)\n"
+    ),
+    "destructor raises": (
+        "class A:\n    def __del__(self):\n        raise RuntimeError('late')\nkeep = A()\n"
+    ),
+    "atexit": "import atexit\natexit.register(print, 'at exit')\nprint('main')\n",
+    "thread": (
+        "import threading, time\n"
+        "def late():\n    time.sleep(0.3)\n    print('late')\n"
+        "threading.Thread(target=late).start()\nprint('main')\n"
+    ),
+    "daemon thread": (
+        "import threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(5), print('never')), daemon=True).start()\n"
+        "print('main')\n"
+    ),
+    "unflushed file": "f = open('/dev/stdout', 'w')\nf.write('via a file, never closed')\n",
+    "stdout swapped": "import io, sys\nsys.stdout = io.StringIO()\nprint('kept')\n",
+    "no newline": "import sys\nsys.stdout.write('out')\nsys.stderr.write('err')\n",
+}
+
+
+def test_every_ending_shows_in_a_case_as_in_a_fresh_python3(engine: DockerEngine) -> None:
+    limits = Limits(timeout=10)
+    for name, code in ENDINGS.items():
+        fresh = run(code, limits=limits)
+        case = check(code, [{"name": "c", "expected": ""}], limits=limits, reveal_hidden=True)
+        ended = case.cases[0]
+        # Addresses differ from one python3 to the next anyway.
+        shown = [re.sub("0x[0-9a-f]+", "0x?", text) for text in (ended.stderr, fresh.stderr)]
+        assert (ended.stdout, shown[0]) == (fresh.stdout, shown[1]), name
+        if fresh.signal is not None:
+            assert signal_name(fresh.signal) in ended.detail, (name, ended.detail)
+        elif fresh.exit_code:
+            assert f"exit {fresh.exit_code}" in ended.detail, (name, ended.detail)
+        else:
+            assert "exit" not in ended.detail, (name, ended.detail)
