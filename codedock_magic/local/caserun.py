@@ -2,10 +2,12 @@
 
 The supervisor runs each case in a fresh process with a fresh work dir, under
 the case's own deadline and memory cap, and resets the container between cases
-(see :mod:`codedock_magic.supervisor.program`). The host sends a case's input
-only once the previous case has ended, reads each case's output up to its end
-frame, and keeps a deadline of its own over all of them, for a supervisor that
-is stuck. Expected outputs never leave the host: judging is for the caller.
+(see :mod:`codedock_magic.supervisor.program`). The host keeps the next case's
+input waiting in the stream while one runs, when both are small, and sends it
+once the previous case has ended otherwise; it reads each case's output up to
+its end frame, and keeps a deadline of its own over all of them, for a
+supervisor that is stuck. Expected outputs never leave the host: judging is for
+the caller.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ __all__ = ["CASE_SLACK", "CasesConversation", "case_limits"]
 CASE_SLACK = 1.0
 #: What is kept of the supervisor's own stderr (it writes there only when it fails).
 _COMPLAINTS = 16 * 1024
+#: A case is sent while the one before it still runs only when both are at most
+#: this long: the stream holds them without the supervisor reading, so the send
+#: never waits on a program (whose output this thread must go on reading). The
+#: supervisor then finds the next case there as soon as it has reset the sandbox.
+_AHEAD = 16 * 1024
 
 
 def case_limits(request: RunRequest, case: CaseInput) -> tuple[float, int]:
@@ -85,6 +92,8 @@ class CasesConversation:
         self.stderr = CappedOutput(self.budget.case_cap("stderr"))
         self.complaints = bytearray()
         self._talk: SupervisedRun | None = None
+        #: The length of each case sent so far.
+        self._sent: list[int] = []
 
     def not_started(self) -> RunResult:
         """The result of the run stopped before it had a sandbox: no case ran."""
@@ -102,8 +111,9 @@ class CasesConversation:
         talk = self._talk = SupervisedRun(
             sandbox, self.stop, on_frame=self.on_frame, on_stderr=self._complain
         )
-        # The first case goes with the request; each next one after the last one's end.
-        talk.converse(header + self._case(0), self.longest)
+        # The first case goes with the request (and the second with it, if small);
+        # each next one as the one before it ends.
+        talk.converse(header + self._due(), self.longest)
         talk.refuse_if_refused()
         if len(self.done) == len(self.request.cases) and talk.end == End("exit", 0):
             status, exit_code = RunStatus.OK, 0
@@ -128,6 +138,19 @@ class CasesConversation:
         container = self.request.profile.limits.memory
         return encode_case(case.stdin, timeout, memory if memory < container else 0)
 
+    def _due(self) -> bytes:
+        """The cases to send now: the one the supervisor runs next, then one ahead if small."""
+        out = b""
+        total, running = len(self.request.cases), len(self.done)
+        while len(self._sent) < total and len(self._sent) <= running + 1:
+            payload = self._case(len(self._sent))
+            ahead = len(self._sent) > running
+            if ahead and max(len(payload), self._sent[running]) > _AHEAD:
+                break
+            self._sent.append(len(payload))
+            out += payload
+        return out
+
     def on_frame(self, kind: bytes, body: bytes) -> None:
         """A case's output, or its end (and then the next case goes out)."""
         if kind == FrameKind.STDOUT.value:
@@ -143,11 +166,14 @@ class CasesConversation:
                         f"({body[:60]!r})"
                     )
                 return
-            self._finish_case(ended)
-            if len(self.done) < len(self.request.cases) and self._talk is not None:
-                self._talk.send(self._case(len(self.done)))
+            ending = self._finish_case(ended)
+            # Before the listener: the supervisor need not wait for the judging.
+            due = self._due()
+            if due and self._talk is not None:
+                self._talk.send(due)
+            self.listener.case(len(self.done) - 1, ending)
 
-    def _finish_case(self, ended: CaseEnd) -> None:
+    def _finish_case(self, ended: CaseEnd) -> CaseEnding:
         timeout, memory = self.case_limits[len(self.done)]
         ending = CaseEnding(
             status=case_status(ended.how, ended.number),
@@ -165,7 +191,7 @@ class CasesConversation:
         self.budget.spend("stderr", self.stderr.kept)
         self.stdout = CappedOutput(self.budget.case_cap("stdout"))
         self.stderr = CappedOutput(self.budget.case_cap("stderr"))
-        self.listener.case(len(self.done) - 1, ending)
+        return ending
 
     def _why_unfinished(self, talk: SupervisedRun) -> str:
         if talk.interrupted:

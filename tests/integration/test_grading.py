@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
+import string
 import threading
 import time
 
@@ -195,6 +198,43 @@ def test_many_cases_in_one_container_all_pass(engine: DockerEngine, cases: int) 
         [{"name": str(i), "stdin": f"{i}\n", "expected": f"{2 * i}"} for i in range(cases)],
     )
     assert result.passed == cases
+
+
+# Each case reads its own stdin to its end, or leaves it unread ("q"); the next case
+# goes into the stream while one runs when both are small, so the boundaries of
+# small, large and unread inputs must hold wherever they fall.
+BOUNDARIES = r"""
+import hashlib, sys
+head = sys.stdin.buffer.read(1)
+if head == b"q":
+    print("quit")
+    sys.exit(0)
+data = head + sys.stdin.buffer.read()
+print(len(data), hashlib.sha256(data).hexdigest()[:16])
+"""
+
+
+def test_each_case_reads_exactly_its_own_stdin(engine: DockerEngine) -> None:
+    rng = random.Random(7)
+    sizes = [0, 3, 20_000, 5, 16_384, 300_000, 2, 16_300, 1, 70_000, 4]
+    inputs = ["".join(rng.choices(string.ascii_letters, k=size)) for size in sizes]
+    inputs[3] = "q" + inputs[3]
+    inputs[5] = "q" + inputs[5]
+    inputs[8] = "q"
+
+    def expected(text: str) -> str:
+        data = text.encode()
+        if data[:1] == b"q":
+            return "quit"
+        return f"{len(data)} {hashlib.sha256(data).hexdigest()[:16]}"
+
+    cases = [
+        {"name": str(i), "stdin": text, "expected": expected(text)} for i, text in enumerate(inputs)
+    ]
+    result = check(BOUNDARIES, cases, limits=Limits(timeout=10))
+    assert [case.verdict for case in result.cases] == [Verdict.PASSED] * len(inputs), [
+        (case.stdout, case.detail) for case in result.cases
+    ]
 
 
 # A hidden case writes its input into a cgroup counter of the container (failed
