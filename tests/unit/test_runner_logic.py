@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import threading
 import time
@@ -20,7 +21,7 @@ from codedock_magic import (
     RunStatus,
     run,
 )
-from codedock_magic.engines import SANDBOX_UID
+from codedock_magic.engines import SANDBOX_UID, Sandbox, SandboxSpec
 from codedock_magic.local.sandbox import SUPERVISOR_GRACE
 
 from .fakes import FakeContainer, FakeEngine
@@ -227,6 +228,41 @@ def test_the_pool_serves_its_profile_once_and_starts_others_cold() -> None:
         profiles = [c.spec.profile for c in engine.containers.values()]
         assert profiles.count(Profile()) >= 2
         assert Profile(limits=Limits(memory="100m").container) in profiles
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize(("hold", "waits"), [(0.1, True), (2.0, False)])
+def test_a_refill_waits_a_moment_for_the_one_run_under_way(hold: float, waits: bool) -> None:
+    def slow(container: FakeContainer) -> None:
+        # Once the request is there: the run is under way.
+        select.select([container.fd], [], [], 30)
+        time.sleep(hold)
+        ending.append(time.monotonic())
+        answer((OUT, b"ok\n"), (END, b"exit 0"), exit_code=0)(container)  # type: ignore[operator]
+
+    engine = FakeEngine(slow)
+    ending: list[float] = []
+    launched: list[float] = []
+    launch = engine.launch
+
+    def counted(spec: SandboxSpec) -> Sandbox:
+        launched.append(time.monotonic())
+        return launch(spec)
+
+    engine.launch = counted  # type: ignore[method-assign]
+    pool = Pool(engine, size=1).start()
+    try:
+        assert pool.wait_ready(timeout=10)
+        started = time.monotonic()
+        assert run("x", pool=pool).ok
+        assert pool.wait_ready(timeout=10) and len(launched) == 2
+        if waits:
+            # The refill's engine work came as the run ended, not beside it.
+            assert launched[1] >= ending[0]
+        else:
+            # A long run does not hold the pool empty: the refill waited only a moment.
+            assert started + 0.2 <= launched[1] <= started + 1.0
     finally:
         pool.close()
 
