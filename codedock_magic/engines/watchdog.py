@@ -9,11 +9,12 @@ waits for EOF on a pipe from its parent, which the kernel delivers however the
 parent dies, then removes every container of the parent's session from the engine
 that made them: its argv names that engine and the options it was made with.
 
-It lives as long as its parent, one per kernel, so it must stay small: it is run
-as this file's source (``python -I -c``), as the supervisor is, and for Docker
-imports only ``os``, ``sys`` and ``threading`` until the parent is gone; only then
-does it import the package (and with it the engine client) to do the removal.
-Another engine's client (kubernetes') is loaded up front: it takes seconds.
+It lives as long as its parent, one per kernel, so it must stay small. For Docker
+it waits as a shell (``/bin/sh``, under 2 MiB where an idle interpreter holds
+about 10), which at EOF becomes ``python -I -c`` this file's source, as the
+supervisor is run; only then is the package (and with it the engine client)
+imported, to do the removal. Another engine's client (kubernetes') takes seconds
+to load, so for it the interpreter waits, with the client loaded up front.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ SETTLE = 5.0
 # One per engine (its name and options, as JSON) this process launches on.
 _processes: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
 _owner = 0
+# What waits for the parent's end, where there is one.
+SHELL = "/bin/sh"
 
 
 def watchdog_command(
@@ -52,7 +55,12 @@ def watchdog_command(
     # This file is codedock_magic/engines/watchdog.py: the package's parent is three up.
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     made_with = json.dumps(dict(options or {}), sort_keys=True)
-    return [sys.executable, "-I", "-c", source, session, package_parent, engine, made_with]
+    command = [sys.executable, "-I", "-c", source, session, package_parent, engine, made_with]
+    if engine == "docker" and os.path.exists(SHELL):
+        # The shell's read ends at EOF (no byte ever comes): the parent is gone.
+        wait = 'while read -r _; do :; done; exec "$@"'
+        return [SHELL, "-c", wait, "codedock-watchdog", *command]
+    return command
 
 
 def ensure_watchdog(engine: str = "docker", options: Mapping[str, Any] | None = None) -> None:

@@ -114,8 +114,9 @@ class Pool:
         self._wanted = 0
         self._handed: Sandbox | None = None
         self._threads: list[threading.Thread] = []
-        # The sandboxes handed out that may still run.
+        # The sandboxes handed out that may still run; when a run last found none.
         self._serving: list[Sandbox] = []
+        self._missed_at = float("-inf")
         _pools.add(self)
 
     @property
@@ -178,6 +179,7 @@ class Pool:
                 found = self._take_handover_locked()
             if found is None:
                 self.misses += 1
+                self._missed_at = time.monotonic()
             else:
                 self.hits += 1
                 self._serving = [*(each for each in self._serving if each.alive()), found]
@@ -307,10 +309,12 @@ class Pool:
                 profile = self.profile
                 self._starting += 1
                 serving = [each for each in self._serving if each.alive()]
+                burst = time.monotonic() - self._missed_at < self._sizer.window
             try:
-                if len(serving) == 1:
+                if len(serving) == 1 and not burst:
                     # One run under way (a notebook's cell): let it end first. Under
-                    # a load of many, refills overlap the runs, as throughput needs.
+                    # a load of many, or while runs find the pool empty (cells back
+                    # to back), refills overlap the runs, as throughput needs.
                     serving[0].watch.died.wait(_REFILL_DEFER)
                 self._fill_one(profile)
             finally:
@@ -383,6 +387,7 @@ class Pool:
         self._wanted = 0
         self._handed = None
         self._serving = []
+        self._missed_at = float("-inf")
         self.hits = self.misses = 0
 
     def _expire_locked(self) -> None:

@@ -29,11 +29,12 @@ as root holding only CAP_SETUID and CAP_SETGID and:
    the program's orphans as an init would.
 
 A request with cases (a grader's test inputs) runs the code once per case
-instead: each case's header and stdin follow the previous case's ``c`` frame,
-each case gets a fresh process under its own deadline and memory cap, and
-between cases every process of the program's uid is killed and everything it
-could write (the work dir, ``/dev/shm``, ``/dev/mqueue``, System V IPC) is
-removed. The expected outputs never come here.
+instead: each case's header and stdin follow the previous case's on the stream
+(the host may send them before that case ends; they wait there), each case gets
+a fresh process under its own deadline and memory cap, and between cases every
+process of the program's uid is killed and everything it could write (the work
+dir, ``/dev/shm``, ``/dev/mqueue``, System V IPC) is removed. The expected
+outputs never come here.
 
 The program cannot stop any of this: it runs under another uid without CAP_KILL.
 Its processes are killed through a process made before it (:class:`Killer`), so
@@ -1582,8 +1583,9 @@ def run_cases(
 ) -> None:
     """Run the code once per case, each in a fresh process and a fresh, empty work dir.
 
-    Each case's header line (its stdin length, timeout and memory cap) comes after
-    the last case's ``c`` frame, and its stdin after that. Between cases every
+    Each case's header line (its stdin length, timeout and memory cap) follows the
+    last case's stdin, and its own stdin follows it; it is read once the last case
+    has ended and the sandbox is reset, whenever the host sent it. Between cases every
     process of the program's uid is killed and everything it could write is
     removed, so nothing of one case reaches the next.
     """

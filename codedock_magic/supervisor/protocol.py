@@ -15,8 +15,10 @@ program never holds that descriptor, so it cannot forge a frame.
 
 A request with cases (``cases`` > 0 in the header, no stdin of its own) runs the
 code once per case: the host sends each case's line (:func:`encode_case`) and
-stdin, and reads its output frames up to its ``c`` frame (:func:`parse_case_end`)
-before it sends the next. ``x`` then ends the whole request.
+stdin, and reads its output frames up to its ``c`` frame (:func:`parse_case_end`).
+The next case follows on the stream, sent before that frame when both are small:
+the supervisor reads a case's line only once the case before it is over.
+``x`` then ends the whole request.
 
 The supervisor (:mod:`.program`) runs in the container with nothing of this
 package, so it keeps its own copy of these constants; a unit test runs its own

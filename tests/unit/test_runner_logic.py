@@ -232,8 +232,12 @@ def test_the_pool_serves_its_profile_once_and_starts_others_cold() -> None:
         pool.close()
 
 
-@pytest.mark.parametrize(("hold", "waits"), [(0.1, True), (2.0, False)])
-def test_a_refill_waits_a_moment_for_the_one_run_under_way(hold: float, waits: bool) -> None:
+@pytest.mark.parametrize(
+    ("hold", "burst", "waits"), [(0.1, False, True), (2.0, False, False), (1.0, True, False)]
+)
+def test_a_refill_waits_a_moment_for_the_one_run_under_way(
+    hold: float, burst: bool, waits: bool
+) -> None:
     def slow(container: FakeContainer) -> None:
         # Once the request is there: the run is under way.
         select.select([container.fd], [], [], 30)
@@ -254,12 +258,17 @@ def test_a_refill_waits_a_moment_for_the_one_run_under_way(hold: float, waits: b
     pool = Pool(engine, size=1).start()
     try:
         assert pool.wait_ready(timeout=10)
+        if burst:
+            pool._missed_at = time.monotonic()  # a run just found it empty
         started = time.monotonic()
         assert run("x", pool=pool).ok
         assert pool.wait_ready(timeout=10) and len(launched) == 2
         if waits:
             # The refill's engine work came as the run ended, not beside it.
             assert launched[1] >= ending[0]
+        elif burst:
+            # Cells back to back: the refill starts at once, beside the run.
+            assert launched[1] <= started + 0.15
         else:
             # A long run does not hold the pool empty: the refill waited only a moment.
             assert started + 0.2 <= launched[1] <= started + 1.0
