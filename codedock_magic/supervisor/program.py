@@ -807,6 +807,9 @@ except BaseException as exc:
 try:
     if "threading" in sys.modules:
         sys.modules["threading"]._shutdown()
+except BaseException:
+    pass
+try:
     atexit._run_exitfuncs()
 except BaseException:
     pass
