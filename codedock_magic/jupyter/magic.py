@@ -78,7 +78,7 @@ class SandboxMagics(LimitSettings, EngineSettings, Magics):  # type: ignore[misc
         "does not wait for one (0: none). Each still serves a single run.",
     ).tag(config=True)
     pool_max = Int(
-        0,
+        4,
         help="The most containers the pool keeps started while cells come in bursts; it "
         "grows by one for each cell that found it empty in the last 30 s, and is back to "
         "pool_size after 60 s without a cell (0, or below pool_size: a fixed pool of pool_size).",
