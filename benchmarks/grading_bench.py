@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from codedock_magic import Limits, check, grade, run
+from codedock_magic import DEFAULT_IMAGE, Limits, check, grade, run
 
 CODE = "print(int(input()) * 2)\n"
 LIMITS = Limits(timeout=5)
@@ -90,6 +90,30 @@ def one_container_per_case(folder: Path, count: int, jobs: int) -> float:
     return (time.perf_counter() - started) / count
 
 
+def engine_floor(count: int, jobs: int) -> float:
+    """Seconds the engine alone takes for ``count`` containers, ``jobs`` at a time.
+
+    Each is what a submission cannot do without: create, start, wait and remove of
+    a container of the same image that runs ``true``.
+    """
+    import docker
+
+    client = docker.from_env(version="auto")
+
+    def one(_: int) -> None:
+        container = client.containers.create(DEFAULT_IMAGE, ["true"], network_mode="none")
+        try:
+            container.start()
+            container.wait()
+        finally:
+            container.remove(force=True)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as workers:
+        list(workers.map(one, range(count)))
+    return time.perf_counter() - started
+
+
 def batch(folder: Path, jobs: int, out: Path, count: int | None = None) -> float:
     if count is not None:
         subset = folder.parent / f"{folder.name}-{count}"
@@ -124,13 +148,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as root:
         folder = Path(root, "class")
         make_class(folder, args.class_size)
-        wholes = [
-            batch(folder, args.jobs, Path(root, f"all{index}.csv"))
-            for index in range(args.class_rounds)
-        ]
+        wholes, floors = [], []
+        for index in range(args.class_rounds):
+            wholes.append(batch(folder, args.jobs, Path(root, f"all{index}.csv")))
+            floors.append(engine_floor(args.class_size, args.jobs))
         print(
             f"{args.class_size} submissions x 10 cases  {spread(wholes, ' s')}  "
             f"({args.class_size / statistics.median(wholes):.1f} submissions/s; target <= 12 s)"
+        )
+        ratios = [whole / floor for whole, floor in zip(wholes, floors, strict=True)]
+        print(
+            f"the engine alone, {args.class_size} containers of `true`, {args.jobs} at a time  "
+            f"{spread(floors, ' s')}; the class took {spread(ratios, 'x')} that"
         )
         # Side by side on a share of the class: one container per case is slow.
         share = max(4, args.class_size // 5)
