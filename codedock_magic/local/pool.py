@@ -117,6 +117,9 @@ class Pool:
         # The sandboxes handed out that may still run; when a run last found none.
         self._serving: list[Sandbox] = []
         self._missed_at = float("-inf")
+        # Whether a container of it was ever ready: a run before that (a kernel's
+        # first cell, as the extension loads) is no burst to grow for.
+        self._filled = False
         _pools.add(self)
 
     @property
@@ -179,11 +182,12 @@ class Pool:
                 found = self._take_handover_locked()
             if found is None:
                 self.misses += 1
-                self._missed_at = time.monotonic()
+                if self._filled:
+                    self._missed_at = time.monotonic()
             else:
                 self.hits += 1
                 self._serving = [*(each for each in self._serving if each.alive()), found]
-            self._sizer.run(time.monotonic(), found=found is not None)
+            self._sizer.run(time.monotonic(), found=found is not None or not self._filled)
             self._wake.notify_all()
         for sandbox in stale:
             sandbox.end()
@@ -288,6 +292,7 @@ class Pool:
                 with self._wake:
                     if wanted():
                         self._handed = sandbox
+                        self._filled = True
                         self._wake.notify_all()
                         return True
             ready = True
@@ -310,11 +315,12 @@ class Pool:
                 self._starting += 1
                 serving = [each for each in self._serving if each.alive()]
                 burst = time.monotonic() - self._missed_at < self._sizer.window
+                urgent = burst and not self._ready
             try:
-                if len(serving) == 1 and not burst:
+                if len(serving) == 1 and not urgent:
                     # One run under way (a notebook's cell): let it end first. Under
-                    # a load of many, or while runs find the pool empty (cells back
-                    # to back), refills overlap the runs, as throughput needs.
+                    # a load of many, or when runs have found the pool empty and it
+                    # is empty again (cells back to back), refills overlap the runs.
                     serving[0].watch.died.wait(_REFILL_DEFER)
                 self._fill_one(profile)
             finally:
@@ -368,6 +374,7 @@ class Pool:
             fits = not self._closed and self.serves(profile) and len(self._ready) < target
             if fits:
                 self._ready.append(sandbox)
+                self._filled = True
             self._wake.notify_all()
         if not fits:
             sandbox.end()
@@ -388,6 +395,7 @@ class Pool:
         self._handed = None
         self._serving = []
         self._missed_at = float("-inf")
+        self._filled = False
         self.hits = self.misses = 0
 
     def _expire_locked(self) -> None:
