@@ -55,7 +55,14 @@ POOL = 4
 
 def start_service(folder: Path, **settings: Any) -> tuple[subprocess.Popen[bytes], str]:
     tokens = {f"tok-{i}": f"user{i}" for i in range(USERS)} | {"tok-heavy": "heavy"}
-    merged = {"port": 0, "api_tokens": tokens, "metrics_token": "tok-metrics", **settings}
+    # Its gradebook in the folder too, not wherever the benchmark was started.
+    merged = {
+        "port": 0,
+        "api_tokens": tokens,
+        "metrics_token": "tok-metrics",
+        "db_url": f"sqlite:///{folder / 'gradebook.sqlite'}",
+        **settings,
+    }
     config = folder / "codedock_service_config.py"
     config.write_text("".join(f"c.SandboxService.{k} = {v!r}\n" for k, v in merged.items()))
     log = folder / "service.log"
