@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from codedock_magic import DEFAULT_IMAGE, Limits, check, grade, run
+from codedock_magic import Limits, check, grade, run
 
 CODE = "print(int(input()) * 2)\n"
 LIMITS = Limits(timeout=5)
@@ -97,20 +97,12 @@ def engine_floor(count: int, jobs: int) -> float:
     a container of the same image that runs ``true``.
     """
     import docker
+    from bench import bare_container
 
     client = docker.from_env(version="auto")
-
-    def one(_: int) -> None:
-        container = client.containers.create(DEFAULT_IMAGE, ["true"], network_mode="none")
-        try:
-            container.start()
-            container.wait()
-        finally:
-            container.remove(force=True)
-
     started = time.perf_counter()
     with ThreadPoolExecutor(jobs) as workers:
-        list(workers.map(one, range(count)))
+        list(workers.map(lambda _: bare_container(client), range(count)))
     return time.perf_counter() - started
 
 
