@@ -675,7 +675,7 @@ if _failed is not None:
         _failed.__traceback__,
     )
     sys.excepthook(type(_failed), _failed, _failed.__traceback__)
-    if isinstance(_failed, KeyboardInterrupt):
+    if type(_failed) is KeyboardInterrupt:
         # python3 ends by SIGINT then.
         import _signal
 
@@ -700,7 +700,7 @@ ZYGOTE_SOURCE = r"""
 import os, sys
 BEFORE = set(sys.modules)
 # Not signal: its enum costs the zygote's start 6 ms.
-import _signal, _socket, atexit, ctypes, gc, resource, struct
+import _io, _signal, _socket, atexit, ctypes, gc, resource, struct
 libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
 uid, nofile, fsize, nproc = (int(arg) for arg in sys.argv[1:5])
@@ -762,6 +762,20 @@ def become():
     while view:
         view = view[os.write(fd, view) :]
     os.close(fd)
+def ignored(what, exc):
+    # As python3 reports an exception it cannot raise (its unraisable hook's text),
+    # from below this source's own frame.
+    try:
+        import traceback
+        text = "Exception ignored in: %r\n" % (what,)
+        below = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        text += "".join(traceback.format_exception(type(exc), exc, below))
+        if sys.stderr is None:
+            os.write(2, text.encode("utf-8", "backslashreplace"))
+        else:
+            sys.stderr.write(text)
+    except BaseException:
+        pass
 # Each child would otherwise copy every page of the zygote's heap that a garbage
 # collection walks; frozen, the zygote's objects are never walked again.
 gc.freeze()
@@ -784,13 +798,24 @@ interrupted = False
 try:
     exec(compile(source, "/sandbox/main.py", "exec", dont_inherit=True), main.__dict__)
 except SystemExit as exc:
-    # As python3 ends on it: None is 0, a number is the status, else it is printed.
+    # As python3 ends on it: None is 0, a number is the status (-1 past a C long),
+    # anything else is printed (on the descriptor, without a sys.stderr) and is 1.
     status = exc.code
     if status is None:
         status = 0
-    elif not isinstance(status, int):
+    elif isinstance(status, int):
+        if not -(2**63) <= status < 2**63:
+            status = -1
+    else:
         try:
-            sys.stderr.write(str(status) + "\n")
+            text = str(status)
+        except BaseException:
+            text = ""
+        try:
+            if sys.stderr is None:
+                os.write(2, text.encode("utf-8", "backslashreplace") + b"\n")
+            else:
+                sys.stderr.write(text + "\n")
         except BaseException:
             pass
         status = 1
@@ -798,35 +823,59 @@ except BaseException as exc:
     exc.__traceback__ = exc.__traceback__.tb_next  # from the program's own frame on
     sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, exc.__traceback__
     sys.excepthook(type(exc), exc, exc.__traceback__)
-    interrupted = isinstance(exc, KeyboardInterrupt)
+    # Only KeyboardInterrupt itself, not a subclass, ends python3 by SIGINT.
+    interrupted = type(exc) is KeyboardInterrupt
     status = 1
-# python3's exit, in its order, as far as a program can see it. Tearing down the
-# interpreter would free every object the zygote made, and so copy each page of its
-# heap into this process (most of a case's time); the program's own objects are
-# let go as python3 lets them go, and the rest goes with the process.
-try:
-    if "threading" in sys.modules:
+# python3's exit (Py_FinalizeEx), in its order, as far as a program can see it.
+# Tearing down the interpreter would free every object the zygote made, and so
+# copy each page of its heap into this process (most of a case's time); the
+# program's own objects are let go as python3 lets them go, and the rest goes
+# with the process.
+if "threading" in sys.modules:
+    try:
         sys.modules["threading"]._shutdown()
-except BaseException:
-    pass
+    except BaseException as joining:
+        ignored(sys.modules["threading"], joining)
+        joining = None
 try:
     atexit._run_exitfuncs()
 except BaseException:
     pass
+# Daemon threads stop here in python3; here they get the lock only when this waits.
+sys.setswitchinterval(1e6)
 for name in ("stdout", "stderr"):
     stream = getattr(sys, name, None)
+    if stream is None:
+        continue
     try:
-        if stream is not None and not stream.closed:
-            stream.flush()
+        closed = bool(stream.closed)
     except BaseException:
+        closed = False
+    if closed:
+        continue
+    try:
+        stream.flush()
+    except BaseException as flushing:
+        status = 120
         if name == "stdout":
-            status = 120
+            ignored(stream, flushing)
+        flushing = None
+# The signal handlers go, then a collection while modules still import.
+for number in range(1, _signal.NSIG):
+    try:
+        if callable(_signal.getsignal(number)):
+            _signal.signal(number, _signal.SIG_DFL)
+    except BaseException:
+        pass
+gc.collect()
 for name in (
     "path", "argv", "ps1", "ps2", "last_type", "last_value", "last_traceback",
     "path_hooks", "path_importer_cache", "meta_path", "__interactivehook__",
 ):
     setattr(sys, name, None)
-sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
+sys.stdin, sys.stdout, sys.stderr = (
+    getattr(sys, "__%s__" % name, None) for name in ("stdin", "stdout", "stderr")
+)
 # No module can be imported from here on, as in python3's exit.
 for name, module in list(sys.modules.items()):
     if module is not main:
@@ -834,15 +883,33 @@ for name, module in list(sys.modules.items()):
     sys.modules[name] = None
 module = main = None
 gc.collect()
+# What sys itself held (its hooks) goes last, as its dict does in python3.
+for name in ("excepthook", "displayhook", "breakpointhook", "unraisablehook"):
+    setattr(sys, name, getattr(sys, "__%s__" % name, None))
+gc.collect()
+# A file that only a module still holds would be closed, so flushed, as python3
+# frees that module; none of the zygote's own is listed (they are frozen).
+for found in gc.get_objects():
+    if isinstance(found, _io._IOBase):
+        try:
+            if not found.closed:
+                found.flush()
+        except BaseException:
+            pass
+found = None
 for stream in (sys.stdout, sys.stderr):
     try:
         stream.flush()
     except BaseException:
         pass
 if interrupted:
-    # python3 ends by SIGINT then.
-    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
-    os.kill(os.getpid(), _signal.SIGINT)
+    # python3 ends by SIGINT then; with SIGINT blocked, with 130.
+    status = 130
+    try:
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+        os.kill(os.getpid(), _signal.SIGINT)
+    except BaseException:
+        pass
 os._exit(status & 0xFF)
 """
 
@@ -1364,7 +1431,11 @@ def become(uid: int) -> None:
 
 
 def processes_of(uid: int) -> list[int]:
-    """The live (not zombie) processes running as ``uid``, but the supervisor's own."""
+    """The live processes running as ``uid``, but the supervisor's own.
+
+    A zombie is not live, unless threads of it still run: its main thread may
+    have exited alone, and the rest of it would run on into the next case.
+    """
     found = []
     ours = {os.getpid(), KILLER.pid if KILLER is not None else 0}
     for name in os.listdir("/proc"):
@@ -1378,7 +1449,10 @@ def processes_of(uid: int) -> list[int]:
         except OSError:
             continue
         uids = fields.get(b"Uid", b"").split()
-        if uids and int(uids[0]) == uid and not fields.get(b"State", b"").strip().startswith(b"Z"):
+        if not uids or int(uids[0]) != uid:
+            continue
+        zombie = fields.get(b"State", b"").strip().startswith(b"Z")
+        if not zombie or int(fields.get(b"Threads", b"1").strip() or b"1") > 1:
             found.append(int(name))
     return found
 
@@ -1456,7 +1530,7 @@ class Killer:
 
     def kill(self) -> bool:
         """Have every process of the uid killed; False when the killer is gone."""
-        return self._ask(b"k", 5) == b"k"
+        return self._ask(b"k", (b"k",), 5) == b"k"
 
     def wipe(self) -> bool | None:
         """Have :func:`wipe` done as the uid: True when all is clean, None when the killer is gone.
@@ -1464,20 +1538,43 @@ class Killer:
         The killer is already of the program's uid, so this costs no fork; it runs
         only once every process of that uid is gone.
         """
-        told = self._ask(b"w", None)
-        return None if told not in (b"w", b"u") else told == b"w"
+        told = self._ask(b"w", (b"w", b"u"), 60)
+        return None if not told else told == b"w"
 
-    def _ask(self, what: bytes, wait: float | None) -> bytes:
-        """Its one-byte answer to ``what``, or nothing when it is gone or took over ``wait`` s."""
+    def _ask(self, what: bytes, answers: tuple[bytes, ...], wait: float) -> bytes:
+        """Its one-byte answer to ``what``, or nothing when it is gone or took over ``wait`` s.
+
+        A killer that does not answer in time, or answers out of turn, is let go
+        for good (its pid is no longer set apart from the program's): a late
+        answer would be taken for the next request's.
+        """
         if self.pid == 0:
             return b""
+        told = b""
         try:
             os.write(self.ask, what)
-            if wait is not None and not select.select([self.told], [], [], wait)[0]:
-                return b""
-            return os.read(self.told, 1)
+            if select.select([self.told], [], [], wait)[0]:
+                told = os.read(self.told, 1)
         except OSError:
+            told = b""
+        if told not in answers:
+            self.retire()
             return b""
+        return told
+
+    def retire(self) -> None:
+        """Stop asking it: close its pipes (it ends at their EOF) and reap it if it has ended."""
+        for fd in (self.ask, self.told):
+            if fd >= 0:
+                os.close(fd)
+        self.ask = self.told = -1
+        pid, self.pid = self.pid, 0
+        if pid:
+            # Not contextlib: the supervisor imports as little as it can.
+            try:  # noqa: SIM105
+                wait_child(pid, False)
+            except ChildProcessError:
+                pass
 
 
 KILLER: Killer | None = None

@@ -237,6 +237,45 @@ def test_each_case_reads_exactly_its_own_stdin(engine: DockerEngine) -> None:
     ]
 
 
+# Case 1 leaves a process whose main thread has exited (a zombie to /proc) while
+# another thread of it runs on; case 2 looks for what that thread writes.
+LINGERER = r"""
+import ctypes, os, platform, threading, time
+if input() == "leave":
+    if os.fork() == 0:
+        def linger():
+            while True:
+                try:
+                    with open("/sandbox/lingering", "w") as handle:
+                        handle.write("x")
+                except OSError:
+                    pass
+                time.sleep(0.02)
+        threading.Thread(target=linger).start()
+        time.sleep(0.1)
+        # SYS_exit: the main thread alone ends.
+        ctypes.CDLL(None).syscall({"x86_64": 60, "aarch64": 93}[platform.machine()], 0)
+    time.sleep(0.3)
+    print("left")
+else:
+    time.sleep(0.5)
+    print("lingering" if os.path.exists("/sandbox/lingering") else "clean")
+"""
+
+
+def test_a_process_whose_main_thread_ended_does_not_outlive_its_case(
+    engine: DockerEngine,
+) -> None:
+    cases = [
+        {"name": "leave", "stdin": "leave\n", "expected": "left"},
+        {"name": "look", "stdin": "look\n", "expected": "clean"},
+    ]
+    result = check(LINGERER, cases, limits=Limits(timeout=10), reveal_hidden=True)
+    assert [case.stdout.strip() for case in result.cases] == ["left", "clean"], [
+        (case.stdout, case.stderr, case.detail) for case in result.cases
+    ]
+
+
 # A hidden case writes its input into a cgroup counter of the container (failed
 # forks at the pids limit); the next visible case reads the counter back and prints it.
 CGROUP_SMUGGLER = r"""

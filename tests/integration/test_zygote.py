@@ -153,6 +153,29 @@ ENDINGS = {
     "unflushed file": "f = open('/dev/stdout', 'w')\nf.write('via a file, never closed')\n",
     "stdout swapped": "import io, sys\nsys.stdout = io.StringIO()\nprint('kept')\n",
     "no newline": "import sys\nsys.stdout.write('out')\nsys.stderr.write('err')\n",
+    "file a signal handler holds": (
+        "import signal\nout = open('/dev/stdout', 'w')\nout.write('answer 42\\n')\n"
+        "signal.signal(signal.SIGALRM, lambda *_: out)\n"
+    ),
+    "file a module holds": (
+        "import json\nout = open('/dev/stdout', 'w')\nout.write('kept\\n')\njson.out = out\n"
+    ),
+    "file an excepthook holds": (
+        "import sys\nout = open('/dev/stdout', 'w')\nout.write('hooked\\n')\n"
+        "sys.excepthook = lambda *_: out\n"
+    ),
+    "stdout without closed": (
+        "import sys\nclass Capture:\n    def write(self, text):\n        return len(text)\n"
+        "    def flush(self):\n        pass\nsys.stdout = Capture()\nprint('x')\n"
+    ),
+    "exit past a C long": "import sys\nsys.exit(2**63)\n",
+    "interrupt's subclass": "class Stop(KeyboardInterrupt):\n    pass\nraise Stop\n",
+    "exit message without stderr": "import sys\nsys.stderr = None\nsys.exit('bye')\n",
+    "cycle's destructor imports": (
+        "class A:\n    def __del__(self):\n        import json\n"
+        "        print('del', json.dumps(1))\n"
+        "a = A()\na.me = a\ndel a\n"
+    ),
 }
 
 
