@@ -28,7 +28,7 @@ from ..supervisor.protocol import (
     encode_request,
     parse_case_end,
 )
-from .conversation import SupervisedRun
+from .conversation import SEND_INLINE, SupervisedRun
 from .output import CappedOutput
 from .sandbox import SUPERVISOR_GRACE, Sandbox
 
@@ -113,7 +113,7 @@ class CasesConversation:
         )
         # The first case goes with the request (and the second with it, if small);
         # each next one as the one before it ends.
-        talk.converse(header + self._due(), self.longest)
+        talk.converse(header + self._due(len(header)), self.longest)
         talk.refuse_if_refused()
         if len(self.done) == len(self.request.cases) and talk.end == End("exit", 0):
             status, exit_code = RunStatus.OK, 0
@@ -138,14 +138,22 @@ class CasesConversation:
         container = self.request.profile.limits.memory
         return encode_case(case.stdin, timeout, memory if memory < container else 0)
 
-    def _due(self) -> bytes:
-        """The cases to send now: the one the supervisor runs next, then one ahead if small."""
+    def _due(self, before: int = 0) -> bytes:
+        """The cases to send now: the one the supervisor runs next, then one ahead if small.
+
+        One ahead goes only in a write made at once (with the ``before`` bytes that
+        precede it): a write from a thread could still be under way when the next
+        one starts, and the two would interleave.
+        """
         out = b""
         total, running = len(self.request.cases), len(self.done)
         while len(self._sent) < total and len(self._sent) <= running + 1:
             payload = self._case(len(self._sent))
             ahead = len(self._sent) > running
-            if ahead and max(len(payload), self._sent[running]) > _AHEAD:
+            if ahead and (
+                max(len(payload), self._sent[running]) > _AHEAD
+                or before + len(out) + len(payload) > SEND_INLINE
+            ):
                 break
             self._sent.append(len(payload))
             out += payload

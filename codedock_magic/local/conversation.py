@@ -45,14 +45,15 @@ from .display import DisplayOutput
 from .output import CappedOutput
 from .sandbox import KILL_GRACE, SUPERVISOR_GRACE, Sandbox
 
-__all__ = ["DIE_WAIT", "RunConversation", "SupervisedRun", "send_quietly"]
+__all__ = ["DIE_WAIT", "SEND_INLINE", "RunConversation", "SupervisedRun", "send_quietly"]
 
 # How long the engine's exit report may trail the end of the output stream.
 DIE_WAIT = 2.0
 # How often the loop looks at the clock and the stop flag: the latency of an
 # interrupt.
 _POLL = 0.1
-_SEND_INLINE = 64 * 1024
+#: What :meth:`SupervisedRun.send` writes at once; more goes from a thread of its own.
+SEND_INLINE = 64 * 1024
 
 
 class SupervisedRun:
@@ -111,7 +112,7 @@ class SupervisedRun:
 
     def send(self, data: bytes) -> None:
         """Write to the supervisor; a large write goes from a thread of its own."""
-        if len(data) <= _SEND_INLINE:
+        if len(data) <= SEND_INLINE:
             self.sandbox.channel.send(data)
         else:
             # A large stdin can fill the stream before the supervisor reads it all.
