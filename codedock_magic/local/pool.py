@@ -322,6 +322,8 @@ class Pool:
                     # a load of many, or when runs have found the pool empty and it
                     # is empty again (cells back to back), refills overlap the runs.
                     serving[0].watch.died.wait(_REFILL_DEFER)
+                    if self._closed:
+                        return
                 self._fill_one(profile)
             finally:
                 with self._wake:
