@@ -1515,8 +1515,8 @@ class Killer:
         os.close(told_w)
         self.pid, self.ask, self.told = pid, ask_w, told_r
 
-    def close(self) -> None:
-        """End it (its request pipe reaches EOF) and reap it."""
+    def close(self, block: bool = True) -> None:
+        """End it (its request pipe reaches EOF) and reap it (without ``block``: if it ended)."""
         for fd in (self.ask, self.told):
             if fd >= 0:
                 os.close(fd)
@@ -1524,7 +1524,7 @@ class Killer:
         pid, self.pid = self.pid, 0
         if pid:
             try:
-                wait_child(pid, True)  # also takes it from REAPED, if reaped already
+                wait_child(pid, block)  # also takes it from REAPED, if reaped already
             except ChildProcessError:
                 return
 
@@ -1558,23 +1558,9 @@ class Killer:
         except OSError:
             told = b""
         if told not in answers:
-            self.retire()
+            self.close(block=False)
             return b""
         return told
-
-    def retire(self) -> None:
-        """Stop asking it: close its pipes (it ends at their EOF) and reap it if it has ended."""
-        for fd in (self.ask, self.told):
-            if fd >= 0:
-                os.close(fd)
-        self.ask = self.told = -1
-        pid, self.pid = self.pid, 0
-        if pid:
-            # Not contextlib: the supervisor imports as little as it can.
-            try:  # noqa: SIM105
-                wait_child(pid, False)
-            except ChildProcessError:
-                pass
 
 
 KILLER: Killer | None = None
